@@ -1,0 +1,56 @@
+# wgedge: one way to run everything.
+#   make test    install what the tests need (venv, Debian packages, MicroPython) and run them
+#   make demo    the main job (see README.md)
+#   make bench   benchmarks; results go to docs/benchmarks.md
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CACHE := .cache
+MPY_DIR := $(CACHE)/micropython
+APT_PACKAGES := nodejs npm
+PYTEST_ARGS ?=
+
+.PHONY: test setup venv apt micropython lint demo bench clean
+
+test: setup
+	$(PY) -m ruff check wgedge tests
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+setup: apt venv micropython
+
+# Debian packages, installed only when missing (CI runs as root on a fresh machine).
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# MicroPython 1.27 (WebAssembly build) for the subset test, run with node.
+micropython: $(MPY_DIR)/.stamp
+$(MPY_DIR)/.stamp:
+	mkdir -p $(MPY_DIR)
+	cd $(MPY_DIR) && npm install --silent --no-audit --no-fund --no-save @micropython/micropython-webassembly-pyscript@1.27.0
+	touch $@
+
+lint: venv
+	$(PY) -m ruff check wgedge tests
+
+demo: venv
+	$(PY) -m wgedge info
+	$(PY) -m wgedge demo
+
+bench: venv
+	$(PY) -m tests.bench.core_bench
+
+clean:
+	rm -rf $(VENV) $(CACHE) .pytest_cache .ruff_cache
