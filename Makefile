@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CACHE := .cache
 MPY_DIR := $(CACHE)/micropython
-APT_PACKAGES := nodejs npm
+APT_PACKAGES := nodejs npm wireguard-go wireguard-tools iperf3 iproute2 iputils-ping
 PYTEST_ARGS ?=
 
 .PHONY: test setup venv apt micropython lint demo bench clean

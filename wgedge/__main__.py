@@ -1,0 +1,3 @@
+from wgedge.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,409 @@
+"""The device: identity, peers, indices, routing and the cookie checker; the entry points.
+
+    receive_datagrams(batch, now) -> Output    datagrams from UDP, as [(bytes, endpoint)]
+    send_packets(batch, now)      -> Output    IP packets read from TUN, as [bytes]
+    handle_timer(now)             -> Output    call when `get_timer()` is due
+    get_timer()                   -> float | None, the next deadline
+
+Rules kept here:
+- Time is an argument: `now` is the caller's monotonic clock in seconds. Wall-clock time
+  (TAI64N timestamps, `last_handshake` for `wg show`) is `now + wall_offset`, which the I/O
+  layer keeps current. Randomness comes from the injected `rng(n) -> n bytes`.
+- A peer's misbehaviour never raises: every refused datagram or packet is counted in
+  `drops[reason]` and listed in `Output.dropped`. Misuse by the caller (bad key length, ...)
+  raises ValueError.
+- An endpoint is the caller's opaque, hashable address: a tuple whose first two items are the
+  host string and port (what `socket.recvfrom` returns). Cookies and rate limits key on them.
+- Security checks live here, in the tested core: mac1/cookie before any DH, the allowed-IPs
+  check on every decrypted packet, replay and key-age checks before a packet is delivered.
+
+`_receive_data` and `send_packets` are the hot path and are written for speed.
+"""
+
+from wgedge.core import consts as C
+from wgedge.core import cookie as ck
+from wgedge.core import ipaddr, packet, timers, wire
+from wgedge.core.allowedips import AllowedIPs
+from wgedge.core.noise import Noise
+from wgedge.core.peer import Peer
+from wgedge.core.ratelimiter import RateLimiter
+
+_DATA_HEADER = wire.DATA_HEADER.unpack_from
+_NONCE = wire.NONCE.pack
+_U32 = wire.Struct("<I").unpack_from
+
+
+class Output:
+    """Everything one entry-point call produced."""
+
+    def __init__(self, device):
+        self.udp = []  # [(datagram, endpoint)] in send order
+        self.tun = []  # [packet] to write to the TUN device
+        self.dropped = []  # [reason], also counted in device.drops
+        self._drops = device.drops
+
+    def drop(self, reason):
+        self.dropped.append(reason)
+        d = self._drops
+        d[reason] = d.get(reason, 0) + 1
+
+
+class Device:
+    def __init__(self, crypto, rng, private_key=None, mtu=C.DEFAULT_MTU):
+        self.crypto = crypto
+        self.rng = rng
+        self.mtu = mtu
+        self.wall_offset = 0.0
+        self.noise = Noise(crypto)
+        self.cookie_checker = ck.CookieChecker(crypto)
+        self.ratelimiter = RateLimiter()
+        self.allowed_ips = AllowedIPs()
+        self.peers = {}  # public key -> Peer, in insertion order (as `wg show` lists them)
+        self.drops = {}
+        self.handshake_index = {}  # local index -> Peer with a handshake in flight
+        self.keypair_index = {}  # local index -> Keypair
+        self._heap = []
+        self._heap_seq = 0
+        # Load: cookie mode when more handshake messages than this arrive within a second.
+        self.handshake_load_threshold = 512
+        self.force_under_load = False
+        self._load_window_start = None
+        self._load_count = 0
+        self._last_under_load = None
+        self.listen_port = 0
+        self.fwmark = 0
+        if private_key is not None:
+            self.set_private_key(private_key)
+
+    # --- identity and peers ------------------------------------------------------------------
+    @property
+    def private_key(self):
+        return self.noise.static_private
+
+    @property
+    def public_key(self):
+        return self.noise.static_public
+
+    def set_private_key(self, private_key):
+        """Set (or with None, remove) our static key; sessions made with the old one end."""
+        if private_key is not None and len(private_key) != C.KEY_LEN:
+            raise ValueError("private key must be 32 bytes")
+        if private_key is not None and self.noise.static_private == private_key:
+            return
+        self.noise.set_static_private(private_key)
+        self.cookie_checker.set_static_public(self.noise.static_public)
+        mine = self.noise.static_public
+        if mine is not None and mine in self.peers:
+            self.remove_peer(self.peers[mine])  # a peer with our own key cannot exist
+        for peer in self.peers.values():
+            self.noise.precompute(peer.handshake)
+            peer.expire_keypairs()
+            self._free_handshake_index(peer)
+            peer.handshake.clear()
+
+    def add_peer(self, public_key):
+        if len(public_key) != C.KEY_LEN:
+            raise ValueError("public key must be 32 bytes")
+        peer = self.peers.get(public_key)
+        if peer is not None:
+            return peer
+        if public_key == self.noise.static_public:
+            raise ValueError("a peer cannot have the interface's own public key")
+        if len(self.peers) >= C.MAX_PEERS:
+            raise ValueError("too many peers")
+        peer = Peer(self, public_key)
+        self.noise.precompute(peer.handshake)
+        self.peers[public_key] = peer
+        return peer
+
+    def remove_peer(self, peer):
+        if self.peers.get(peer.public_key) is not peer:
+            return
+        del self.peers[peer.public_key]
+        self.allowed_ips.remove_peer(peer)
+        peer.shutdown()
+
+    def remove_all_peers(self):
+        for peer in list(self.peers.values()):
+            self.remove_peer(peer)
+
+    # --- indices (paper 5.4.1: random 32-bit sender indices) ------------------------------------
+    def _random_index(self):
+        while True:
+            r = self.rng(4)
+            index = r[0] | (r[1] << 8) | (r[2] << 16) | (r[3] << 24)
+            if index not in self.handshake_index and index not in self.keypair_index:
+                return index
+
+    def _new_handshake_index(self, peer):
+        self._free_handshake_index(peer)
+        index = self._random_index()
+        self.handshake_index[index] = peer
+        return index
+
+    def _free_handshake_index(self, peer):
+        index = peer.handshake.local_index
+        if index is not None and self.handshake_index.get(index) is peer:
+            del self.handshake_index[index]
+        peer.handshake.local_index = None
+
+    def _index_to_keypair(self, index, kp):
+        """A finished handshake hands its index to the keypair (kernel: index replace)."""
+        if self.handshake_index.get(index) is kp.peer:
+            del self.handshake_index[index]
+        self.keypair_index[index] = kp
+
+    def _forget_keypair(self, kp):
+        if self.keypair_index.get(kp.local_index) is kp:
+            del self.keypair_index[kp.local_index]
+
+    # --- timers --------------------------------------------------------------------------------
+    def get_timer(self):
+        heap = self._heap
+        while heap:
+            deadline, _, peer = heap[0]
+            if peer.removed or peer.deadline != deadline:
+                timers.heap_pop(heap)  # stale entry: that peer re-armed or went away
+                continue
+            return deadline
+        return None
+
+    def _reschedule(self, peer):
+        d = peer.timers.next_deadline()
+        if d != peer.deadline:
+            peer.deadline = d
+            if d is not None and not peer.removed:
+                self._heap_seq += 1
+                timers.heap_push(self._heap, (d, self._heap_seq, peer))
+
+    def handle_timer(self, now):
+        out = Output(self)
+        heap = self._heap
+        due = []
+        while heap and heap[0][0] <= now:
+            deadline, _, peer = timers.heap_pop(heap)
+            if not peer.removed and peer.deadline == deadline:
+                peer.deadline = None
+                due.append(peer)
+        for peer in due:
+            peer.on_timers(now, out)
+            self._reschedule(peer)
+        return out
+
+    def touch(self, peer):
+        """Re-read a peer's deadlines after configuration changed them."""
+        self._reschedule(peer)
+
+    # --- outgoing: packets from TUN ------------------------------------------------------------
+    def send_packets(self, packets, now):
+        out = Output(self)
+        lookup = self.allowed_ips.lookup
+        groups = {}
+        for p in packets:
+            n = len(p)
+            version = p[0] >> 4 if n else 0
+            if version == 4 and n >= 20:
+                peer = lookup(p[16:20])
+            elif version == 6 and n >= 40:
+                peer = lookup(p[24:40])
+            else:
+                out.drop(C.DROP_BAD_INNER)
+                continue
+            if peer is None:
+                out.drop(C.DROP_NO_ROUTE)
+                continue
+            g = groups.get(peer)
+            if g is None:
+                groups[peer] = [p]
+            else:
+                g.append(p)
+        for peer, batch in groups.items():
+            peer.send_data(batch, now, out)
+            self._reschedule(peer)
+        return out
+
+    # --- incoming: datagrams from UDP ------------------------------------------------------------
+    def receive_datagrams(self, datagrams, now):
+        out = Output(self)
+        touched = {}
+        unpack_type = _U32
+        for data, endpoint in datagrams:
+            if len(data) >= C.DATA_MIN_LEN and unpack_type(data, 0)[0] == C.MSG_DATA:
+                peer = self._receive_data(data, endpoint, now, out)
+            else:
+                peer = self._receive_other(data, endpoint, now, out)
+            if peer is not None:
+                touched[peer] = True
+        for peer in touched:
+            self._reschedule(peer)
+        return out
+
+    def _receive_data(self, data, endpoint, now, out):
+        _, receiver, counter = _DATA_HEADER(data, 0)
+        kp = self.keypair_index.get(receiver)
+        if kp is None:
+            out.drop(C.DROP_UNKNOWN_INDEX)
+            return None
+        if not kp.can_receive(now) or counter >= C.REJECT_AFTER_MESSAGES:
+            kp.receiving_valid = False
+            out.drop(C.DROP_EXPIRED_KEYPAIR)
+            return None
+        try:
+            plain = kp.receiving.decrypt(_NONCE(0, counter), data[16:], None)
+        except self.crypto.AuthError:
+            out.drop(C.DROP_DECRYPT)
+            return None
+        if not kp.replay.check_and_update(counter):
+            out.drop(C.DROP_REPLAY)
+            return None
+        peer = kp.peer
+        peer.endpoint = endpoint  # roaming: the latest authenticated source wins (paper 6.5)
+        peer.rx_bytes += len(data)
+        t = peer.timers
+        if kp is peer.keypairs.next and peer.keypairs.confirm(kp):
+            peer.handshake_complete(now)
+            peer.send_data([], now, out)  # staged packets can leave now
+        t.any_authenticated_packet_received(now)
+        t.any_authenticated_packet_traversal(now)
+        if plain:
+            t.data_received(now)
+            length = packet.inner_len(plain)
+            if length < 0:
+                out.drop(C.DROP_BAD_INNER)
+            else:
+                src = plain[12:16] if plain[0] >> 4 == 4 else plain[8:24]
+                if self.allowed_ips.lookup(src) is not peer:
+                    out.drop(C.DROP_SOURCE_NOT_ALLOWED)
+                else:
+                    out.tun.append(plain if length == len(plain) else plain[:length])
+        if kp is peer.keypairs.current:
+            peer.keep_key_fresh_on_receive(now, out)
+        return peer
+
+    def _receive_other(self, data, endpoint, now, out):
+        mtype = wire.classify(data)
+        if mtype == C.MSG_INITIATION or mtype == C.MSG_RESPONSE:
+            return self._receive_handshake(data, mtype, endpoint, now, out)
+        if mtype == C.MSG_COOKIE_REPLY:
+            return self._receive_cookie_reply(data, now, out)
+        if mtype == C.MSG_DATA:  # only reached when too short for the fast path
+            mtype = C.DROP_BAD_LENGTH
+        out.drop(mtype)
+        return None
+
+    # --- handshakes ------------------------------------------------------------------------------
+    def _under_load(self, now):
+        """Kernel semantics: load seen now, or within the last UNDER_LOAD_AFTER seconds."""
+        start = self._load_window_start
+        if start is None or now - start >= 1.0:
+            self._load_window_start = now
+            self._load_count = 0
+        self._load_count += 1
+        if self.force_under_load or self._load_count > self.handshake_load_threshold:
+            self._last_under_load = now
+            return True
+        last = self._last_under_load
+        if last is not None:
+            if now - last < C.UNDER_LOAD_AFTER:
+                return True
+            self._last_under_load = None
+        return False
+
+    def _ratelimit_allows(self, endpoint, now):
+        try:
+            key = self.ratelimiter.key_for(ipaddr.parse_ip(endpoint[0]))
+        except (ValueError, TypeError, IndexError):
+            key = endpoint[0]
+        return self.ratelimiter.allow(key, now)
+
+    def _handshake_allowed(self, data, mtype, endpoint, now, out):
+        """The cookie decision, in one place (kernel receive.c, wg_receive_handshake_packet)."""
+        under_load = self._under_load(now)
+        mac1_offset = wire.mac1_offset(mtype)
+        state = self.cookie_checker.validate(
+            data, mac1_offset, endpoint, under_load,
+            lambda: self._ratelimit_allows(endpoint, now), now, self.rng)
+        if under_load and state == ck.VALID_MAC_WITH_COOKIE:
+            return True
+        if not under_load and state == ck.VALID_MAC_BUT_NO_COOKIE:
+            return True
+        if under_load and state == ck.VALID_MAC_BUT_NO_COOKIE:
+            sender = _U32(data, 4)[0]
+            out.udp.append((self.cookie_checker.make_reply(data, mac1_offset, sender, endpoint,
+                                                           now, self.rng), endpoint))
+            out.drop(C.DROP_NEED_COOKIE)
+            return False
+        if state == ck.VALID_MAC_WITH_COOKIE_BUT_RATELIMITED:
+            out.drop(C.DROP_RATELIMITED)
+        else:
+            out.drop(C.DROP_BAD_MAC1)
+        return False
+
+    def _receive_handshake(self, data, mtype, endpoint, now, out):
+        if not self._handshake_allowed(data, mtype, endpoint, now, out):
+            return None
+        if mtype == C.MSG_INITIATION:
+            sender, eph, enc_static, enc_ts = wire.parse_initiation(data)
+            result = self.noise.consume_initiation(eph, enc_static, enc_ts, self.peers.get, now)
+            if not isinstance(result, tuple):
+                out.drop(result)
+                return None
+            peer, commit = result
+            commit(sender)
+            peer.endpoint = endpoint
+            peer.rx_bytes += len(data)
+            self._send_response(peer, now, out)
+        else:
+            sender, receiver, eph, enc_nothing = wire.parse_response(data)
+            peer = self.handshake_index.get(receiver)
+            if peer is None:
+                out.drop(C.DROP_UNKNOWN_INDEX)
+                return None
+            if not self.noise.consume_response(peer.handshake, sender, eph, enc_nothing):
+                out.drop(C.DROP_BAD_HANDSHAKE)
+                return None
+            peer.endpoint = endpoint
+            peer.rx_bytes += len(data)
+            if peer.begin_session(now) is not None:
+                peer.handshake_complete(now)
+                peer.send_keepalive(now, out)  # confirms the session to the responder
+        t = peer.timers
+        t.any_authenticated_packet_received(now)
+        t.any_authenticated_packet_traversal(now)
+        return peer
+
+    def _send_response(self, peer, now, out):
+        peer.last_sent_handshake = now
+        index = self._new_handshake_index(peer)
+        fields = self.noise.create_response(peer.handshake, index, self._ephemeral())
+        if fields is None:
+            self._free_handshake_index(peer)
+            out.drop(C.DROP_BAD_HANDSHAKE)
+            return
+        msg = wire.pack_response(*fields)
+        peer.cookie.add_macs(msg, C.RESPONSE_MAC1_OFFSET, now)
+        if peer.begin_session(now) is not None:
+            t = peer.timers
+            t.any_authenticated_packet_traversal(now)
+            t.any_authenticated_packet_sent(now)
+            peer._emit(bytes(msg), out)
+
+    def _ephemeral(self):
+        from wgedge.core.noise import clamp
+
+        return clamp(self.rng(32))
+
+    def _receive_cookie_reply(self, data, now, out):
+        receiver, nonce, encrypted = wire.parse_cookie_reply(data)
+        peer = self.handshake_index.get(receiver)
+        if peer is None:
+            kp = self.keypair_index.get(receiver)
+            peer = kp.peer if kp is not None else None
+        if peer is None:
+            out.drop(C.DROP_UNKNOWN_INDEX)
+            return None
+        if not peer.cookie.consume_reply(nonce, encrypted, now):
+            out.drop(C.DROP_BAD_COOKIE)
+            return None
+        # No resend here: the retransmit timer sends the next initiation with mac2 (kernel).
+        return peer

@@ -1,0 +1,263 @@
+"""Noise_IKpsk2 as WireGuard uses it (paper section 5.4), one handshake state per peer.
+
+Rules kept here:
+- A handshake moves ZEROED -> CREATED_INITIATION -> CONSUMED_RESPONSE (initiator) or
+  ZEROED -> CONSUMED_INITIATION -> CREATED_RESPONSE (responder); `derive_keypair` turns either
+  final state into transport keys and zeroes the handshake.
+- Consuming a message works on local copies and commits to the handshake only when every
+  check passed: a forged or replayed message leaves the state exactly as it was.
+- Functions return None (or a DROP_* reason) on a peer's misbehaviour and raise only on misuse.
+- No clock, no randomness of its own: `now` (monotonic), the TAI64N timestamp and ephemeral
+  private keys are passed in.
+"""
+
+from wgedge.core import consts as C
+from wgedge.core import tai64n
+
+ZEROED = 0
+CREATED_INITIATION = 1
+CONSUMED_INITIATION = 2
+CREATED_RESPONSE = 3
+CONSUMED_RESPONSE = 4
+
+ZERO_KEY = bytes(32)
+ZERO_NONCE = bytes(12)
+_ONE = b"\x01"
+_TWO = b"\x02"
+_THREE = b"\x03"
+
+
+def clamp(private):
+    """RFC 7748 clamping, as `wg genkey` applies it."""
+    k = bytearray(private)
+    k[0] &= 248
+    k[31] = (k[31] & 127) | 64
+    return bytes(k)
+
+
+class Handshake:
+    """Per-peer handshake state and the peer's static identity as the handshake needs it."""
+
+    def __init__(self, remote_static, preshared_key=None):
+        self.remote_static = remote_static
+        self.preshared_key = preshared_key or ZERO_KEY
+        self.precomputed_static_static = None  # DH(our static, their static); None if invalid
+        self.latest_timestamp = bytes(C.TIMESTAMP_LEN)
+        self.last_initiation_consumption = None
+        self.local_index = None
+        self.clear()
+
+    def clear(self):
+        """Forget everything ephemeral (the timestamp and flood state survive, as in the kernel)."""
+        self.state = ZEROED
+        self.hash = None
+        self.chaining_key = None
+        self.ephemeral_private = None
+        self.remote_ephemeral = None
+        self.remote_index = None
+
+
+class Noise:
+    """Device-wide handshake context: our static identity and the derived constants."""
+
+    def __init__(self, crypto):
+        self.crypto = crypto
+        h = crypto.hash
+        self.initial_chaining_key = h(C.CONSTRUCTION)
+        self.initial_hash = h(self.initial_chaining_key + C.IDENTIFIER)
+        self.static_private = None
+        self.static_public = None
+        self.responder_hash = None  # HASH(initial_hash || our static public)
+
+    def set_static_private(self, private):
+        if private is None:
+            self.static_private = self.static_public = self.responder_hash = None
+            return
+        self.static_private = clamp(private)
+        self.static_public = self.crypto.x25519_public(self.static_private)
+        self.responder_hash = self.crypto.hash(self.initial_hash + self.static_public)
+
+    def precompute(self, hs):
+        """Cache DH(our static, their static); None when either side is missing or invalid."""
+        if self.static_private is None:
+            hs.precomputed_static_static = None
+        else:
+            hs.precomputed_static_static = self.crypto.x25519(self.static_private, hs.remote_static)
+
+    # --- KDF (paper 5.4: HKDF with HMAC-BLAKE2s) ------------------------------------------
+    def kdf1(self, key, data):
+        hmac = self.crypto.hmac
+        return hmac(hmac(key, data), _ONE)
+
+    def kdf2(self, key, data):
+        hmac = self.crypto.hmac
+        prk = hmac(key, data)
+        t1 = hmac(prk, _ONE)
+        return t1, hmac(prk, t1 + _TWO)
+
+    def kdf3(self, key, data):
+        hmac = self.crypto.hmac
+        prk = hmac(key, data)
+        t1 = hmac(prk, _ONE)
+        t2 = hmac(prk, t1 + _TWO)
+        return t1, t2, hmac(prk, t2 + _THREE)
+
+    def _seal(self, key, plaintext, ad):
+        return self.crypto.aead(key).encrypt(ZERO_NONCE, plaintext, ad)
+
+    def _open(self, key, ciphertext, ad):
+        try:
+            return self.crypto.aead(key).decrypt(ZERO_NONCE, ciphertext, ad)
+        except self.crypto.AuthError:
+            return None
+
+    # --- Initiator: first message (paper 5.4.2) -------------------------------------------
+    def create_initiation(self, hs, local_index, ephemeral_private, timestamp):
+        """Fill `hs` for a new initiation; return its fields, or None if DH is impossible."""
+        if self.static_private is None or hs.precomputed_static_static is None:
+            return None
+        crypto = self.crypto
+        h = crypto.hash(self.initial_hash + hs.remote_static)
+        eph_pub = crypto.x25519_public(ephemeral_private)
+        h = crypto.hash(h + eph_pub)
+        ck = self.kdf1(self.initial_chaining_key, eph_pub)
+        dh = crypto.x25519(ephemeral_private, hs.remote_static)
+        if dh is None:
+            return None
+        ck, key = self.kdf2(ck, dh)
+        enc_static = self._seal(key, self.static_public, h)
+        h = crypto.hash(h + enc_static)
+        ck, key = self.kdf2(ck, hs.precomputed_static_static)
+        enc_ts = self._seal(key, timestamp, h)
+        h = crypto.hash(h + enc_ts)
+        hs.state = CREATED_INITIATION
+        hs.hash = h
+        hs.chaining_key = ck
+        hs.ephemeral_private = ephemeral_private
+        hs.remote_ephemeral = None
+        hs.remote_index = None
+        hs.local_index = local_index
+        return local_index, eph_pub, enc_static, enc_ts
+
+    # --- Responder: consume the first message ---------------------------------------------
+    def consume_initiation(self, ephemeral, enc_static, enc_timestamp, find_peer, now):
+        """Return (peer, commit) where commit(sender_index) stores the result, or a reason.
+
+        `find_peer(static_public)` maps a decrypted static key to the peer (or None). The
+        caller commits only after its own checks; until then nothing of the peer changes.
+        """
+        if self.static_private is None:
+            return C.DROP_NO_PRIVATE_KEY
+        crypto = self.crypto
+        h = crypto.hash(self.responder_hash + ephemeral)
+        ck = self.kdf1(self.initial_chaining_key, ephemeral)
+        dh = crypto.x25519(self.static_private, ephemeral)
+        if dh is None:
+            return C.DROP_BAD_HANDSHAKE
+        ck, key = self.kdf2(ck, dh)
+        static = self._open(key, enc_static, h)
+        if static is None:
+            return C.DROP_BAD_HANDSHAKE
+        h = crypto.hash(h + enc_static)
+        peer = find_peer(static)
+        if peer is None:
+            return C.DROP_UNKNOWN_PEER
+        hs = peer.handshake
+        if hs.precomputed_static_static is None:
+            return C.DROP_BAD_HANDSHAKE
+        ck, key = self.kdf2(ck, hs.precomputed_static_static)
+        timestamp = self._open(key, enc_timestamp, h)
+        if timestamp is None:
+            return C.DROP_BAD_HANDSHAKE
+        h = crypto.hash(h + enc_timestamp)
+        # Replay: the timestamp must be newer than any accepted before (paper 5.1). Flood: at
+        # most INITIATIONS_PER_SECOND accepted per peer, whatever their timestamps.
+        if not tai64n.is_after(timestamp, hs.latest_timestamp):
+            return C.DROP_REPLAYED_TIMESTAMP
+        last = hs.last_initiation_consumption
+        if last is not None and now - last < 1.0 / C.INITIATIONS_PER_SECOND:
+            return C.DROP_HANDSHAKE_FLOOD
+
+        def commit(sender_index):
+            hs.state = CONSUMED_INITIATION
+            hs.hash = h
+            hs.chaining_key = ck
+            hs.remote_ephemeral = ephemeral
+            hs.remote_index = sender_index
+            hs.ephemeral_private = None
+            hs.latest_timestamp = timestamp
+            hs.last_initiation_consumption = now
+
+        return peer, commit
+
+    # --- Responder: second message (paper 5.4.3) ------------------------------------------
+    def create_response(self, hs, local_index, ephemeral_private):
+        """Return (sender, receiver, ephemeral, encrypted_nothing) or None."""
+        if hs.state != CONSUMED_INITIATION:
+            return None
+        crypto = self.crypto
+        eph_pub = crypto.x25519_public(ephemeral_private)
+        h = crypto.hash(hs.hash + eph_pub)
+        ck = self.kdf1(hs.chaining_key, eph_pub)
+        dh1 = crypto.x25519(ephemeral_private, hs.remote_ephemeral)
+        dh2 = crypto.x25519(ephemeral_private, hs.remote_static)
+        if dh1 is None or dh2 is None:
+            return None
+        ck = self.kdf1(ck, dh1)
+        ck = self.kdf1(ck, dh2)
+        ck, tau, key = self.kdf3(ck, hs.preshared_key)
+        h = crypto.hash(h + tau)
+        enc_nothing = self._seal(key, b"", h)
+        h = crypto.hash(h + enc_nothing)
+        hs.state = CREATED_RESPONSE
+        hs.hash = h
+        hs.chaining_key = ck
+        hs.ephemeral_private = ephemeral_private
+        hs.local_index = local_index
+        return local_index, hs.remote_index, eph_pub, enc_nothing
+
+    # --- Initiator: consume the second message --------------------------------------------
+    def consume_response(self, hs, sender, ephemeral, enc_nothing):
+        """Verify a response for handshake `hs`; on success store it and return True."""
+        if hs.state != CREATED_INITIATION or self.static_private is None:
+            return False
+        crypto = self.crypto
+        h = crypto.hash(hs.hash + ephemeral)
+        ck = self.kdf1(hs.chaining_key, ephemeral)
+        dh1 = crypto.x25519(hs.ephemeral_private, ephemeral)
+        dh2 = crypto.x25519(self.static_private, ephemeral)
+        if dh1 is None or dh2 is None:
+            return False
+        ck = self.kdf1(ck, dh1)
+        ck = self.kdf1(ck, dh2)
+        ck, tau, key = self.kdf3(ck, hs.preshared_key)
+        h = crypto.hash(h + tau)
+        if self._open(key, enc_nothing, h) is None:
+            return False
+        h = crypto.hash(h + enc_nothing)
+        hs.state = CONSUMED_RESPONSE
+        hs.hash = h
+        hs.chaining_key = ck
+        hs.remote_ephemeral = ephemeral
+        hs.remote_index = sender
+        return True
+
+    # --- Both: transport keys (paper 5.4.5) -----------------------------------------------
+    def derive_keys(self, hs):
+        """-> (sending_key, receiving_key, i_am_initiator, local_index, remote_index) or None.
+
+        Zeroes the handshake: its chaining key and ephemeral are never needed again.
+        """
+        if hs.state == CONSUMED_RESPONSE:
+            initiator = True
+        elif hs.state == CREATED_RESPONSE:
+            initiator = False
+        else:
+            return None
+        first, second = self.kdf2(hs.chaining_key, b"")
+        local_index, remote_index = hs.local_index, hs.remote_index
+        hs.clear()
+        hs.local_index = None
+        if initiator:
+            return first, second, True, local_index, remote_index
+        return second, first, False, local_index, remote_index

@@ -1,0 +1,236 @@
+"""One peer: its handshake, keypairs, timers, staged packets, endpoint and counters.
+
+Rules kept here:
+- Packets for a peer without a usable sending keypair are staged (at most
+  MAX_STAGED_PACKETS, oldest dropped first) and a handshake is started; they leave, in order,
+  as soon as a keypair can send (kernel send.c: wg_packet_send_staged_packets).
+- Initiations are sent at most once per REKEY_TIMEOUT; retries come only from the
+  retransmit timer and stop after MAX_TIMER_HANDSHAKES.
+- `rx_bytes`/`tx_bytes` count whole WireGuard datagrams exchanged with this peer, handshake
+  messages included, as the kernel and wireguard-go do.
+- Every method that may emit something takes `out` (the device's Output) and appends to it.
+
+The per-packet encryption loop in `send_data` is the hot path and is written for speed.
+"""
+
+from wgedge.core import consts as C
+from wgedge.core import noise, tai64n, timers, wire
+from wgedge.core.cookie import CookieState
+from wgedge.core.keypair import Keypair, Keypairs
+
+_HEADER = wire.DATA_HEADER.pack
+_NONCE = wire.NONCE.pack
+_PAD = [bytes(n) for n in range(C.PADDING_MULTIPLE)]
+
+
+class Peer:
+    def __init__(self, device, public_key):
+        self.device = device
+        self.public_key = public_key
+        self.handshake = noise.Handshake(public_key)
+        self.cookie = CookieState(device.crypto, public_key)
+        self.keypairs = Keypairs(device._forget_keypair)
+        self.timers = timers.Timers(device.rng)
+        self.endpoint = None
+        self.staged = []
+        self.rx_bytes = 0
+        self.tx_bytes = 0
+        self.last_handshake = None  # monotonic time of the last completed handshake
+        self.last_sent_handshake = None
+        self.deadline = None  # what the device's timer heap believes our next deadline is
+        self.removed = False
+
+    # --- configuration ---------------------------------------------------------------------
+    @property
+    def preshared_key(self):
+        return self.handshake.preshared_key
+
+    def set_preshared_key(self, key):
+        self.handshake.preshared_key = key or noise.ZERO_KEY
+
+    @property
+    def persistent_keepalive_interval(self):
+        return self.timers.persistent_keepalive_interval
+
+    def set_persistent_keepalive(self, interval, now, out):
+        """Set the interval; a newly enabled one sends a keepalive at once (as wg expects)."""
+        was = self.timers.persistent_keepalive_interval
+        self.timers.persistent_keepalive_interval = interval
+        if not interval:
+            self.timers._del(timers.PERSISTENT_KEEPALIVE)
+        elif not was and self.endpoint is not None:
+            self.send_keepalive(now, out)
+
+    # --- sending ---------------------------------------------------------------------------
+    def _emit(self, datagram, out):
+        if self.endpoint is None:
+            out.drop(C.DROP_NO_ENDPOINT)
+            return False
+        out.udp.append((datagram, self.endpoint))
+        self.tx_bytes += len(datagram)
+        return True
+
+    def send_initiation(self, now, out, is_retry=False):
+        if not is_retry:
+            self.timers.handshake_attempts = 0
+        last = self.last_sent_handshake
+        if last is not None and now - last < C.REKEY_TIMEOUT:
+            return  # rate limited: one initiation per REKEY_TIMEOUT
+        dev = self.device
+        self.last_sent_handshake = now
+        hs = self.handshake
+        index = dev._new_handshake_index(self)
+        ephemeral = noise.clamp(dev.rng(32))
+        fields = dev.noise.create_initiation(hs, index, ephemeral,
+                                             tai64n.timestamp(now + dev.wall_offset))
+        if fields is None:
+            dev._free_handshake_index(self)
+            out.drop(C.DROP_NO_PRIVATE_KEY)
+            return
+        msg = wire.pack_initiation(*fields)
+        self.cookie.add_macs(msg, C.INITIATION_MAC1_OFFSET, now)
+        t = self.timers
+        t.any_authenticated_packet_traversal(now)
+        t.any_authenticated_packet_sent(now)
+        self._emit(bytes(msg), out)
+        t.handshake_initiated(now)
+
+    def send_keepalive(self, now, out):
+        """Send staged packets, or an empty one if none are staged (kernel semantics)."""
+        self.send_data([] if self.staged else [b""], now, out)
+
+    def send_data(self, packets, now, out):
+        """Encrypt and emit `packets` (plus any staged before them), or stage them."""
+        staged = self.staged
+        if staged:
+            staged.extend(packets)
+            packets = staged
+            self.staged = []
+        if not packets:
+            return
+        kp = self.keypairs.current
+        if kp is None or not kp.can_send(now) or self.endpoint is None:
+            self._stage(packets, out)
+            if kp is not None and kp.sending_valid and not kp.can_send(now):
+                kp.sending_valid = False
+            self.send_initiation(now, out)
+            return
+        counter = kp.sending_counter
+        if counter + len(packets) > C.REJECT_AFTER_MESSAGES:
+            kp.sending_valid = False
+            self._stage(packets, out)
+            self.send_initiation(now, out)
+            return
+        # Hot path: one AEAD call and two struct packs per packet, nothing else allocated.
+        mtu = self.device.mtu
+        encrypt = kp.sending.encrypt
+        remote = kp.remote_index
+        endpoint = self.endpoint
+        append = out.udp.append
+        pad_table = _PAD
+        sent_bytes = 0
+        data_sent = False
+        for p in packets:
+            n = len(p)
+            if n:
+                data_sent = True
+                pad = -n & 15
+                if pad and n + pad <= mtu:
+                    p = p + pad_table[pad]
+                elif pad and n < mtu:
+                    p = p + bytes(mtu - n)
+            d = _HEADER(4, remote, counter) + encrypt(_NONCE(0, counter), p, None)
+            counter += 1
+            sent_bytes += len(d)
+            append((d, endpoint))
+        kp.sending_counter = counter
+        self.tx_bytes += sent_bytes
+        t = self.timers
+        t.any_authenticated_packet_traversal(now)
+        t.any_authenticated_packet_sent(now)
+        if data_sent:
+            t.data_sent(now)
+        # Keep the key fresh (paper 6.2): rekey by message count, or by age when we initiated.
+        if counter > C.REKEY_AFTER_MESSAGES or (
+            kp.i_am_initiator and now - kp.created >= C.REKEY_AFTER_TIME
+        ):
+            self.send_initiation(now, out)
+
+    def _stage(self, packets, out):
+        staged = self.staged
+        staged.extend(p for p in packets if p)  # keepalives are never staged
+        excess = len(staged) - C.MAX_STAGED_PACKETS
+        if excess > 0:
+            del staged[:excess]
+            for _ in range(excess):
+                out.drop(C.DROP_STAGED_OVERFLOW)
+
+    # --- receiving (called by the device after authentication) -----------------------------
+    def keep_key_fresh_on_receive(self, now, out):
+        """Initiator near REJECT_AFTER_TIME: one last-minute handshake before keys die."""
+        t = self.timers
+        if t.sent_lastminute_handshake:
+            return
+        kp = self.keypairs.current
+        if (kp is not None and kp.sending_valid and kp.i_am_initiator and now - kp.created
+                >= C.REJECT_AFTER_TIME - C.KEEPALIVE_TIMEOUT - C.REKEY_TIMEOUT):
+            t.sent_lastminute_handshake = True
+            self.send_initiation(now, out)
+
+    def begin_session(self, now):
+        """Turn the finished handshake into a keypair; return it, or None."""
+        dev = self.device
+        derived = dev.noise.derive_keys(self.handshake)
+        if derived is None:
+            return None
+        send_key, recv_key, initiator, local_index, remote_index = derived
+        kp = Keypair(dev.crypto, self, send_key, recv_key, initiator, local_index,
+                     remote_index, now)
+        dev._index_to_keypair(local_index, kp)
+        self.keypairs.add(kp)
+        self.timers.session_derived(now)
+        return kp
+
+    def handshake_complete(self, now):
+        self.timers.handshake_complete(now)
+        self.last_handshake = now
+
+    # --- timers ------------------------------------------------------------------------------
+    def on_timers(self, now, out):
+        t = self.timers
+        for name in t.expired(now):
+            if name == timers.ZERO_KEY_MATERIAL:
+                self.zero_key_material()
+            elif name == timers.RETRANSMIT_HANDSHAKE:
+                if t.handshake_attempts > C.MAX_TIMER_HANDSHAKES:
+                    t.give_up_handshake(now)
+                    for _ in self.staged:
+                        out.drop(C.DROP_HANDSHAKE_GAVE_UP)
+                    self.staged = []
+                else:
+                    t.handshake_attempts += 1
+                    self.send_initiation(now, out, True)
+            elif name == timers.NEW_HANDSHAKE:
+                self.send_initiation(now, out)
+            elif name == timers.SEND_KEEPALIVE:
+                self.send_keepalive(now, out)
+                t.rearm_keepalive_if_needed(now)
+            elif name == timers.PERSISTENT_KEEPALIVE:
+                if t.persistent_keepalive_interval:
+                    self.send_keepalive(now, out)
+
+    def zero_key_material(self):
+        """3 x REJECT_AFTER_TIME without a handshake: forget every key (paper 6.3)."""
+        self.device._free_handshake_index(self)
+        self.handshake.clear()
+        self.keypairs.clear()
+
+    def expire_keypairs(self):
+        self.keypairs.expire_current()
+
+    def shutdown(self):
+        """Peer removed: forget keys, indices, timers and staged packets."""
+        self.zero_key_material()
+        self.timers.stop_all()
+        self.staged = []
+        self.removed = True

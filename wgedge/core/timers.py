@@ -1,0 +1,146 @@
+"""Per-peer timers, driven by named events (paper section 6; kernel timers.c).
+
+Rules kept here:
+- Send and receive code only report what happened (`data_sent`, `handshake_initiated`, ...);
+  this module alone decides deadlines. Nothing here sends anything: `expired(now)` returns the
+  names of the timers that fired and the peer acts on them.
+- A deadline is a float in the caller's monotonic clock, or None when the timer is not armed.
+- Retransmissions wait REKEY_TIMEOUT plus a random 0-333 ms jitter so that peers that lost
+  packets together do not retry in lock step.
+"""
+
+from wgedge.core import consts as C
+
+RETRANSMIT_HANDSHAKE = "retransmit_handshake"
+SEND_KEEPALIVE = "send_keepalive"
+NEW_HANDSHAKE = "new_handshake"
+ZERO_KEY_MATERIAL = "zero_key_material"
+PERSISTENT_KEEPALIVE = "persistent_keepalive"
+
+# Fire order when several are due at once: cleanup before anything that would send.
+_ORDER = (ZERO_KEY_MATERIAL, RETRANSMIT_HANDSHAKE, NEW_HANDSHAKE, SEND_KEEPALIVE,
+          PERSISTENT_KEEPALIVE)
+
+
+class Timers:
+    def __init__(self, rng):
+        self._rng = rng
+        self.deadlines = {}  # timer name -> deadline
+        self.handshake_attempts = 0
+        self.need_another_keepalive = False
+        self.sent_lastminute_handshake = False
+        self.persistent_keepalive_interval = 0
+
+    def _jitter(self):
+        r = self._rng(2)
+        return ((r[0] | (r[1] << 8)) % 334) / 1000.0
+
+    def pending(self, name):
+        return name in self.deadlines
+
+    def _mod(self, name, deadline):
+        self.deadlines[name] = deadline
+
+    def _del(self, name):
+        if name in self.deadlines:
+            del self.deadlines[name]
+
+    # --- events -----------------------------------------------------------------------------
+    def data_sent(self, now):
+        """A transport packet with data left: expect an answer, else re-handshake."""
+        if NEW_HANDSHAKE not in self.deadlines:
+            self._mod(NEW_HANDSHAKE, now + C.KEEPALIVE_TIMEOUT + C.REKEY_TIMEOUT + self._jitter())
+
+    def data_received(self, now):
+        """A transport packet with data arrived: answer with a keepalive if we stay silent."""
+        if SEND_KEEPALIVE not in self.deadlines:
+            self._mod(SEND_KEEPALIVE, now + C.KEEPALIVE_TIMEOUT)
+        else:
+            self.need_another_keepalive = True
+
+    def any_authenticated_packet_sent(self, now):
+        self._del(SEND_KEEPALIVE)
+
+    def any_authenticated_packet_received(self, now):
+        self._del(NEW_HANDSHAKE)
+
+    def any_authenticated_packet_traversal(self, now):
+        if self.persistent_keepalive_interval:
+            self._mod(PERSISTENT_KEEPALIVE, now + self.persistent_keepalive_interval)
+
+    def handshake_initiated(self, now):
+        self._mod(RETRANSMIT_HANDSHAKE, now + C.REKEY_TIMEOUT + self._jitter())
+
+    def handshake_complete(self, now):
+        self._del(RETRANSMIT_HANDSHAKE)
+        self.handshake_attempts = 0
+        self.sent_lastminute_handshake = False
+
+    def session_derived(self, now):
+        self._mod(ZERO_KEY_MATERIAL, now + C.ZERO_KEYS_AFTER)
+
+    # --- used by the peer when timers fire -------------------------------------------------
+    def give_up_handshake(self, now):
+        """REKEY_ATTEMPT_TIME passed without a handshake: stop, and schedule key zeroing."""
+        self._del(SEND_KEEPALIVE)
+        if ZERO_KEY_MATERIAL not in self.deadlines:
+            self._mod(ZERO_KEY_MATERIAL, now + C.ZERO_KEYS_AFTER)
+
+    def rearm_keepalive_if_needed(self, now):
+        if self.need_another_keepalive:
+            self.need_another_keepalive = False
+            self._mod(SEND_KEEPALIVE, now + C.KEEPALIVE_TIMEOUT)
+
+    def stop_all(self):
+        self.deadlines = {}
+
+    def next_deadline(self):
+        best = None
+        for d in self.deadlines.values():
+            if best is None or d < best:
+                best = d
+        return best
+
+    def expired(self, now):
+        """Disarm and return, in a fixed order, the names of the timers due at `now`."""
+        fired = []
+        for name in _ORDER:
+            d = self.deadlines.get(name)
+            if d is not None and d <= now:
+                del self.deadlines[name]
+                fired.append(name)
+        return fired
+
+
+# --- a minimal binary heap (MicroPython has no guaranteed heapq) ----------------------------
+def heap_push(heap, item):
+    heap.append(item)
+    i = len(heap) - 1
+    while i > 0:
+        parent = (i - 1) >> 1
+        if heap[parent][0] <= item[0]:
+            break
+        heap[i] = heap[parent]
+        i = parent
+    heap[i] = item
+
+
+def heap_pop(heap):
+    last = heap.pop()
+    if not heap:
+        return last
+    top = heap[0]
+    n = len(heap)
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        if child + 1 < n and heap[child + 1][0] < heap[child][0]:
+            child += 1
+        if heap[child][0] >= last[0]:
+            break
+        heap[i] = heap[child]
+        i = child
+    heap[i] = last
+    return top
