@@ -35,12 +35,14 @@ $(VENV)/.stamp: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-# MicroPython 1.27 (WebAssembly build) for the subset test, run with node.
-micropython: $(MPY_DIR)/.stamp
-$(MPY_DIR)/.stamp:
+# MicroPython 1.27 (WebAssembly build) for the subset test, run with node (tests/mpy/run.mjs).
+# --prefix: without it npm installs into any node_modules it finds in a parent directory.
+MPY_MJS := $(MPY_DIR)/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs
+micropython: $(MPY_MJS)
+$(MPY_MJS):
 	mkdir -p $(MPY_DIR)
-	cd $(MPY_DIR) && npm install --silent --no-audit --no-fund --no-save @micropython/micropython-webassembly-pyscript@1.27.0
-	touch $@
+	cd $(MPY_DIR) && npm install --prefix . --silent --no-audit --no-fund --no-save @micropython/micropython-webassembly-pyscript@1.27.0
+	test -f $@  # fails loudly if npm put the package anywhere else
 
 lint: venv
 	$(PY) -m ruff check wgedge tests

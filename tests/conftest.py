@@ -1,0 +1,23 @@
+"""Fixtures shared by several test files (keep each one small and documented)."""
+
+import os
+
+import pytest
+
+from tests import mpy_helper
+
+
+@pytest.fixture(scope="session")
+def micropython():
+    """`run_micropython(script_text, timeout=...) -> stdout` (see tests/mpy_helper.py).
+
+    A missing node or MicroPython package fails the test: the subset promise is checked on
+    every run, CI included. WGEDGE_SKIP_MICROPYTHON=1 turns that into a skip, for a
+    developer who knowingly runs without it.
+    """
+    problem = mpy_helper.micropython_problem()
+    if problem:
+        if os.environ.get("WGEDGE_SKIP_MICROPYTHON") == "1":
+            pytest.skip(problem)
+        pytest.fail(problem + " (or set WGEDGE_SKIP_MICROPYTHON=1 to skip knowingly)")
+    return mpy_helper.run_micropython

@@ -1,0 +1,111 @@
+"""The MicroPython-safe modules, run under real MicroPython 1.27 (WebAssembly build, node).
+
+tests/test_subset.py reads the source; this file runs it: every safe module must import, and
+the pure crypto backend must give the RFC answers there, byte for byte the same as CPython's
+`cryptography` gives here. Scripts print one "name value" line per result; pytest compares.
+"""
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from tests.mpy_helper import ROOT, module_name, safe_module_paths
+
+# Hex printing that works on every MicroPython build (bytes.hex is not everywhere).
+HEX = 'def hx(b):\n    return "".join("%02x" % c for c in b)\n'
+
+
+def parse_lines(stdout):
+    """ "name value" lines -> {name: value}; other lines are ignored."""
+    return dict(line.split(" ", 1) for line in stdout.splitlines() if " " in line)
+
+
+def test_every_safe_module_imports(micropython):
+    names = [module_name(p) for p in safe_module_paths()]
+    assert "wgedge.core.consts" in names
+    script = "import sys\n" + "".join(
+        "import %s\nprint('imported', %r)\n" % (name, name) for name in names
+    ) + "print('implementation', sys.implementation.name, sys.implementation.version)\n"
+    out = micropython(script)
+    imported = [line.split()[1] for line in out.splitlines() if line.startswith("imported ")]
+    assert imported == names
+    assert "implementation micropython (1, 27, 0" in out
+
+
+def test_core_constants_match_cpython(micropython):
+    from wgedge.core import consts
+
+    names = sorted(n for n in dir(consts) if n.isupper())
+    script = "from wgedge.core import consts\n" + "".join(
+        "print(%r, repr(consts.%s))\n" % (n, n) for n in names
+    )
+    got = parse_lines(micropython(script))
+    assert got == {n: repr(getattr(consts, n)) for n in names}
+
+
+# RFC 8439 section 2.8.2: the AEAD example ("sunscreen").
+AEAD_KEY = bytes(range(0x80, 0xA0))
+AEAD_NONCE = bytes.fromhex("070000004041424344454647")
+AEAD_AD = bytes.fromhex("50515253c0c1c2c3c4c5c6c7")
+AEAD_PLAINTEXT = (
+    b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the "
+    b"future, sunscreen would be it."
+)
+AEAD_TAG = "1ae10b594f09e26a7e902ecbd0600691"  # as printed in the RFC
+
+# RFC 7748 section 5.2 (first X25519 vector) and section 6.1 (Alice's key pair).
+X25519_SCALAR = bytes.fromhex("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4")
+X25519_U = bytes.fromhex("e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c")
+X25519_OUT = "c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552"
+ALICE_PRIVATE = bytes.fromhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
+ALICE_PUBLIC = "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"
+
+
+def expected_on_cpython():
+    """The same operations through `cryptography`, checked against the RFC text."""
+    sealed = ChaCha20Poly1305(AEAD_KEY).encrypt(AEAD_NONCE, AEAD_PLAINTEXT, AEAD_AD)
+    assert sealed[-16:].hex() == AEAD_TAG
+    shared = X25519PrivateKey.from_private_bytes(X25519_SCALAR).exchange(
+        X25519PublicKey.from_public_bytes(X25519_U))
+    assert shared.hex() == X25519_OUT
+    public = X25519PrivateKey.from_private_bytes(ALICE_PRIVATE).public_key().public_bytes(
+        Encoding.Raw, PublicFormat.Raw)
+    assert public.hex() == ALICE_PUBLIC
+    return {"aead_sealed": sealed.hex(), "aead_opened": AEAD_PLAINTEXT.hex(),
+            "aead_tampered": "AuthError", "x25519": shared.hex(), "x25519_public": public.hex(),
+            "x25519_low_order": "None", "default_backend": "pure"}
+
+
+PURE_VECTORS_SCRIPT = HEX + '''
+from wgedge import crypto
+b = crypto.load("pure")
+print("backend", b.name)
+print("default_backend", crypto.load().name)  # no `cryptography` here: falls back to pure
+
+aead = b.aead(bytes(range(0x80, 0xa0)))
+nonce = b"\\x07\\x00\\x00\\x00@ABCDEFG"
+ad = b"PQRS\\xc0\\xc1\\xc2\\xc3\\xc4\\xc5\\xc6\\xc7"
+sealed = aead.encrypt(nonce, PLAINTEXT, ad)
+print("aead_sealed", hx(sealed))
+print("aead_opened", hx(aead.decrypt(nonce, sealed, ad)))
+try:
+    aead.decrypt(nonce, sealed[:-1] + bytes([sealed[-1] ^ 1]), ad)
+    print("aead_tampered", "accepted")
+except b.AuthError:
+    print("aead_tampered", "AuthError")
+
+print("x25519", hx(b.x25519(SCALAR, U)))
+print("x25519_public", hx(b.x25519_public(ALICE)))
+print("x25519_low_order", b.x25519(ALICE, bytes(32)))
+'''
+
+
+def test_pure_backend_rfc_vectors(micropython):
+    if not (ROOT / "wgedge" / "crypto" / "pure" / "__init__.py").is_file():
+        pytest.fail("wgedge/crypto/pure/__init__.py is missing: the pure backend is required")
+    script = "PLAINTEXT = %r\nSCALAR = %r\nU = %r\nALICE = %r\n" % (
+        AEAD_PLAINTEXT, X25519_SCALAR, X25519_U, ALICE_PRIVATE) + PURE_VECTORS_SCRIPT
+    got = parse_lines(micropython(script, timeout=300))
+    assert got.pop("backend") == "pure"
+    assert got == expected_on_cpython()
