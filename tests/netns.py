@@ -1,0 +1,124 @@
+"""Throwaway network namespaces joined by veth, and WireGuard daemons inside them.
+
+Every namespace a test makes is removed afterwards, even when the test fails. Test traffic only
+ever goes to addresses inside these namespaces.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def sh(*args, ns=None, check=True, input=None, timeout=60, env=None):
+    cmd = list(args)
+    if ns is not None:
+        cmd = ["ip", "netns", "exec", ns] + cmd
+    res = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout,
+                         env=env)
+    if check and res.returncode != 0:
+        raise AssertionError("%s failed (%d):\n%s\n%s" % (" ".join(cmd), res.returncode,
+                                                          res.stdout, res.stderr))
+    return res
+
+
+def have_tools():
+    missing = [t for t in ("ip", "wg", "wireguard-go") if shutil.which(t) is None]
+    return missing
+
+
+class Namespaces:
+    """Creates namespaces and veth links; `cleanup()` removes everything it made."""
+
+    def __init__(self):
+        self.tag = uuid.uuid4().hex[:6]
+        self.names = []
+        self.procs = []
+        self.ifnames = []
+
+    def ns(self, label):
+        name = "wge-%s-%s" % (label, self.tag)
+        sh("ip", "netns", "add", name)
+        self.names.append(name)
+        sh("ip", "link", "set", "lo", "up", ns=name)
+        return name
+
+    def link(self, ns_a, ns_b, addr_a, addr_b, addr6_a=None, addr6_b=None):
+        """veth between two namespaces with the given /24 (and /64) addresses."""
+        va, vb = "va" + self.tag, "vb" + self.tag
+        sh("ip", "link", "add", va, "type", "veth", "peer", "name", vb)
+        sh("ip", "link", "set", va, "netns", ns_a)
+        sh("ip", "link", "set", vb, "netns", ns_b)
+        for ns, dev, addr, addr6 in ((ns_a, va, addr_a, addr6_a), (ns_b, vb, addr_b, addr6_b)):
+            sh("ip", "addr", "add", addr + "/24", "dev", dev, ns=ns)
+            if addr6:
+                sh("ip", "-6", "addr", "add", addr6 + "/64", "dev", dev, "nodad", ns=ns)
+            sh("ip", "link", "set", dev, "up", ns=ns)
+        return va, vb
+
+    def start_wgedge(self, ns, ifname, env=None):
+        e = dict(os.environ)
+        e.update(env or {})
+        e["PYTHONPATH"] = ROOT
+        sh(sys.executable, "-m", "wgedge", "--log", "/tmp/wgedge-%s.log" % ifname, ifname,
+           ns=ns, env=e)
+        self.ifnames.append((ns, ifname, "wgedge"))
+
+    def start_wireguard_go(self, ns, ifname):
+        e = dict(os.environ)
+        e["WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD"] = "1"
+        e["LOG_LEVEL"] = "error"
+        # It detaches but keeps its stderr: give it a file, not a pipe we would wait on.
+        with open("/tmp/wireguard-go-%s.log" % ifname, "w") as log:
+            res = subprocess.run(["ip", "netns", "exec", ns, "wireguard-go", ifname], env=e,
+                                 stdout=log, stderr=log, timeout=30)
+        assert res.returncode == 0, open("/tmp/wireguard-go-%s.log" % ifname).read()
+        self.ifnames.append((ns, ifname, "wireguard-go"))
+
+    def start(self, impl, ns, ifname):
+        if impl == "wgedge":
+            self.start_wgedge(ns, ifname)
+        else:
+            self.start_wireguard_go(ns, ifname)
+
+    def cleanup(self):
+        for ns, ifname, _ in self.ifnames:
+            sh("ip", "link", "del", ifname, ns=ns, check=False)
+        deadline = time.time() + 5
+        for _ns, ifname, _ in self.ifnames:
+            sock = "/var/run/wireguard/%s.sock" % ifname
+            while os.path.exists(sock) and time.time() < deadline:
+                time.sleep(0.05)
+        for name in self.names:
+            sh("ip", "netns", "pids", name, check=False)
+            pids = sh("ip", "netns", "pids", name, check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), 9)
+                except (OSError, ValueError):
+                    pass
+            sh("ip", "netns", "del", name, check=False)
+        for _, ifname, _ in self.ifnames:
+            for path in ("/var/run/wireguard/%s.sock" % ifname,):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+
+def genkey():
+    priv = sh("wg", "genkey").stdout.strip()
+    pub = sh("wg", "pubkey", input=priv + "\n").stdout.strip()
+    return priv, pub
+
+
+def write_key(tmp_path, name, key):
+    path = os.path.join(str(tmp_path), name)
+    with open(path, "w") as f:
+        f.write(key + "\n")
+    os.chmod(path, 0o600)
+    return path

@@ -1,0 +1,170 @@
+"""`wgedge [-f] IFNAME`: run one interface, as a drop-in for `wireguard-go IFNAME`.
+
+Without -f (and without WG_PROCESS_FOREGROUND=1) the process detaches, and the command
+returns only once the TUN device exists and the control socket accepts connections, so
+`wg-quick` can configure the interface right after it returns. A start-up failure is reported
+on stderr by the command that started it, with a non-zero exit code.
+"""
+
+import logging
+import logging.handlers
+import os
+import sys
+
+from wgedge.sysinfo import describe_lines
+
+log = logging.getLogger("wgedge")
+RUN_DIR = "/var/run/wgedge"
+LEVELS = {"error": logging.ERROR, "silent": logging.CRITICAL + 1, "info": logging.INFO,
+          "verbose": logging.DEBUG, "debug": logging.DEBUG}
+
+
+def log_level(verbose):
+    if verbose:
+        return logging.DEBUG
+    name = os.environ.get("LOG_LEVEL", "info").strip().lower()
+    if name not in LEVELS:
+        raise ValueError("LOG_LEVEL must be one of %s, not %r" % (", ".join(LEVELS), name))
+    return LEVELS[name]
+
+
+def setup_logging(ifname, level, foreground, logfile):
+    root = logging.getLogger("wgedge")
+    root.handlers[:] = []
+    root.setLevel(level)
+    root.propagate = False
+    if logfile:
+        handler = logging.FileHandler(logfile)
+        handler.setFormatter(logging.Formatter("%(asctime)s wgedge[%(process)d] %(ifname)s: "
+                                               "%(levelname)s: %(message)s"))
+    elif foreground:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s: (%(ifname)s) %(message)s"))
+    else:
+        try:
+            handler = logging.handlers.SysLogHandler(address="/dev/log",
+                                                     facility=logging.handlers.SysLogHandler.LOG_DAEMON)
+            handler.setFormatter(logging.Formatter("wgedge[%(process)d]: %(ifname)s: %(message)s"))
+        except OSError:  # no syslog daemon: keep every message in a file instead
+            handler = logging.FileHandler("/var/log/wgedge-%s.log" % ifname)
+            handler.setFormatter(logging.Formatter("%(asctime)s wgedge[%(process)d] "
+                                                   "%(ifname)s: %(levelname)s: %(message)s"))
+    handler.addFilter(_IfnameFilter(ifname))
+    root.addHandler(handler)
+
+
+class _IfnameFilter(logging.Filter):
+    def __init__(self, ifname):
+        logging.Filter.__init__(self)
+        self.ifname = ifname
+
+    def filter(self, record):
+        record.ifname = self.ifname
+        return True
+
+
+def pid_path(ifname):
+    return os.path.join(RUN_DIR, ifname + ".pid")
+
+
+def _write_pid(ifname):
+    os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
+    path = pid_path(ifname)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % os.getpid())
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def _remove_pid(ifname):
+    try:
+        with open(pid_path(ifname)) as f:
+            if f.read().strip() == str(os.getpid()):
+                os.unlink(pid_path(ifname))
+    except (OSError, ValueError):
+        pass
+
+
+def serve(ifname, crypto, ready=None):
+    """Create the interface and run its loop until stopped."""
+    from wgedge.io.loop import Interface
+
+    iface = Interface(ifname, crypto)
+    _write_pid(ifname)
+    for line in describe_lines(crypto):
+        log.info("%s", line)
+    log.info("interface %s is up; control socket %s", ifname, iface.control.path)
+    try:
+        iface.run(ready)
+    finally:
+        _remove_pid(ifname)
+        log.info("interface %s stopped", ifname)
+
+
+def run(ifname, foreground, verbose=False, logfile=None):
+    """The daemon entry point; returns the process exit code."""
+    from wgedge import crypto as crypto_mod
+    from wgedge.io.tun import TunError, validate_ifname
+
+    try:
+        validate_ifname(ifname)
+        level = log_level(verbose)
+        crypto = crypto_mod.load()
+    except (TunError, ValueError) as exc:
+        print("wgedge: %s" % exc, file=sys.stderr)
+        return 1
+    if foreground:
+        setup_logging(ifname, level, True, logfile)
+        try:
+            serve(ifname, crypto)
+        except Exception as exc:  # noqa: BLE001 - a start-up failure the operator must see
+            print("wgedge: %s" % exc, file=sys.stderr)
+            return 1
+        return 0
+    return _daemonize(ifname, crypto, level, logfile)
+
+
+def _daemonize(ifname, crypto, level, logfile):
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as r:
+            status = r.read()
+        os.waitpid(pid, 0)
+        if status == b"ok":
+            return 0
+        msg = status.decode(errors="replace") or "daemon exited during start-up"
+        print("wgedge: %s" % msg, file=sys.stderr)
+        return 1
+    # First child: new session, then fork again so the daemon is not a session leader.
+    os.close(read_fd)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    os.chdir("/")
+    setup_logging(ifname, level, False, logfile)
+    pipe = [write_fd]
+
+    def ready():
+        os.write(pipe[0], b"ok")
+        os.close(pipe[0])
+        pipe[0] = -1
+
+    code = 0
+    try:
+        serve(ifname, crypto, ready)
+    except Exception as exc:  # noqa: BLE001
+        log.error("%s", exc)
+        if pipe[0] >= 0:
+            os.write(pipe[0], str(exc).encode())
+        code = 1
+    finally:
+        if pipe[0] >= 0:
+            os.close(pipe[0])
+    os._exit(code)

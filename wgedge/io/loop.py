@@ -1,0 +1,213 @@
+"""One epoll loop drives one WireGuard interface: TUN, UDP, control socket, timers, signals.
+
+    UDP socket --> device.receive_datagrams(batch, now) --> TUN writes, UDP sends
+    TUN device --> device.send_packets(batch, now)      --> UDP sends
+    timer      --> device.handle_timer(now)             (epoll timeout = next deadline)
+    wg tool    --> control socket --> uapi --> device
+
+No busy waiting: with nothing to do, epoll sleeps until the core's next deadline (or forever).
+This module only moves bytes and re-arms one timer; every protocol decision is in the core.
+"""
+
+import errno
+import logging
+import os
+import select
+import signal
+import time
+
+from wgedge.core import uapi
+from wgedge.core.device import Device, Output
+from wgedge.io.control import ControlServer, socket_path
+from wgedge.io.tun import Tun
+from wgedge.io.udp import Udp
+
+log = logging.getLogger("wgedge")
+
+BATCH = 64  # packets or datagrams taken from one fd per wake-up
+
+
+class Interface:
+    def __init__(self, ifname, crypto, control_dir=None):
+        self.ifname = ifname
+        self.crypto = crypto
+        self.tun = Tun(ifname)
+        self.device = Device(crypto, os.urandom)
+        self.udp = None
+        self._refresh_clock()
+        kwargs = {} if control_dir is None else {"directory": control_dir}
+        try:
+            self.control = ControlServer(socket_path(ifname, **kwargs), self._control_request)
+        except Exception:
+            self.tun.close()
+            raise
+        self.running = False
+        self.epoll = None
+        self._fd_kind = {}
+        self._wake_r = self._wake_w = -1
+
+    # --- clock -------------------------------------------------------------------------------
+    def _refresh_clock(self):
+        now = time.monotonic()
+        self.device.wall_offset = time.time() - now
+        return now
+
+    # --- control requests ----------------------------------------------------------------------
+    def _control_request(self, op, lines):
+        """-> (reply bytes, keep connection)."""
+        if op == "get=1":
+            if any(lines):
+                return b"errno=%d\n\n" % uapi.EPROTO, False
+            body = "\n".join(uapi.get_lines(self.device))
+            return ((body + "\n" if body else "") + "errno=0\n\n").encode(), True
+        if op == "set=1":
+            now = self._refresh_clock()
+            try:
+                ops = uapi.parse_set(lines)
+                out = Output(self.device)
+                uapi.apply_set(self.device, ops, now, out, bind=self._rebind)
+            except uapi.UapiError as exc:
+                log.error("control: refused set: %s", exc.message)
+                return b"errno=%d\n\n" % exc.errno, True
+            if self.udp is not None and self.udp.fwmark != self.device.fwmark:
+                self.udp.set_fwmark(self.device.fwmark)
+            self._ensure_udp()
+            self._emit(out)
+            return b"errno=0\n\n", True
+        log.error("control: unknown operation %r", op[:40])
+        return b"errno=%d\n\n" % uapi.EPROTO, False
+
+    def _rebind(self, port):
+        if self.udp is None:
+            self.udp = Udp(port, self.device.fwmark)
+            self._watch_udp()
+            self.device.listen_port = self.udp.port
+        else:
+            self.udp.bind(port)
+            self._watch_udp()
+
+    def _ensure_udp(self):
+        if self.udp is None and self.device.private_key is not None:
+            self.udp = Udp(self.device.listen_port, self.device.fwmark)
+            self.device.listen_port = self.udp.port
+            self._watch_udp()
+        elif self.udp is not None:
+            self.device.listen_port = self.udp.port
+
+    def _watch_udp(self):
+        if self.epoll is None:
+            return
+        for fd, kind in list(self._fd_kind.items()):
+            if kind == "udp":
+                try:
+                    self.epoll.unregister(fd)
+                except OSError:
+                    pass
+                del self._fd_kind[fd]
+        for s in self.udp.sockets:
+            self.epoll.register(s.fileno(), select.EPOLLIN)
+            self._fd_kind[s.fileno()] = "udp"
+
+    # --- data path -----------------------------------------------------------------------------
+    def _emit(self, out):
+        if out.tun:
+            self.tun.write_batch(out.tun)
+        if out.udp and self.udp is not None:
+            self.udp.send_batch(out.udp)
+
+    def stop(self, *_):
+        self.running = False
+        if self._wake_w >= 0:
+            try:
+                os.write(self._wake_w, b"x")
+            except OSError:
+                pass
+
+    def run(self, ready=None):
+        """Serve until stopped by a signal or the interface disappearing."""
+        self.epoll = select.epoll()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.epoll.register(self._wake_r, select.EPOLLIN)
+        self._fd_kind = {self._wake_r: "wake", self.tun.fileno(): "tun",
+                         self.control.fileno(): "listen"}
+        self.epoll.register(self.tun.fileno(), select.EPOLLIN)
+        self.epoll.register(self.control.fileno(), select.EPOLLIN)
+        if self.udp is not None:
+            self._watch_udp()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self.stop)
+        self.running = True
+        if ready is not None:
+            ready()
+        device = self.device
+        try:
+            while self.running:
+                deadline = device.get_timer()
+                if deadline is None:
+                    timeout = -1
+                else:
+                    timeout = max(0.0, deadline - time.monotonic()) + 0.0005
+                try:
+                    events = self.epoll.poll(timeout, 64)
+                except InterruptedError:
+                    continue
+                now = self._refresh_clock()
+                for fd, mask in events:
+                    kind = self._fd_kind.get(fd)
+                    if kind == "udp":
+                        sock = self._udp_socket(fd)
+                        if sock is not None:
+                            batch = self.udp.recv_batch(sock, BATCH)
+                            if batch:
+                                self._emit(device.receive_datagrams(batch, now))
+                    elif kind == "tun":
+                        if mask & (select.EPOLLERR | select.EPOLLHUP):
+                            log.info("interface %s is gone, stopping", self.ifname)
+                            self.running = False
+                            break
+                        try:
+                            packets = self.tun.read_batch(BATCH)
+                        except OSError as exc:
+                            if exc.errno in (errno.EBADFD, errno.EIO, errno.ENXIO):
+                                log.info("interface %s was deleted, stopping", self.ifname)
+                                self.running = False
+                                break
+                            raise
+                        if packets:
+                            self._emit(device.send_packets(packets, now))
+                    elif kind == "listen":
+                        for conn in self.control.accept():
+                            self.epoll.register(conn.fileno(), select.EPOLLIN)
+                            self._fd_kind[conn.fileno()] = "conn"
+                    elif kind == "conn":
+                        if not self.control.readable(fd):
+                            self._fd_kind.pop(fd, None)
+                    elif kind == "wake":
+                        try:
+                            os.read(self._wake_r, 64)
+                        except OSError:
+                            pass
+                deadline = device.get_timer()
+                if deadline is not None and deadline <= now:
+                    self._emit(device.handle_timer(now))
+        finally:
+            self.close()
+
+    def _udp_socket(self, fd):
+        for s in self.udp.sockets if self.udp else ():
+            if s.fileno() == fd:
+                return s
+        return None
+
+    def close(self):
+        self.control.shutdown()
+        if self.udp is not None:
+            self.udp.close()
+        self.tun.close()
+        if self.epoll is not None:
+            self.epoll.close()
+            self.epoll = None
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
