@@ -1,0 +1,138 @@
+"""The userspace API text protocol against the core device (no sockets)."""
+
+import pytest
+
+from tests.memnet import SeededRng
+from wgedge import crypto
+from wgedge.core import uapi
+from wgedge.core.device import Device, Output
+
+BACKEND = crypto.load("fast")
+K1 = bytes(range(1, 33))
+K2 = bytes(range(2, 34))
+
+
+def device():
+    return Device(BACKEND, SeededRng("uapi"))
+
+
+def apply(dev, text, now=10.0):
+    ops = uapi.parse_set([line for line in text.strip().split("\n")])
+    out = Output(dev)
+    uapi.apply_set(dev, ops, now, out)
+    return out
+
+
+def pub(priv):
+    return BACKEND.x25519_public(uapi.hex_to_key(uapi.key_to_hex(priv)))
+
+
+def test_set_then_get_in_wireguard_go_order():
+    dev = device()
+    peer_pub = uapi.key_to_hex(pub(K2))
+    apply(dev, """
+private_key=%s
+listen_port=51820
+fwmark=7
+public_key=%s
+preshared_key=%s
+endpoint=[fd00::2]:51821
+persistent_keepalive_interval=0
+replace_allowed_ips=true
+allowed_ip=10.0.0.0/24
+allowed_ip=fd00::/64
+protocol_version=1
+""" % (uapi.key_to_hex(K1), peer_pub, "ab" * 32))
+    lines = uapi.get_lines(dev)
+    assert lines[0].startswith("private_key=")
+    assert lines[1:3] == ["listen_port=51820", "fwmark=7"]
+    assert lines[3:] == [
+        "public_key=" + peer_pub,
+        "preshared_key=" + "ab" * 32,
+        "protocol_version=1",
+        "endpoint=[fd00::2]:51821",
+        "last_handshake_time_sec=0",
+        "last_handshake_time_nsec=0",
+        "tx_bytes=0",
+        "rx_bytes=0",
+        "persistent_keepalive_interval=0",
+        "allowed_ip=10.0.0.0/24",
+        "allowed_ip=fd00::/64",
+    ]
+
+
+def test_allowed_ip_minus_removes_one_prefix_and_prefixes_move_between_peers():
+    dev = device()
+    p1, p2 = uapi.key_to_hex(pub(K1)), uapi.key_to_hex(pub(K2))
+    apply(dev, "public_key=%s\nallowed_ip=10.1.0.0/16\nallowed_ip=10.2.0.0/16" % p1)
+    apply(dev, "public_key=%s\nallowed_ip=10.2.0.0/16" % p2)
+    apply(dev, "public_key=%s\nallowed_ip=-10.1.0.0/16" % p1)
+    text = "\n".join(uapi.get_lines(dev))
+    assert "10.1.0.0/16" not in text
+    assert text.count("allowed_ip=10.2.0.0/16") == 1
+    assert text.index("allowed_ip=10.2.0.0/16") > text.index("public_key=" + p2)
+
+
+def test_remove_update_only_replace_peers():
+    dev = device()
+    p1, p2 = uapi.key_to_hex(pub(K1)), uapi.key_to_hex(pub(K2))
+    apply(dev, "public_key=%s\nupdate_only=true\nallowed_ip=10.0.0.1/32" % p1)
+    assert dev.peers == {}
+    apply(dev, "public_key=%s\npublic_key=%s" % (p1, p2))
+    assert len(dev.peers) == 2
+    apply(dev, "public_key=%s\nremove=true" % p1)
+    assert list(dev.peers) == [pub(K2)]
+    apply(dev, "replace_peers=true")
+    assert dev.peers == {}
+
+
+def test_host_bits_are_masked_as_wg_shows_them():
+    dev = device()
+    apply(dev, "public_key=%s\nallowed_ip=10.1.2.3/16" % uapi.key_to_hex(pub(K1)))
+    assert "allowed_ip=10.1.0.0/16" in uapi.get_lines(dev)
+
+
+BAD = [
+    ("listen_port=70000", uapi.EINVAL),
+    ("listen_port=-1", uapi.EINVAL),
+    ("private_key=1234", uapi.EINVAL),
+    ("private_key=" + "zz" * 32, uapi.EINVAL),
+    ("allowed_ip=10.0.0.0/8", uapi.EINVAL),  # peer key before any public_key
+    ("public_key=" + "00" * 32 + "\nallowed_ip=10.0.0.0/33", uapi.EINVAL),
+    ("public_key=" + "00" * 32 + "\nallowed_ip=300.0.0.0/8", uapi.EINVAL),
+    ("public_key=" + "00" * 32 + "\nendpoint=1.2.3.4", uapi.EINVAL),
+    ("public_key=" + "00" * 32 + "\nendpoint=[::1:51820", uapi.EINVAL),
+    ("public_key=" + "00" * 32 + "\nprotocol_version=2", uapi.EINVAL),
+    ("public_key=" + "00" * 32 + "\nremove=yes", uapi.EINVAL),
+    ("bogus=1", uapi.EINVAL),
+    ("no equals sign", uapi.EPROTO),
+]
+
+
+@pytest.mark.parametrize("text,errno", BAD)
+def test_bad_lines_answer_errno_and_change_nothing(text, errno):
+    dev = device()
+    apply(dev, "private_key=%s\npublic_key=%s\nallowed_ip=10.9.0.0/16" % (
+        uapi.key_to_hex(K1), uapi.key_to_hex(pub(K2))))
+    before = uapi.get_lines(dev)
+    with pytest.raises(uapi.UapiError) as info:
+        apply(dev, "public_key=%s\nallowed_ip=10.8.0.0/16\n%s" % (uapi.key_to_hex(pub(K2)), text)
+              if not text.startswith(("listen", "private", "bogus", "no eq", "allowed"))
+              else text)
+    assert info.value.errno == errno
+    assert uapi.get_lines(dev) == before
+
+
+def test_peer_with_own_public_key_is_ignored():
+    dev = device()
+    apply(dev, "private_key=%s" % uapi.key_to_hex(K1))
+    apply(dev, "public_key=%s\nallowed_ip=10.0.0.0/8" % uapi.key_to_hex(dev.public_key))
+    assert dev.peers == {}
+
+
+def test_endpoint_forms():
+    assert uapi.parse_endpoint("192.0.2.1:51820") == ("192.0.2.1", 51820)
+    assert uapi.parse_endpoint("[2001:DB8::1]:1") == ("2001:db8::1", 1, 0, 0)
+    for bad in ("192.0.2.1:0", "192.0.2.1:65536", "host:1", ":1", "[1.2.3.4]:5", "1.2.3.4:x"):
+        with pytest.raises(ValueError):
+            uapi.parse_endpoint(bad)
