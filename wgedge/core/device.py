@@ -199,16 +199,21 @@ class Device:
         out = Output(self)
         lookup = self.allowed_ips.lookup
         groups = {}
+        last_dst = None
+        peer = None
         for p in packets:
             n = len(p)
             version = p[0] >> 4 if n else 0
             if version == 4 and n >= 20:
-                peer = lookup(p[16:20])
+                dst = p[16:20]
             elif version == 6 and n >= 40:
-                peer = lookup(p[24:40])
+                dst = p[24:40]
             else:
                 out.drop(C.DROP_BAD_INNER)
                 continue
+            if dst != last_dst:  # consecutive packets of a flow share one routing lookup
+                last_dst = dst
+                peer = lookup(dst)
             if peer is None:
                 out.drop(C.DROP_NO_ROUTE)
                 continue
@@ -224,61 +229,111 @@ class Device:
 
     # --- incoming: datagrams from UDP ------------------------------------------------------------
     def receive_datagrams(self, datagrams, now):
+        """Hot path. Transport data is decrypted, replay-checked and routed per datagram;
+        the per-peer bookkeeping (roaming, counters, timers, key confirmation) is done once per
+        run of data messages, before any handshake message is looked at and at the end."""
         out = Output(self)
         touched = {}
+        seen = {}  # peer -> [latest endpoint, bytes, data seen, {keypair: True}]
         unpack_type = _U32
+        unpack_header = _DATA_HEADER
+        nonce = _NONCE
+        keypair_index = self.keypair_index
+        lookup = self.allowed_ips.lookup
+        inner_len = packet.inner_len
+        auth_error = self.crypto.AuthError
+        tun = out.tun
+        last_receiver = None
+        kp = None
+        kp_ok = False
+        st = None
+        last_src = None
+        src_ok = False
         for data, endpoint in datagrams:
-            if len(data) >= C.DATA_MIN_LEN and unpack_type(data, 0)[0] == C.MSG_DATA:
-                peer = self._receive_data(data, endpoint, now, out)
-            else:
+            if len(data) < C.DATA_MIN_LEN or unpack_type(data, 0)[0] != C.MSG_DATA:
+                if seen:
+                    self._account(seen, now, out, touched)
+                    seen = {}
+                last_receiver = last_src = None
                 peer = self._receive_other(data, endpoint, now, out)
-            if peer is not None:
-                touched[peer] = True
+                if peer is not None:
+                    touched[peer] = True
+                continue
+            _, receiver, counter = unpack_header(data, 0)
+            if receiver != last_receiver:
+                # Lookups and checks that hold for a whole run of one keypair's packets.
+                kp = keypair_index.get(receiver)
+                if kp is None:
+                    out.drop(C.DROP_UNKNOWN_INDEX)
+                    continue
+                last_receiver = receiver
+                kp_ok = kp.can_receive(now)
+                peer = kp.peer
+                st = seen.get(peer)
+                if st is None:
+                    st = seen[peer] = [endpoint, 0, False, {}]
+                st[3][kp] = True
+                last_src = None
+            if counter >= C.REJECT_AFTER_MESSAGES or not kp_ok:
+                kp.receiving_valid = False
+                out.drop(C.DROP_EXPIRED_KEYPAIR)
+                continue
+            try:
+                plain = kp.receiving.decrypt(nonce(0, counter), data[16:], None)
+            except auth_error:
+                out.drop(C.DROP_DECRYPT)
+                continue
+            if not kp.replay.check_and_update(counter):
+                out.drop(C.DROP_REPLAY)
+                continue
+            st[0] = endpoint  # roaming: the latest authenticated source wins (paper 6.5)
+            st[1] += len(data)
+            if not plain:
+                continue  # a keepalive
+            st[2] = True
+            n = len(plain)
+            if plain[0] >> 4 == 4 and n >= 20:
+                length = (plain[2] << 8) | plain[3]
+                if length < 20 or length > n or (plain[0] & 15) < 5:
+                    length = -1
+                src = plain[12:16]
+            else:
+                length = inner_len(plain)
+                src = plain[8:24]
+            if length < 0:
+                out.drop(C.DROP_BAD_INNER)
+                continue
+            if src != last_src:
+                last_src = src
+                src_ok = lookup(src) is kp.peer
+            if not src_ok:
+                out.drop(C.DROP_SOURCE_NOT_ALLOWED)
+                continue
+            tun.append(plain if length == n else plain[:length])
+        if seen:
+            self._account(seen, now, out, touched)
         for peer in touched:
             self._reschedule(peer)
         return out
 
-    def _receive_data(self, data, endpoint, now, out):
-        _, receiver, counter = _DATA_HEADER(data, 0)
-        kp = self.keypair_index.get(receiver)
-        if kp is None:
-            out.drop(C.DROP_UNKNOWN_INDEX)
-            return None
-        if not kp.can_receive(now) or counter >= C.REJECT_AFTER_MESSAGES:
-            kp.receiving_valid = False
-            out.drop(C.DROP_EXPIRED_KEYPAIR)
-            return None
-        try:
-            plain = kp.receiving.decrypt(_NONCE(0, counter), data[16:], None)
-        except self.crypto.AuthError:
-            out.drop(C.DROP_DECRYPT)
-            return None
-        if not kp.replay.check_and_update(counter):
-            out.drop(C.DROP_REPLAY)
-            return None
-        peer = kp.peer
-        peer.endpoint = endpoint  # roaming: the latest authenticated source wins (paper 6.5)
-        peer.rx_bytes += len(data)
-        t = peer.timers
-        if kp is peer.keypairs.next and peer.keypairs.confirm(kp):
-            peer.handshake_complete(now)
-            peer.send_data([], now, out)  # staged packets can leave now
-        t.any_authenticated_packet_received(now)
-        t.any_authenticated_packet_traversal(now)
-        if plain:
-            t.data_received(now)
-            length = packet.inner_len(plain)
-            if length < 0:
-                out.drop(C.DROP_BAD_INNER)
-            else:
-                src = plain[12:16] if plain[0] >> 4 == 4 else plain[8:24]
-                if self.allowed_ips.lookup(src) is not peer:
-                    out.drop(C.DROP_SOURCE_NOT_ALLOWED)
-                else:
-                    out.tun.append(plain if length == len(plain) else plain[:length])
-        if kp is peer.keypairs.current:
-            peer.keep_key_fresh_on_receive(now, out)
-        return peer
+    def _account(self, seen, now, out, touched):
+        """Per-peer effects of a run of authenticated data messages (kernel receive.c)."""
+        for peer, (endpoint, nbytes, had_data, keypairs) in seen.items():
+            touched[peer] = True
+            peer.endpoint = endpoint
+            peer.rx_bytes += nbytes
+            pairs = peer.keypairs
+            for kp in keypairs:
+                if kp is pairs.next and pairs.confirm(kp):
+                    peer.handshake_complete(now)
+                    peer.send_data([], now, out)  # staged packets can leave now
+            t = peer.timers
+            t.any_authenticated_packet_received(now)
+            t.any_authenticated_packet_traversal(now)
+            if had_data:
+                t.data_received(now)
+            if pairs.current in keypairs:
+                peer.keep_key_fresh_on_receive(now, out)
 
     def _receive_other(self, data, endpoint, now, out):
         mtype = wire.classify(data)
