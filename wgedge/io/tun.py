@@ -42,6 +42,9 @@ class Tun:
             res = fcntl.ioctl(self.fd, TUNSETIFF, ifr)
         except OSError as exc:
             os.close(self.fd)
+            if exc.errno == errno.EBUSY:
+                raise TunError("interface %s already exists and is in use (another daemon?)"
+                               % name)
             raise TunError("cannot create TUN interface %s: %s" % (name, exc.strerror))
         self.name = res[:16].rstrip(b"\0").decode()
         self.write_drops = 0
