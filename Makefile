@@ -51,8 +51,8 @@ demo: venv
 	$(PY) -m wgedge info
 	$(PY) -m wgedge demo
 
-bench: venv
-	$(PY) -m tests.bench.core_bench
+bench: setup
+	$(PY) -m tests.bench
 
 clean:
 	rm -rf $(VENV) $(CACHE) .pytest_cache .ruff_cache
