@@ -89,7 +89,7 @@ def test_stale_socket_replaced_and_live_one_refused(nets):
     assert sh("wg", "show", ifname, ns=ns).returncode == 0
 
 
-def test_listen_port_change_rebinds_at_once(nets, tmp_path):
+def test_listen_port_and_fwmark_change_at_once(nets, tmp_path):
     ns = nets.ns("d")
     ifname = "wgd" + nets.tag[:4]
     nets.start_wgedge(ns, ifname)
@@ -102,6 +102,11 @@ def test_listen_port_change_rebinds_at_once(nets, tmp_path):
     out = sh("ss", "-uln", ns=ns).stdout
     assert ":40002 " in out and ":40001 " not in out
     assert "listening port: 40002" in sh("wg", "show", ifname, ns=ns).stdout
+    sh("wg", "set", ifname, "fwmark", "0x42", ns=ns)
+    assert "fwmark: 0x42" in sh("wg", "show", ifname, ns=ns).stdout
+    # SO_MARK is on the sockets: ss shows it as fwmark on each UDP socket.
+    marks = sh("ss", "-ulnpe", "-O", ns=ns).stdout
+    assert "fwmark:0x42" in marks or "mark:0x42" in marks, marks
 
 
 def test_bad_arguments_give_clear_errors():
