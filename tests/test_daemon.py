@@ -43,6 +43,17 @@ def wait_gone(path, seconds=5):
     return not os.path.exists(path)
 
 
+def wait_exit(pid, seconds=5):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def test_starts_detached_and_sigterm_cleans_up(nets):
     ns = nets.ns("d")
     ifname = "wgd" + nets.tag[:4]
@@ -50,8 +61,10 @@ def test_starts_detached_and_sigterm_cleans_up(nets):
     sock = "/var/run/wireguard/%s.sock" % ifname
     assert os.stat(sock).st_mode & 0o777 == 0o600
     assert sh("wg", "show", ifname, ns=ns).returncode == 0
-    os.kill(pid_of(ifname), signal.SIGTERM)
-    assert wait_gone(sock)
+    pid = pid_of(ifname)
+    os.kill(pid, signal.SIGTERM)
+    assert wait_exit(pid)
+    assert not os.path.exists(sock)
     assert sh("ip", "link", "show", ifname, ns=ns, check=False).returncode != 0
     assert not os.path.exists("/var/run/wgedge/%s.pid" % ifname)
 
@@ -62,16 +75,8 @@ def test_interface_deletion_stops_daemon(nets):
     nets.start_wgedge(ns, ifname)
     pid = pid_of(ifname)
     sh("ip", "link", "del", ifname, ns=ns)
-    assert wait_gone("/var/run/wireguard/%s.sock" % ifname)
-    deadline = time.time() + 5
-    while time.time() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("daemon still running after its interface was deleted")
+    assert wait_exit(pid), "daemon still running after its interface was deleted"
+    assert not os.path.exists("/var/run/wireguard/%s.sock" % ifname)
 
 
 def test_stale_socket_replaced_and_live_one_refused(nets):
