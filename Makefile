@@ -1,6 +1,6 @@
 # wgedge: one way to run everything.
 #   make test    install what the tests need (venv, Debian packages, MicroPython) and run them
-#   make demo    the main job (see README.md)
+#   make demo    the main job: two simulated routers linked by wgedge (see README.md)
 #   make bench   benchmarks; results go to docs/benchmarks.md
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -47,9 +47,11 @@ $(MPY_MJS):
 lint: venv
 	$(PY) -m ruff check wgedge tests
 
-demo: venv
+# Two simulated routers (network namespaces) from the example configs in config/: up,
+# status, traffic between their LANs, down. Needs root.
+demo: apt venv
 	$(PY) -m wgedge info
-	$(PY) -m wgedge demo
+	$(PY) -m tests.sitelab demo
 
 bench: setup
 	$(PY) -m tests.bench

@@ -1,6 +1,11 @@
 """Command line: arguments and user-facing messages only.
 
     wgedge [-f|--foreground] [-v] [--log FILE] IFNAME    run an interface (as wireguard-go)
+    wgedge up [FILE] [--no-watchdog]                    bring up every interface in FILE
+    wgedge down [IFNAME]                                undo `up` (all interfaces if none given)
+    wgedge reload [FILE]                                apply only what changed in FILE
+    wgedge status [--json]                              interfaces, peers, handshakes, health
+    wgedge check FILE                                   report every error in FILE
     wgedge info                                         version, Python, crypto, CPU features
     wgedge demo                                         an in-memory handshake and exchange
 """
@@ -32,10 +37,176 @@ def cmd_demo(args):
     return 0 if demo.run(_backend()) else 1
 
 
+def _print_problems(loaded):
+    for w in loaded.warnings:
+        print("warning: %s" % w, file=sys.stderr)
+    for e in loaded.errors:
+        print("error: %s" % e, file=sys.stderr)
+
+
+def _key_file_warning(path):
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if mode & 0o077:
+        print("warning: %s holds private keys and is readable by group or others (mode %o): "
+              "chmod 600 it" % (path, mode & 0o777), file=sys.stderr)
+
+
+def cmd_check(args):
+    from wgedge.config import model
+
+    loaded = model.load(args.file)
+    _print_problems(loaded)
+    if not loaded.errors:
+        _key_file_warning(args.file)
+        names = ", ".join(i.name for i in loaded.interfaces) or "none"
+        print("%s: OK (wireguard interfaces: %s)" % (args.file, names))
+    return 1 if loaded.errors else 0
+
+
+def cmd_up(args):
+    from wgedge import manage
+    from wgedge.config import model
+
+    loaded = model.load(args.file)
+    _print_problems(loaded)
+    if loaded.errors:
+        return 1
+    _key_file_warning(args.file)
+    if not loaded.interfaces:
+        print("wgedge: %s has no wireguard interface to bring up" % args.file, file=sys.stderr)
+        return 1
+    manage.generate_keys(loaded)
+    code = 0
+    for iface in loaded.interfaces:
+        if os.path.exists(manage.socket_path(iface.name)) and manage.wait_socket(iface.name, 0.5):
+            print("wgedge: %s is already up (use reload)" % iface.name, file=sys.stderr)
+            code = 1
+            continue
+        try:
+            if args.no_watchdog:
+                manage.start_daemon(iface.name)
+                manage.configure(iface, first=True)
+            else:
+                code |= _start_watchdog(args.file, iface.name)
+                continue
+        except Exception as exc:  # noqa: BLE001 - reported, and the half-made link removed
+            print("wgedge: %s: %s" % (iface.name, exc), file=sys.stderr)
+            manage.down(iface.name)
+            code = 1
+            continue
+        print("%s is up" % iface.name)
+    return code
+
+
+def _start_watchdog(path, ifname):
+    from wgedge import daemon, watchdog
+
+    def body(ready):
+        daemon.setup_logging(ifname, daemon.log_level(False), False, None)
+        watchdog.Watchdog(path, ifname).run(ready)
+
+    code = daemon.detach(body)
+    if code == 0:
+        print("%s is up (under the watchdog)" % ifname)
+    else:
+        from wgedge import manage
+
+        manage.down(ifname)
+    return code
+
+
+def cmd_down(args):
+    from wgedge import manage
+
+    names = [args.ifname] if args.ifname else manage.running_interfaces()
+    for name in names:
+        manage.down(name)
+        print("%s is down" % name)
+    return 0
+
+
+def cmd_reload(args):
+    from wgedge import manage
+    from wgedge.config import model
+
+    loaded = model.load(args.file)
+    _print_problems(loaded)
+    if loaded.errors:
+        print("wgedge: reload refused: the running configuration is unchanged", file=sys.stderr)
+        return 1
+    code = 0
+    for iface in loaded.interfaces:
+        if not manage.wait_socket(iface.name, 0.5):
+            print("wgedge: %s is not running: use up" % iface.name, file=sys.stderr)
+            code = 1
+            continue
+        try:
+            manage.configure(iface, first=False)
+            print("%s reloaded" % iface.name)
+        except Exception as exc:  # noqa: BLE001
+            print("wgedge: %s: reload failed: %s" % (iface.name, exc), file=sys.stderr)
+            code = 1
+    return code
+
+
+def cmd_status(args):
+    import json
+
+    from wgedge import manage
+
+    info = manage.status()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    if not info:
+        print("no wgedge interfaces are running")
+    for i in info:
+        print("interface: %s  (daemon pid %s, watchdog pid %s)" % (
+            i["interface"], i["daemon_pid"], i["watchdog_pid"]))
+        if "error" in i:
+            print("  error: %s" % i["error"])
+            continue
+        print("  public key: %s" % i.get("public_key", "(none)"))
+        print("  listening port: %s" % i.get("listen_port"))
+        for p in i["peers"]:
+            age = p["latest_handshake_seconds_ago"]
+            print("  peer: %s  [%s]" % (p["public_key"], p["health"]))
+            print("    endpoint: %s" % (p["endpoint"] or "(none)"))
+            print("    allowed ips: %s" % (", ".join(p["allowed_ips"]) or "(none)"))
+            print("    latest handshake: %s" % ("never" if age is None else "%d s ago" % age))
+            print("    transfer: %d B received, %d B sent" % (p["rx_bytes"], p["tx_bytes"]))
+    return 0
+
+
 COMMANDS = {
+    "up": (cmd_up, "bring up the interfaces of a UCI or wg-quick file"),
+    "down": (cmd_down, "undo up (every interface if none is named)"),
+    "reload": (cmd_reload, "apply only what changed in the file; a bad file changes nothing"),
+    "status": (cmd_status, "interfaces and peers with handshake age, endpoint, transfer, health"),
+    "check": (cmd_check, "validate a config file and report every error"),
     "info": (cmd_info, "print version, Python, crypto backend, CPU features and offloads"),
     "demo": (cmd_demo, "run an in-memory handshake and exchange packets"),
 }
+
+
+def _sub_arguments(name, sub):
+    from wgedge.config.model import DEFAULT_PATH
+
+    if name in ("up", "reload"):
+        sub.add_argument("file", nargs="?", default=DEFAULT_PATH,
+                         help="UCI file, or a wg-quick IFNAME.conf (default %s)" % DEFAULT_PATH)
+    if name == "up":
+        sub.add_argument("--no-watchdog", action="store_true",
+                         help="do not supervise the daemon")
+    if name == "check":
+        sub.add_argument("file")
+    if name == "down":
+        sub.add_argument("ifname", nargs="?")
+    if name == "status":
+        sub.add_argument("--json", action="store_true")
 
 
 def daemon_parser():
@@ -59,6 +230,7 @@ def main(argv=None):
     if argv and argv[0] in COMMANDS:
         sub = argparse.ArgumentParser(prog="wgedge " + argv[0],
                                       description=COMMANDS[argv[0]][1])
+        _sub_arguments(argv[0], sub)
         args = sub.parse_args(argv[1:])
         try:
             return COMMANDS[argv[0]][0](args)

@@ -37,7 +37,7 @@ def setup_logging(ifname, level, foreground, logfile):
         handler = logging.FileHandler(logfile)
         handler.setFormatter(logging.Formatter("%(asctime)s wgedge[%(process)d] %(ifname)s: "
                                                "%(levelname)s: %(message)s"))
-    elif foreground:
+    elif foreground and not os.environ.get("WGEDGE_SYSLOG"):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s: (%(ifname)s) %(message)s"))
     else:
@@ -126,6 +126,16 @@ def run(ifname, foreground, verbose=False, logfile=None):
 
 
 def _daemonize(ifname, crypto, level, logfile):
+    def body(ready):
+        setup_logging(ifname, level, False, logfile)
+        serve(ifname, crypto, ready)
+
+    return detach(body)
+
+
+def detach(body):
+    """Run `body(ready)` in a detached grandchild; return 0 once it calls ready(), or 1 with
+    its error printed on stderr if it fails first. (The wireguard-go start-up contract.)"""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid:
@@ -135,7 +145,7 @@ def _daemonize(ifname, crypto, level, logfile):
         os.waitpid(pid, 0)
         if status == b"ok":
             return 0
-        msg = status.decode(errors="replace") or "daemon exited during start-up"
+        msg = status.decode(errors="replace") or "the background process exited during start-up"
         print("wgedge: %s" % msg, file=sys.stderr)
         return 1
     # First child: new session, then fork again so the daemon is not a session leader.
@@ -148,18 +158,18 @@ def _daemonize(ifname, crypto, level, logfile):
         os.dup2(devnull, fd)
     os.close(devnull)
     os.chdir("/")
-    setup_logging(ifname, level, False, logfile)
     pipe = [write_fd]
 
     def ready():
-        os.write(pipe[0], b"ok")
-        os.close(pipe[0])
-        pipe[0] = -1
+        if pipe[0] >= 0:
+            os.write(pipe[0], b"ok")
+            os.close(pipe[0])
+            pipe[0] = -1
 
     code = 0
     try:
-        serve(ifname, crypto, ready)
-    except Exception as exc:  # noqa: BLE001
+        body(ready)
+    except Exception as exc:  # noqa: BLE001 - reported to the starting command
         log.error("%s", exc)
         if pipe[0] >= 0:
             os.write(pipe[0], str(exc).encode())

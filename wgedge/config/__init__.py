@@ -1,0 +1,1 @@
+"""Configuration: the UCI-like parser, wg-quick files, and the validated model."""

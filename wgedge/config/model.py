@@ -1,0 +1,399 @@
+"""The validated configuration: interfaces and peers, from UCI or wg-quick files.
+
+Rules kept here:
+- `load(path)` returns (interfaces, errors, warnings); it collects every problem instead of
+  stopping at the first, and each names file, line and option.
+- OpenWrt's WireGuard schema as OpenWrt users write it: `config interface 'NAME'` with
+  `option proto 'wireguard'`, peers in sections of type `wireguard_NAME`. Section types
+  OpenWrt keeps in /etc/config/network (globals, device, route, ...) and interfaces of other
+  protocols are ignored with a warning; anything else is an error.
+- wgedge's additions: `private_key_file` / `preshared_key_file` (a key kept in its own file),
+  and a `config wgedge` section for the watchdog (see docs/configuration.md).
+"""
+
+import os
+
+from wgedge.config import uci
+from wgedge.config.uci import ConfigError
+from wgedge.core.ipaddr import format_cidr, mask, parse_cidr
+
+GENERATE = "generate"
+DEFAULT_PATH = "/etc/config/wgedge"
+
+# OpenWrt's generic interface options: known, accepted, and ignored by wgedge (a warning
+# says so) unless listed in _USED_GENERIC.
+GENERIC_INTERFACE_OPTIONS = ("auto", "disabled", "ip6prefix", "nohostroute", "tunlink",
+                             "defaultroute", "metric", "peerdns", "dns", "dns_metric",
+                             "ip4table", "ip6table", "force_link", "delegate", "ifname",
+                             "device", "zone", "multipath", "macaddr", "type")
+_USED_GENERIC = ("disabled", "nohostroute", "auto")
+INTERFACE_OPTIONS = ("proto", "private_key", "private_key_file", "listen_port", "addresses",
+                     "mtu", "fwmark")
+PEER_OPTIONS = ("public_key", "preshared_key", "preshared_key_file", "allowed_ips",
+                "route_allowed_ips", "endpoint_host", "endpoint_port", "persistent_keepalive",
+                "description", "disabled")
+WGEDGE_OPTIONS = ("watchdog_device", "watchdog_interval", "check_interval",
+                  "stale_handshake")
+OPENWRT_NETWORK_TYPES = ("globals", "device", "route", "route6", "rule", "rule6", "switch",
+                         "switch_vlan", "switch_port", "bridge-vlan", "alias")
+
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def decode_key(text):
+    """A WireGuard key: 44 characters of base64 for 32 bytes. ValueError says what is wrong."""
+    text = text.strip()
+    if len(text) != 44 or text[43] != "=" or text[42] == "=":
+        raise ValueError("a key is 44 base64 characters ending in '=' (like `wg genkey` "
+                         "prints), got %d characters" % len(text))
+    bits = 0
+    for c in text[:43]:
+        v = _B64.find(c)
+        if v < 0:
+            raise ValueError("not base64: character %r" % c)
+        bits = (bits << 6) | v
+    if bits & 3:
+        raise ValueError("not a canonical base64 key")
+    return (bits >> 2).to_bytes(32, "big")
+
+
+def encode_key(key):
+    bits = int.from_bytes(key, "big") << 2
+    out = []
+    for i in range(43):
+        out.append(_B64[(bits >> (6 * (42 - i))) & 63])
+    return "".join(out) + "="
+
+
+class PeerConfig:
+    def __init__(self):
+        self.name = None
+        self.line = 0
+        self.public_key = None
+        self.preshared_key = None
+        self.allowed_ips = []  # [(addr bytes, cidr)] masked
+        self.route_allowed_ips = False
+        self.endpoint_host = None
+        self.endpoint_port = 51820
+        self.persistent_keepalive = 0
+        self.description = ""
+
+
+class InterfaceConfig:
+    def __init__(self, name, path):
+        self.name = name
+        self.path = path
+        self.line = 0
+        self.private_key = None
+        self.private_key_file = None
+        self.generate_line = 0  # the line of `private_key 'generate'`, if any
+        self.listen_port = 0
+        self.addresses = []  # ["10.0.0.1/24", ...] as written (host bits kept)
+        self.mtu = 1420
+        self.fwmark = 0
+        self.nohostroute = False
+        self.peers = []
+
+
+class Settings:
+    """The `config wgedge` section: watchdog behaviour."""
+
+    def __init__(self):
+        self.watchdog_device = None
+        self.watchdog_interval = 10
+        self.check_interval = 10
+        self.stale_handshake = 150
+
+
+class Loaded:
+    def __init__(self, path):
+        self.path = path
+        self.interfaces = []
+        self.settings = Settings()
+        self.errors = []
+        self.warnings = []
+
+    def interface(self, name):
+        for i in self.interfaces:
+            if i.name == name:
+                return i
+        return None
+
+
+def _int(value, low, high):
+    if not value or not value.isdigit():
+        raise ValueError("expected a number from %d to %d, got %r" % (low, high, value))
+    v = int(value)
+    if v < low or v > high:
+        raise ValueError("must be from %d to %d, got %d" % (low, high, v))
+    return v
+
+
+def _key_from_file(path, base):
+    full = path if path.startswith("/") else os.path.join(os.path.dirname(base), path)
+    try:
+        with open(full) as f:
+            text = f.read().strip()
+    except OSError as exc:
+        raise ValueError("cannot read key file %s: %s" % (full, exc.strerror))
+    return decode_key(text)
+
+
+def _values(section, key):
+    """A list option's values; an `option` of that name is split on white space (OpenWrt
+    accepts both forms)."""
+    if key in section.lists:
+        return [(v, line) for v, line in section.lists[key]]
+    if key in section.options:
+        v, line = section.options[key]
+        return [(w, line) for w in v.split()]
+    return []
+
+
+def from_uci(text, path):
+    loaded = Loaded(path)
+    sections, errors = uci.parse(text, path)
+    loaded.errors.extend(errors)
+    err = loaded.errors.append
+    warn = loaded.warnings.append
+    by_name = {}
+    peer_sections = []
+    for s in sections:
+        if s.type == "interface":
+            proto = s.get("proto")
+            if proto != "wireguard":
+                warn(ConfigError(path, s.line, "interface %r is proto %r, not wireguard: "
+                                 "ignored" % (s.name, proto)))
+                continue
+            if s.name is None:
+                err(ConfigError(path, s.line, "a wireguard interface section needs a name "
+                                "(the interface name)"))
+                continue
+            if len(s.name) > 15:
+                err(ConfigError(path, s.line, "interface name %r is longer than 15 characters"
+                                % s.name))
+                continue
+            if s.name in by_name:
+                err(ConfigError(path, s.line, "interface %r defined twice" % s.name))
+                continue
+            iface = _interface(s, path, err, warn)
+            if iface is not None:
+                by_name[s.name] = iface
+                loaded.interfaces.append(iface)
+        elif s.type.startswith("wireguard_"):
+            peer_sections.append(s)
+        elif s.type == "wgedge":
+            _settings(s, path, loaded.settings, err)
+        elif s.type in OPENWRT_NETWORK_TYPES:
+            warn(ConfigError(path, s.line, "section type %r is not wgedge's: ignored" % s.type))
+        else:
+            err(ConfigError(path, s.line, "unknown section type %r (expected interface, "
+                            "wireguard_IFNAME or wgedge)" % s.type))
+    for s in peer_sections:
+        ifname = s.type[len("wireguard_"):]
+        iface = by_name.get(ifname)
+        if iface is None:
+            err(ConfigError(path, s.line, "peer section for interface %r, which is not a "
+                            "wireguard interface in this file" % ifname))
+            continue
+        peer = _peer(s, path, err, warn)
+        if peer is not None:
+            iface.peers.append(peer)
+    for iface in loaded.interfaces:
+        _check_duplicates(iface, path, err)
+    return loaded
+
+
+def _interface(s, path, err, warn):
+    iface = InterfaceConfig(s.name, path)
+    iface.line = s.line
+    for key in s.order:
+        line = s.line_of(key)
+        if key in INTERFACE_OPTIONS:
+            continue
+        if key in GENERIC_INTERFACE_OPTIONS:
+            if key not in _USED_GENERIC:
+                warn(ConfigError(path, line, "OpenWrt option accepted but ignored by wgedge",
+                                 key))
+            continue
+        err(ConfigError(path, line, "unknown option for a wireguard interface", key))
+    try:
+        if s.get("disabled") is not None and uci.parse_bool(s.get("disabled")):
+            warn(ConfigError(path, s.line, "interface %r is disabled: skipped" % s.name))
+            return None
+    except ValueError as exc:
+        err(ConfigError(path, s.line_of("disabled"), str(exc), "disabled"))
+    key = s.get("private_key")
+    key_file = s.get("private_key_file")
+    if key is not None and key_file is not None:
+        err(ConfigError(path, s.line_of("private_key_file"), "give private_key or "
+                        "private_key_file, not both", "private_key_file"))
+    elif key == GENERATE:
+        iface.generate_line = s.line_of("private_key")
+    elif key is not None:
+        try:
+            iface.private_key = decode_key(key)
+        except ValueError as exc:
+            err(ConfigError(path, s.line_of("private_key"), str(exc), "private_key"))
+    elif key_file is not None:
+        iface.private_key_file = key_file
+        try:
+            iface.private_key = _key_from_file(key_file, path)
+        except ValueError as exc:
+            err(ConfigError(path, s.line_of("private_key_file"), str(exc), "private_key_file"))
+    else:
+        err(ConfigError(path, s.line, "interface %r has no private_key" % s.name,
+                        "private_key"))
+    for opt, low, high, attr in (("listen_port", 0, 65535, "listen_port"),
+                                 ("mtu", 1280, 9000, "mtu"),
+                                 ("fwmark", 0, 0xFFFFFFFF, "fwmark")):
+        value = s.get(opt)
+        if value is None:
+            continue
+        try:
+            if opt == "fwmark" and value.lower().startswith("0x"):
+                setattr(iface, attr, int(value, 16))
+            else:
+                setattr(iface, attr, _int(value, low, high))
+        except ValueError as exc:
+            err(ConfigError(path, s.line_of(opt), str(exc), opt))
+    for value, line in _values(s, "addresses"):
+        try:
+            addr, bits = parse_cidr(value)
+            if "/" not in value:
+                value = format_cidr(addr, bits)
+            iface.addresses.append(value)
+        except ValueError as exc:
+            err(ConfigError(path, line, str(exc), "addresses"))
+    if s.get("nohostroute") is not None:
+        try:
+            iface.nohostroute = uci.parse_bool(s.get("nohostroute"))
+        except ValueError as exc:
+            err(ConfigError(path, s.line_of("nohostroute"), str(exc), "nohostroute"))
+    return iface
+
+
+def _peer(s, path, err, warn):
+    peer = PeerConfig()
+    peer.name = s.name
+    peer.line = s.line
+    for key in s.order:
+        if key not in PEER_OPTIONS:
+            err(ConfigError(path, s.line_of(key), "unknown option for a peer", key))
+    try:
+        if s.get("disabled") is not None and uci.parse_bool(s.get("disabled")):
+            return None
+    except ValueError as exc:
+        err(ConfigError(path, s.line_of("disabled"), str(exc), "disabled"))
+    key = s.get("public_key")
+    if key is None:
+        err(ConfigError(path, s.line, "peer has no public_key", "public_key"))
+    else:
+        try:
+            peer.public_key = decode_key(key)
+        except ValueError as exc:
+            err(ConfigError(path, s.line_of("public_key"), str(exc), "public_key"))
+    psk, psk_file = s.get("preshared_key"), s.get("preshared_key_file")
+    if psk is not None and psk_file is not None:
+        err(ConfigError(path, s.line_of("preshared_key_file"), "give preshared_key or "
+                        "preshared_key_file, not both", "preshared_key_file"))
+    elif psk is not None:
+        try:
+            peer.preshared_key = decode_key(psk)
+        except ValueError as exc:
+            err(ConfigError(path, s.line_of("preshared_key"), str(exc), "preshared_key"))
+    elif psk_file is not None:
+        try:
+            peer.preshared_key = _key_from_file(psk_file, path)
+        except ValueError as exc:
+            err(ConfigError(path, s.line_of("preshared_key_file"), str(exc),
+                            "preshared_key_file"))
+    ips = _values(s, "allowed_ips")
+    if not ips:
+        err(ConfigError(path, s.line, "peer has no allowed_ips: it could never send or "
+                        "receive anything", "allowed_ips"))
+    for value, line in ips:
+        try:
+            addr, bits = parse_cidr(value)
+            peer.allowed_ips.append((mask(addr, bits), bits))
+        except ValueError as exc:
+            err(ConfigError(path, line, str(exc), "allowed_ips"))
+    for opt in ("route_allowed_ips",):
+        if s.get(opt) is not None:
+            try:
+                peer.route_allowed_ips = uci.parse_bool(s.get(opt))
+            except ValueError as exc:
+                err(ConfigError(path, s.line_of(opt), str(exc), opt))
+    host = s.get("endpoint_host")
+    if host is not None:
+        if not host or " " in host:
+            err(ConfigError(path, s.line_of("endpoint_host"), "expected a host name or "
+                            "address", "endpoint_host"))
+        else:
+            peer.endpoint_host = host.strip("[]")
+    port = s.get("endpoint_port")
+    if port is not None:
+        try:
+            peer.endpoint_port = _int(port, 1, 65535)
+        except ValueError as exc:
+            err(ConfigError(path, s.line_of("endpoint_port"), str(exc), "endpoint_port"))
+        if host is None:
+            warn(ConfigError(path, s.line_of("endpoint_port"), "endpoint_port without "
+                             "endpoint_host has no effect", "endpoint_port"))
+    ka = s.get("persistent_keepalive")
+    if ka is not None:
+        try:
+            peer.persistent_keepalive = _int(ka, 0, 65535)
+        except ValueError as exc:
+            err(ConfigError(path, s.line_of("persistent_keepalive"), str(exc),
+                            "persistent_keepalive"))
+    peer.description = s.get("description", "")
+    return peer
+
+
+def _settings(s, path, settings, err):
+    for key in s.order:
+        if key not in WGEDGE_OPTIONS:
+            err(ConfigError(path, s.line_of(key), "unknown option for the wgedge section", key))
+    dev = s.get("watchdog_device")
+    if dev is not None:
+        settings.watchdog_device = dev
+    for opt, low, high in (("watchdog_interval", 1, 3600), ("check_interval", 1, 3600),
+                           ("stale_handshake", 30, 86400)):
+        if s.get(opt) is not None:
+            try:
+                setattr(settings, opt, _int(s.get(opt), low, high))
+            except ValueError as exc:
+                err(ConfigError(path, s.line_of(opt), str(exc), opt))
+
+
+def _check_duplicates(iface, path, err):
+    seen = {}
+    for peer in iface.peers:
+        if peer.public_key is None:
+            continue
+        if peer.public_key in seen:
+            err(ConfigError(path, peer.line, "duplicate peer: the same public_key as the peer "
+                            "at line %d" % seen[peer.public_key], "public_key"))
+        else:
+            seen[peer.public_key] = peer.line
+
+
+def load(path):
+    """Read a UCI file, or a wg-quick file when the name ends in .conf."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as exc:
+        loaded = Loaded(path)
+        loaded.errors.append(ConfigError(path, 0, "cannot read: %s" % exc.strerror))
+        return loaded
+    except UnicodeDecodeError:
+        loaded = Loaded(path)
+        loaded.errors.append(ConfigError(path, 0, "not a text file"))
+        return loaded
+    if path.endswith(".conf"):
+        from wgedge.config import wgquick
+
+        return wgquick.from_text(text, path)
+    return from_uci(text, path)

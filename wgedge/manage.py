@@ -1,0 +1,305 @@
+"""What `wgedge up/down/reload/status` do, and what the watchdog repeats after a restart.
+
+The interface daemon is configured only through its control socket, with the same text
+protocol `wg` speaks; addresses and routes go through netsetup (pyroute2). Everything `up`
+did is recorded in /var/run/wgedge/IFNAME.state.json so `down` and `reload` can undo or
+adjust exactly that.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from wgedge import control_client, netsetup
+from wgedge.config import model
+from wgedge.core.ipaddr import format_cidr, parse_ip
+from wgedge.core.uapi import key_to_hex
+from wgedge.daemon import RUN_DIR, pid_path
+from wgedge.io.control import socket_path
+
+
+class ManageError(Exception):
+    pass
+
+
+def state_path(ifname):
+    return os.path.join(RUN_DIR, ifname + ".state.json")
+
+
+def watchdog_pid_path(ifname):
+    return os.path.join(RUN_DIR, ifname + ".watchdog.pid")
+
+
+def read_state(ifname):
+    try:
+        with open(state_path(ifname)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def write_state(ifname, state):
+    os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
+    tmp = state_path(ifname) + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(state, f)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, state_path(ifname))
+
+
+def read_pid(path):
+    try:
+        with open(path) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+# --- endpoints --------------------------------------------------------------------------------
+def is_literal(host):
+    try:
+        parse_ip(host)
+        return True
+    except ValueError:
+        return False
+
+
+def resolve(host, port):
+    """'ip:port' / '[ip6]:port' for the first address the resolver gives, or None."""
+    try:
+        infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_DGRAM)
+    except (OSError, UnicodeError):
+        return None
+    for family, _, _, _, addr in infos:
+        if family == socket.AF_INET:
+            return "%s:%d" % (addr[0], port)
+        if family == socket.AF_INET6:
+            return "[%s]:%d" % (addr[0], port)
+    return None
+
+
+def endpoint_text(peer):
+    if peer.endpoint_host is None:
+        return None
+    if is_literal(peer.endpoint_host):
+        ip = peer.endpoint_host
+        return ("[%s]:%d" if ":" in ip else "%s:%d") % (ip, peer.endpoint_port)
+    return resolve(peer.endpoint_host, peer.endpoint_port)
+
+
+# --- the userspace API text ----------------------------------------------------------------------
+def peer_lines(peer, endpoint):
+    lines = ["public_key=" + key_to_hex(peer.public_key),
+             "preshared_key=" + key_to_hex(peer.preshared_key or bytes(32))]
+    if endpoint:
+        lines.append("endpoint=" + endpoint)
+    lines.append("persistent_keepalive_interval=%d" % peer.persistent_keepalive)
+    lines.append("replace_allowed_ips=true")
+    lines += ["allowed_ip=" + format_cidr(a, b) for a, b in peer.allowed_ips]
+    return lines
+
+
+def full_config(iface, endpoints):
+    lines = ["private_key=" + key_to_hex(iface.private_key),
+             "listen_port=%d" % iface.listen_port, "fwmark=%d" % iface.fwmark,
+             "replace_peers=true"]
+    for peer in iface.peers:
+        lines += peer_lines(peer, endpoints.get(peer.public_key))
+    return "set=1\n" + "\n".join(lines)
+
+
+def diff_config(iface, endpoints, current_iface, current_peers):
+    """Only what differs from the running interface, as `wg syncconf` sends it: unchanged
+    peers are not mentioned at all, so their sessions stay exactly as they are."""
+    lines = []
+    if current_iface.get("private_key") != key_to_hex(iface.private_key):
+        lines.append("private_key=" + key_to_hex(iface.private_key))
+    if iface.listen_port and current_iface.get("listen_port") != str(iface.listen_port):
+        lines.append("listen_port=%d" % iface.listen_port)
+    if current_iface.get("fwmark", "0") != str(iface.fwmark):
+        lines.append("fwmark=%d" % iface.fwmark)
+    running = {p["public_key"]: p for p in current_peers}
+    wanted = set()
+    for peer in iface.peers:
+        hexkey = key_to_hex(peer.public_key)
+        wanted.add(hexkey)
+        cur = running.get(hexkey)
+        endpoint = endpoints.get(peer.public_key)
+        want_ips = sorted(format_cidr(a, b) for a, b in peer.allowed_ips)
+        if cur is not None and (
+                cur.get("preshared_key") == key_to_hex(peer.preshared_key or bytes(32))
+                and (endpoint is None or cur.get("endpoint") == endpoint)
+                and cur.get("persistent_keepalive_interval") == str(peer.persistent_keepalive)
+                and sorted(cur["allowed_ip"]) == want_ips):
+            continue
+        lines += peer_lines(peer, endpoint)
+    for hexkey in running:
+        if hexkey not in wanted:
+            lines += ["public_key=" + hexkey, "remove=true"]
+    return "set=1\n" + "\n".join(lines) if lines else None
+
+
+# --- steps ---------------------------------------------------------------------------------------
+def generate_keys(loaded):
+    """`private_key 'generate'`: make a key and write it into the file in place of 'generate'
+    (as OpenWrt does), keeping every other byte of the file and its permissions."""
+    from wgedge.config.model import encode_key
+    from wgedge.core.noise import clamp
+
+    targets = [i for i in loaded.interfaces if i.generate_line and i.private_key is None]
+    if not targets:
+        return
+    with open(loaded.path) as f:
+        lines = f.read().split("\n")
+    for iface in targets:
+        iface.private_key = clamp(os.urandom(32))
+        i = iface.generate_line - 1
+        lines[i] = lines[i].replace("'generate'", "'%s'" % encode_key(iface.private_key), 1) \
+            if "'generate'" in lines[i] else lines[i].replace("generate",
+                                                               encode_key(iface.private_key), 1)
+    mode = os.stat(loaded.path).st_mode & 0o777
+    tmp = loaded.path + ".wgedge-tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode & 0o700)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines))
+    os.replace(tmp, loaded.path)
+
+
+def wait_socket(ifname, seconds=10.0, proc=None):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            control_client.request(ifname, "get=1", timeout=1.0)
+            return True
+        except control_client.ControlClientError:
+            if proc is not None and proc.poll() is not None:
+                return False
+            time.sleep(0.05)
+    return False
+
+
+def configure(iface, first=True):
+    """Push keys and peers through the control socket, then addresses, MTU and routes.
+    Returns the network state to record."""
+    endpoints = {p.public_key: endpoint_text(p) for p in iface.peers}
+    if first:
+        control_client.request(iface.name, full_config(iface, endpoints))
+        previous = None
+    else:
+        cur_iface, cur_peers = control_client.get(iface.name)
+        text = diff_config(iface, endpoints, cur_iface, cur_peers)
+        if text:
+            control_client.request(iface.name, text)
+        previous = (read_state(iface.name) or {}).get("net")
+    ips = [e.rsplit(":", 1)[0].strip("[]") for e in endpoints.values() if e]
+    net = netsetup.apply(iface, previous, ips)
+    write_state(iface.name, {"config": os.path.abspath(iface.path), "net": net})
+    return net
+
+
+def start_daemon(ifname):
+    """Start the interface daemon detached (as `wgedge IFNAME` does) and wait for it."""
+    res = subprocess.run([sys.executable, "-m", "wgedge", ifname], capture_output=True,
+                         text=True, timeout=30)
+    if res.returncode != 0:
+        raise ManageError(res.stderr.strip() or "daemon failed to start")
+
+
+def down(ifname, quiet=False):
+    """Undo `up`: stop the watchdog and the daemon, remove routes, addresses and the link.
+    Works after a crash too (stale pid files, a leftover socket)."""
+    import signal
+
+    wd = read_pid(watchdog_pid_path(ifname))
+    if wd is not None:
+        os.kill(wd, signal.SIGTERM)
+        _wait_exit(wd, 10)
+    state = read_state(ifname) or {}
+    try:
+        netsetup.undo(ifname, state.get("net", {}))
+    except Exception:  # noqa: BLE001 - tearing down: go on with the rest
+        pass
+    pid = read_pid(pid_path(ifname))
+    if pid is not None:
+        _wait_exit(pid, 5)
+        if read_pid(pid_path(ifname)) is not None:
+            os.kill(pid, signal.SIGKILL)
+    for path in (state_path(ifname), watchdog_pid_path(ifname), pid_path(ifname),
+                 socket_path(ifname)):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def _wait_exit(pid, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def running_interfaces():
+    names = set()
+    for directory, suffix in ((RUN_DIR, ".state.json"), ("/var/run/wireguard", ".sock")):
+        try:
+            for f in os.listdir(directory):
+                if f.endswith(suffix):
+                    names.add(f[:-len(suffix)])
+        except OSError:
+            pass
+    return sorted(names)
+
+
+def load_valid(path):
+    loaded = model.load(path)
+    if loaded.errors:
+        raise ManageError("\n".join(str(e) for e in loaded.errors))
+    return loaded
+
+
+def status(now_wall=None):
+    now_wall = now_wall or time.time()
+    out = []
+    for ifname in running_interfaces():
+        entry = {"interface": ifname, "daemon_pid": read_pid(pid_path(ifname)),
+                 "watchdog_pid": read_pid(watchdog_pid_path(ifname)), "peers": []}
+        try:
+            iface, peers = control_client.get(ifname, timeout=2.0)
+        except control_client.ControlClientError as exc:
+            entry["error"] = str(exc)
+            out.append(entry)
+            continue
+        entry["listen_port"] = int(iface.get("listen_port", 0))
+        if "private_key" in iface:
+            from wgedge.crypto import load as load_crypto
+
+            pub = load_crypto().x25519_public(bytes.fromhex(iface["private_key"]))
+            entry["public_key"] = model.encode_key(pub)
+        for p in peers:
+            hs = int(p.get("last_handshake_time_sec", "0"))
+            age = None if hs == 0 else max(0, int(now_wall - hs))
+            if age is None:
+                health = "never"
+            elif age < 180:
+                health = "ok"
+            else:
+                health = "stale"
+            entry["peers"].append({
+                "public_key": model.encode_key(bytes.fromhex(p["public_key"])),
+                "endpoint": p.get("endpoint"), "latest_handshake_seconds_ago": age,
+                "rx_bytes": int(p.get("rx_bytes", 0)), "tx_bytes": int(p.get("tx_bytes", 0)),
+                "allowed_ips": p["allowed_ip"],
+                "persistent_keepalive": int(p.get("persistent_keepalive_interval", 0)),
+                "health": health})
+        out.append(entry)
+    return out

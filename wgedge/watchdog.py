@@ -1,0 +1,259 @@
+"""The watchdog: supervises one interface daemon for as long as the router runs.
+
+Decisions, each logged:
+- The daemon runs as a child in the foreground. If it exits or dies, it is restarted after a
+  backoff that doubles from 1 s to 60 s (reset once a daemon has stayed up for 60 s); beyond
+  MAX_RESTARTS within RESTART_WINDOW, every restart waits the full 60 s. After a restart the
+  interface is configured again from the file: keys, peers, addresses, MTU, routes.
+- Every check interval it asks the control socket for `get=1`; three failed checks in a row
+  and the daemon is killed (and so restarted).
+- A peer with a host-name endpoint whose latest handshake is older than `stale_handshake`
+  (150 s, or never) has the name resolved again; a changed address becomes its endpoint
+  (OpenWrt's wireguard_watchdog behaviour). Literal addresses are left alone.
+- With `watchdog_device` set, the hardware watchdog is fed only while all of that is healthy,
+  and closed with the magic 'V' on a clean stop, so a stopped service does not reboot the box.
+- SIGHUP re-reads the file and applies the difference (a bad file is refused and logged);
+  SIGTERM/SIGINT stop the daemon and undo everything `up` did.
+"""
+
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+from wgedge import control_client, manage
+from wgedge.config.model import load
+
+log = logging.getLogger("wgedge")
+
+MAX_BACKOFF = 60.0
+STABLE_AFTER = 60.0
+MAX_RESTARTS = 10
+RESTART_WINDOW = 600.0
+FAILED_CHECKS_BEFORE_KILL = 3
+
+
+class Watchdog:
+    def __init__(self, config_path, ifname):
+        self.config_path = config_path
+        self.ifname = ifname
+        self.child = None
+        self.child_started = 0.0
+        self.backoff = 1.0
+        self.restarts = []
+        self.failed_checks = 0
+        self.hw = None
+        self.stopping = False
+        self.reload_requested = False
+        self.iface, self.settings = self._load()
+
+    def _load(self):
+        loaded = load(self.config_path)
+        if loaded.errors:
+            raise manage.ManageError("\n".join(str(e) for e in loaded.errors))
+        iface = loaded.interface(self.ifname)
+        if iface is None:
+            raise manage.ManageError("%s has no wireguard interface %s"
+                                     % (self.config_path, self.ifname))
+        return iface, loaded.settings
+
+    # --- the child daemon ------------------------------------------------------------------
+    def _start_child(self):
+        env = dict(os.environ, WGEDGE_SYSLOG="1")
+        self.child = subprocess.Popen([sys.executable, "-m", "wgedge", "-f", self.ifname],
+                                      env=env, stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.child_started = time.monotonic()
+        if not manage.wait_socket(self.ifname, 15.0, self.child):
+            raise manage.ManageError("daemon for %s did not start" % self.ifname)
+        manage.configure(self.iface, first=True)
+        self.failed_checks = 0
+
+    def _restart(self):
+        now = time.monotonic()
+        if now - self.child_started >= STABLE_AFTER:
+            self.backoff = 1.0
+        self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW]
+        delay = self.backoff
+        if len(self.restarts) >= MAX_RESTARTS:
+            delay = MAX_BACKOFF
+            log.error("%s: %d restarts within %d s: restarting every %d s from now on",
+                      self.ifname, len(self.restarts), RESTART_WINDOW, MAX_BACKOFF)
+        log.warning("%s: restarting the daemon in %.0f s", self.ifname, delay)
+        if self._sleep(delay):
+            return
+        self.restarts.append(time.monotonic())
+        self.backoff = min(MAX_BACKOFF, self.backoff * 2)
+        try:
+            self.iface, self.settings = self._load()
+        except manage.ManageError as exc:
+            log.error("%s: config now invalid, restarting with the last good one: %s",
+                      self.ifname, exc)
+        try:
+            self._start_child()
+            log.info("%s: daemon restarted (pid %d)", self.ifname, self.child.pid)
+        except Exception as exc:  # noqa: BLE001 - keep supervising
+            log.error("%s: restart failed: %s", self.ifname, exc)
+            self._kill_child()
+
+    def _kill_child(self):
+        if self.child is not None and self.child.poll() is None:
+            self.child.kill()
+            self.child.wait()
+
+    # --- periodic checks ---------------------------------------------------------------------
+    def _check(self):
+        """One health check; returns True when everything is healthy."""
+        try:
+            _, peers = control_client.get(self.ifname, timeout=2.0)
+        except control_client.ControlClientError as exc:
+            self.failed_checks += 1
+            log.warning("%s: control socket check failed (%d): %s", self.ifname,
+                        self.failed_checks, exc)
+            if self.failed_checks >= FAILED_CHECKS_BEFORE_KILL:
+                log.error("%s: daemon not answering, killing it", self.ifname)
+                self._kill_child()
+            return False
+        self.failed_checks = 0
+        self._reresolve(peers)
+        return True
+
+    def _reresolve(self, peers):
+        now = time.time()
+        running = {p["public_key"]: p for p in peers}
+        from wgedge.core.uapi import key_to_hex
+
+        for peer in self.iface.peers:
+            if peer.endpoint_host is None or manage.is_literal(peer.endpoint_host):
+                continue
+            cur = running.get(key_to_hex(peer.public_key))
+            if cur is None:
+                continue
+            hs = int(cur.get("last_handshake_time_sec", "0"))
+            if hs and now - hs <= self.settings.stale_handshake:
+                continue
+            fresh = manage.resolve(peer.endpoint_host, peer.endpoint_port)
+            if fresh is None or fresh == cur.get("endpoint"):
+                continue
+            log.info("%s: peer %s: %s now resolves to %s (was %s), updating the endpoint",
+                     self.ifname, peer.description or peer.name or "?", peer.endpoint_host,
+                     fresh, cur.get("endpoint"))
+            try:
+                control_client.request(self.ifname, "set=1\npublic_key=%s\nupdate_only=true\n"
+                                       "endpoint=%s" % (key_to_hex(peer.public_key), fresh))
+            except control_client.ControlClientError as exc:
+                log.error("%s: cannot update endpoint: %s", self.ifname, exc)
+
+    def _feed(self, healthy):
+        if self.hw is not None and healthy:
+            try:
+                self.hw.write(b"\0")
+            except OSError as exc:
+                log.error("hardware watchdog: %s", exc)
+
+    def _reload(self):
+        self.reload_requested = False
+        try:
+            iface, settings = self._load()
+        except manage.ManageError as exc:
+            log.error("%s: reload refused, keeping the running configuration:\n%s",
+                      self.ifname, exc)
+            return
+        try:
+            manage.configure(iface, first=False)
+        except Exception as exc:  # noqa: BLE001
+            log.error("%s: reload failed: %s", self.ifname, exc)
+            return
+        self.iface, self.settings = iface, settings
+        log.info("%s: configuration reloaded", self.ifname)
+
+    # --- main loop ---------------------------------------------------------------------------
+    def _sleep(self, seconds):
+        """Sleep, waking early for signals; True when asked to stop."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                select.select([self._wake_r], [], [], left)
+            except InterruptedError:
+                pass
+            self._drain()
+        return True
+
+    def _drain(self):
+        try:
+            while os.read(self._wake_r, 64):
+                pass
+        except BlockingIOError:
+            pass
+
+    def run(self, ready=None):
+        os.makedirs(manage.RUN_DIR, mode=0o700, exist_ok=True)
+        with open(manage.watchdog_pid_path(self.ifname), "w") as f:
+            f.write("%d\n" % os.getpid())
+        self._wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_hup)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        if self.settings.watchdog_device:
+            self.hw = open(self.settings.watchdog_device, "wb", buffering=0)
+            log.info("feeding hardware watchdog %s", self.settings.watchdog_device)
+        try:
+            self._start_child()
+            log.info("%s: up under the watchdog (daemon pid %d)", self.ifname, self.child.pid)
+            if ready is not None:
+                ready()
+            tick = min(self.settings.check_interval, self.settings.watchdog_interval)
+            while not self.stopping:
+                if self.child.poll() is not None:
+                    log.error("%s: daemon exited with status %s", self.ifname,
+                              self.child.returncode)
+                    self._restart()
+                    continue
+                if self.reload_requested:
+                    self._reload()
+                self._feed(self._check() and self.child.poll() is None)
+                self._sleep(tick)
+        finally:
+            self._shutdown()
+
+    def _on_stop(self, *_):
+        self.stopping = True
+
+    def _on_hup(self, *_):
+        self.reload_requested = True
+
+    def _shutdown(self):
+        log.info("%s: stopping", self.ifname)
+        if self.child is not None and self.child.poll() is None:
+            self.child.terminate()
+            try:
+                self.child.wait(10)
+            except subprocess.TimeoutExpired:
+                self.child.kill()
+                self.child.wait()
+        state = manage.read_state(self.ifname) or {}
+        try:
+            from wgedge import netsetup
+
+            netsetup.undo(self.ifname, state.get("net", {}))
+        except Exception:  # noqa: BLE001 - best effort while stopping
+            pass
+        for path in (manage.state_path(self.ifname), manage.watchdog_pid_path(self.ifname)):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        if self.hw is not None:
+            try:
+                self.hw.write(b"V")  # magic close: a clean stop must not reboot the router
+                self.hw.close()
+            except OSError:
+                pass
