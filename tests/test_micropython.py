@@ -199,3 +199,30 @@ def test_session_bytes_identical_under_micropython_and_cpython(micropython):
     assert kinds.count("tun") == 2
     assert "drops 0" in lines
     assert mpy == results["pure"] == results["fast"]
+
+
+def test_uci_parser_runs_under_micropython(micropython):
+    from wgedge.config import uci
+
+    text = ("config interface 'wg0' ; option proto \"wire\"'guard'\n"
+            "  list addresses '10.0.0.1/24'\n  option bad 'unterminated\n")
+    script = "from wgedge.config import uci\nsections, errors = uci.parse(%r, 'f')\n" % text + (
+        "for s in sections:\n    print('section', s.type, s.name, s.get('proto'), "
+        "s.lists.get('addresses'))\nfor e in errors:\n    print('error', str(e))\n")
+    sections, errors = uci.parse(text, "f")
+    expected = "".join("section %s %s %s %s\n" % (s.type, s.name, s.get("proto"),
+                                                  s.lists.get("addresses")) for s in sections)
+    expected += "".join("error %s\n" % e for e in errors)
+    assert micropython(script) == expected
+    assert "error f:3: unterminated single quote" in expected
+
+
+def test_uapi_errors_under_micropython(micropython):
+    script = ("from wgedge.core import uapi\n"
+              "for lines in (['bogus=1'], ['listen_port=99999'], ['nokey']):\n"
+              "    try:\n"
+              "        uapi.parse_set(lines)\n"
+              "    except uapi.UapiError as e:\n"
+              "        print('errno', e.errno, e.message)\n")
+    out = micropython(script).splitlines()
+    assert [line.split()[1] for line in out] == ["-22", "-22", "-71"]

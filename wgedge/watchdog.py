@@ -171,18 +171,21 @@ class Watchdog:
         log.info("%s: configuration reloaded", self.ifname)
 
     # --- main loop ---------------------------------------------------------------------------
-    def _sleep(self, seconds):
-        """Sleep, waking early for signals; True when asked to stop."""
+    def _sleep(self, seconds, wake_on_signal=False):
+        """Sleep; True when asked to stop. With `wake_on_signal`, any signal (a child exiting,
+        SIGHUP) ends the sleep early so the main loop reacts at once."""
         deadline = time.monotonic() + seconds
         while not self.stopping:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
             try:
-                select.select([self._wake_r], [], [], left)
+                ready, _, _ = select.select([self._wake_r], [], [], left)
             except InterruptedError:
-                pass
+                ready = [self._wake_r]
             self._drain()
+            if ready and wake_on_signal:
+                return self.stopping
         return True
 
     def _drain(self):
@@ -220,7 +223,7 @@ class Watchdog:
                 if self.reload_requested:
                     self._reload()
                 self._feed(self._check() and self.child.poll() is None)
-                self._sleep(tick)
+                self._sleep(tick, wake_on_signal=True)
         finally:
             self._shutdown()
 

@@ -29,7 +29,8 @@ const PACKAGE = "@micropython/micropython-webassembly-pyscript";
 const LIB = "/lib";
 
 // The MicroPython-safe part of the package: files and whole trees (relative to the root).
-const SAFE_FILES = ["wgedge/__init__.py", "wgedge/crypto/__init__.py"];
+const SAFE_FILES = ["wgedge/__init__.py", "wgedge/crypto/__init__.py", "wgedge/config/__init__.py",
+  "wgedge/config/uci.py"];
 const SAFE_TREES = ["wgedge/core", "wgedge/crypto/pure"];
 
 function fail(message) {

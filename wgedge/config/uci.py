@@ -15,7 +15,7 @@ and a message, and `parse` returns (sections, errors). Nothing here knows WireGu
 
 class ConfigError(Exception):
     def __init__(self, path, line, message, option=None):
-        Exception.__init__(self, message)
+        super().__init__(message)
         self.path = path
         self.line = line
         self.option = option

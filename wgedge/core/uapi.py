@@ -29,7 +29,7 @@ _PEER_KEYS = ("remove", "update_only", "preshared_key", "endpoint",
 
 class UapiError(Exception):
     def __init__(self, errno, message):
-        Exception.__init__(self, message)
+        super().__init__(message)
         self.errno = errno
         self.message = message
 
