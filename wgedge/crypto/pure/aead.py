@@ -1,9 +1,9 @@
 """ChaCha20-Poly1305 (RFC 8439 section 2.8) and XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha).
 
-MicroPython-safe. Tags are compared in constant time (as far as Python allows).
+MicroPython-safe. One keystream run gives both the Poly1305 one-time key (block 0, RFC 8439
+2.6) and the blocks that encrypt the data (from block 1). Tags are compared by accumulating the
+XOR of every byte, so the time taken does not depend on where a forged tag first differs.
 """
-
-import struct
 
 from wgedge.crypto.pure import chacha20, poly1305
 
@@ -12,17 +12,20 @@ class AuthError(Exception):
     """The tag did not verify: the message was forged, damaged or keyed differently."""
 
 
-def _pad16(n):
-    return bytes((16 - n % 16) % 16)
+_ZEROS = bytes(16)
 
 
 def _tag(otk, ad, ciphertext):
-    mac_data = (ad + _pad16(len(ad)) + ciphertext + _pad16(len(ciphertext))
-                + struct.pack("<QQ", len(ad), len(ciphertext)))
+    """Poly1305 over ad || pad16 || ciphertext || pad16 || le64(len ad) || le64(len ct)."""
+    na = len(ad)
+    nc = len(ciphertext)
+    mac_data = b"".join((ad, _ZEROS[:-na % 16], ciphertext, _ZEROS[:-nc % 16],
+                         na.to_bytes(8, "little"), nc.to_bytes(8, "little")))
     return poly1305.mac(otk, mac_data)
 
 
-def _equal(a, b):
+def equal(a, b):
+    """Constant-time equality of two byte strings (the lengths are not secret)."""
     if len(a) != len(b):
         return False
     acc = 0
@@ -32,41 +35,50 @@ def _equal(a, b):
 
 
 class ChaCha20Poly1305:
-    """Same calling convention as `cryptography`'s class of that name."""
+    """Bound to a 32-byte key; the same calling convention as `cryptography`'s class of that name:
+    encrypt(nonce, data, ad) -> ciphertext || tag, decrypt(nonce, data, ad) -> plaintext or
+    AuthError. `ad` may be None (empty)."""
 
     def __init__(self, key):
-        if len(key) != 32:
-            raise ValueError("ChaCha20-Poly1305 key must be 32 bytes")
-        self._key = bytes(key)
-
-    def _otk(self, nonce):
-        return chacha20.keystream(self._key, 0, nonce, 32)
+        self._key_words = chacha20.key_words(key)
 
     def encrypt(self, nonce, data, ad):
+        data = bytes(data)
         ad = bytes(ad) if ad else b""
-        ct = chacha20.encrypt(self._key, 1, nonce, data)
-        return ct + _tag(self._otk(nonce), ad, ct)
+        n = len(data)
+        stream = chacha20.stream(self._key_words, chacha20.nonce_words(nonce), 0,
+                                 1 + (n + 63) // 64)
+        ciphertext = chacha20.xor(data, stream[64:64 + n])
+        return ciphertext + _tag(stream[:32], ad, ciphertext)
 
     def decrypt(self, nonce, data, ad):
         data = bytes(data)
-        if len(data) < 16:
-            raise AuthError("ciphertext shorter than its tag")
         ad = bytes(ad) if ad else b""
-        ct, tag = data[:-16], data[-16:]
-        if not _equal(_tag(self._otk(nonce), ad, ct), tag):
+        n = len(data) - 16
+        nw = chacha20.nonce_words(nonce)
+        if n < 0:
+            raise AuthError("ciphertext shorter than its tag")
+        stream = chacha20.stream(self._key_words, nw, 0, 1 + (n + 63) // 64)
+        ciphertext = data[:n]
+        if not equal(_tag(stream[:32], ad, ciphertext), data[n:]):
             raise AuthError("authentication failed")
-        return chacha20.encrypt(self._key, 1, nonce, ct)
+        return chacha20.xor(ciphertext, stream[64:64 + n])
+
+
+def _xchacha(key, nonce):
+    """The ChaCha20-Poly1305 object and 12-byte nonce that XChaCha20-Poly1305 reduces to."""
+    if len(nonce) != 24:
+        raise ValueError("XChaCha20 nonce must be 24 bytes")
+    nonce = bytes(nonce)
+    subkey = chacha20.hchacha20(key, nonce[:16])
+    return ChaCha20Poly1305(subkey), b"\0\0\0\0" + nonce[16:]
 
 
 def xchacha_encrypt(key, nonce, data, ad):
-    if len(nonce) != 24:
-        raise ValueError("XChaCha20 nonce must be 24 bytes")
-    sub = chacha20.hchacha20(key, nonce[:16])
-    return ChaCha20Poly1305(sub).encrypt(b"\0\0\0\0" + bytes(nonce[16:]), data, ad)
+    aead, nonce12 = _xchacha(key, nonce)
+    return aead.encrypt(nonce12, data, ad)
 
 
 def xchacha_decrypt(key, nonce, data, ad):
-    if len(nonce) != 24:
-        raise ValueError("XChaCha20 nonce must be 24 bytes")
-    sub = chacha20.hchacha20(key, nonce[:16])
-    return ChaCha20Poly1305(sub).decrypt(b"\0\0\0\0" + bytes(nonce[16:]), data, ad)
+    aead, nonce12 = _xchacha(key, nonce)
+    return aead.decrypt(nonce12, data, ad)

@@ -1,10 +1,10 @@
 """BLAKE2s (RFC 7693) with optional key and digest size, and HMAC-BLAKE2s (RFC 2104).
 
-MicroPython-safe (MicroPython's hashlib has no BLAKE2s). The round function is unrolled on
-local variables for speed.
+MicroPython-safe (MicroPython's hashlib has no BLAKE2s). Written for speed on purpose: the
+handshake hashes and MACs every message several times. The state lives in 16 local variables,
+G is written out in full, and each round unpacks its row of SIGMA into 16 locals that pick the
+message words.
 """
-
-import struct
 
 M = 0xFFFFFFFF
 IV = (0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A,
@@ -24,105 +24,106 @@ SIGMA = (
 
 
 def _compress(h, block, t, last):
-    m = struct.unpack("<16I", block)
+    w = int.from_bytes(block, "little")
+    m = [(w >> i) & M for i in range(0, 512, 32)]
     v0, v1, v2, v3, v4, v5, v6, v7 = h
     v8, v9, v10, v11, v12, v13, v14, v15 = IV
     v12 ^= t & M
     v13 ^= (t >> 32) & M
     if last:
         v14 ^= M
-    for s in SIGMA:
-        v0 = (v0 + v4 + m[s[0]]) & M
+    for s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15 in SIGMA:
+        v0 = (v0 + v4 + m[s0]) & M
         v12 ^= v0
         v12 = (v12 >> 16) | ((v12 << 16) & M)
         v8 = (v8 + v12) & M
         v4 ^= v8
         v4 = (v4 >> 12) | ((v4 << 20) & M)
-        v0 = (v0 + v4 + m[s[1]]) & M
+        v0 = (v0 + v4 + m[s1]) & M
         v12 ^= v0
         v12 = (v12 >> 8) | ((v12 << 24) & M)
         v8 = (v8 + v12) & M
         v4 ^= v8
         v4 = (v4 >> 7) | ((v4 << 25) & M)
-        v1 = (v1 + v5 + m[s[2]]) & M
+        v1 = (v1 + v5 + m[s2]) & M
         v13 ^= v1
         v13 = (v13 >> 16) | ((v13 << 16) & M)
         v9 = (v9 + v13) & M
         v5 ^= v9
         v5 = (v5 >> 12) | ((v5 << 20) & M)
-        v1 = (v1 + v5 + m[s[3]]) & M
+        v1 = (v1 + v5 + m[s3]) & M
         v13 ^= v1
         v13 = (v13 >> 8) | ((v13 << 24) & M)
         v9 = (v9 + v13) & M
         v5 ^= v9
         v5 = (v5 >> 7) | ((v5 << 25) & M)
-        v2 = (v2 + v6 + m[s[4]]) & M
+        v2 = (v2 + v6 + m[s4]) & M
         v14 ^= v2
         v14 = (v14 >> 16) | ((v14 << 16) & M)
         v10 = (v10 + v14) & M
         v6 ^= v10
         v6 = (v6 >> 12) | ((v6 << 20) & M)
-        v2 = (v2 + v6 + m[s[5]]) & M
+        v2 = (v2 + v6 + m[s5]) & M
         v14 ^= v2
         v14 = (v14 >> 8) | ((v14 << 24) & M)
         v10 = (v10 + v14) & M
         v6 ^= v10
         v6 = (v6 >> 7) | ((v6 << 25) & M)
-        v3 = (v3 + v7 + m[s[6]]) & M
+        v3 = (v3 + v7 + m[s6]) & M
         v15 ^= v3
         v15 = (v15 >> 16) | ((v15 << 16) & M)
         v11 = (v11 + v15) & M
         v7 ^= v11
         v7 = (v7 >> 12) | ((v7 << 20) & M)
-        v3 = (v3 + v7 + m[s[7]]) & M
+        v3 = (v3 + v7 + m[s7]) & M
         v15 ^= v3
         v15 = (v15 >> 8) | ((v15 << 24) & M)
         v11 = (v11 + v15) & M
         v7 ^= v11
         v7 = (v7 >> 7) | ((v7 << 25) & M)
-        v0 = (v0 + v5 + m[s[8]]) & M
+        v0 = (v0 + v5 + m[s8]) & M
         v15 ^= v0
         v15 = (v15 >> 16) | ((v15 << 16) & M)
         v10 = (v10 + v15) & M
         v5 ^= v10
         v5 = (v5 >> 12) | ((v5 << 20) & M)
-        v0 = (v0 + v5 + m[s[9]]) & M
+        v0 = (v0 + v5 + m[s9]) & M
         v15 ^= v0
         v15 = (v15 >> 8) | ((v15 << 24) & M)
         v10 = (v10 + v15) & M
         v5 ^= v10
         v5 = (v5 >> 7) | ((v5 << 25) & M)
-        v1 = (v1 + v6 + m[s[10]]) & M
+        v1 = (v1 + v6 + m[s10]) & M
         v12 ^= v1
         v12 = (v12 >> 16) | ((v12 << 16) & M)
         v11 = (v11 + v12) & M
         v6 ^= v11
         v6 = (v6 >> 12) | ((v6 << 20) & M)
-        v1 = (v1 + v6 + m[s[11]]) & M
+        v1 = (v1 + v6 + m[s11]) & M
         v12 ^= v1
         v12 = (v12 >> 8) | ((v12 << 24) & M)
         v11 = (v11 + v12) & M
         v6 ^= v11
         v6 = (v6 >> 7) | ((v6 << 25) & M)
-        v2 = (v2 + v7 + m[s[12]]) & M
+        v2 = (v2 + v7 + m[s12]) & M
         v13 ^= v2
         v13 = (v13 >> 16) | ((v13 << 16) & M)
         v8 = (v8 + v13) & M
         v7 ^= v8
         v7 = (v7 >> 12) | ((v7 << 20) & M)
-        v2 = (v2 + v7 + m[s[13]]) & M
+        v2 = (v2 + v7 + m[s13]) & M
         v13 ^= v2
         v13 = (v13 >> 8) | ((v13 << 24) & M)
         v8 = (v8 + v13) & M
         v7 ^= v8
         v7 = (v7 >> 7) | ((v7 << 25) & M)
-        v3 = (v3 + v4 + m[s[14]]) & M
+        v3 = (v3 + v4 + m[s14]) & M
         v14 ^= v3
         v14 = (v14 >> 16) | ((v14 << 16) & M)
         v9 = (v9 + v14) & M
         v4 ^= v9
         v4 = (v4 >> 12) | ((v4 << 20) & M)
-        v3 = (v3 + v4 + m[s[15]]) & M
+        v3 = (v3 + v4 + m[s15]) & M
         v14 ^= v3
         v14 = (v14 >> 8) | ((v14 << 24) & M)
         v9 = (v9 + v14) & M
@@ -154,14 +155,20 @@ def blake2s(data, digest_size=32, key=b""):
     rest = data[offset:]
     t += len(rest)
     h = _compress(h, rest + bytes(64 - len(rest)), t, True)
-    return struct.pack("<8I", *h)[:digest_size]
+    out = 0
+    for i in range(7, -1, -1):
+        out = (out << 32) | h[i]
+    return out.to_bytes(32, "little")[:digest_size]
+
+
+_IPAD = int.from_bytes(b"\x36" * 64, "little")
+_OPAD = int.from_bytes(b"\x5c" * 64, "little")
 
 
 def hmac(key, data):
-    """HMAC-BLAKE2s-256 with BLAKE2s's 64-byte block (keys longer than that are hashed)."""
-    key = bytes(key)
+    """HMAC-BLAKE2s-256 (RFC 2104 with BLAKE2s's 64-byte block; longer keys are hashed first)."""
     if len(key) > 64:
         key = blake2s(key)
-    key = key + bytes(64 - len(key))
-    inner = blake2s(bytes(b ^ 0x36 for b in key) + bytes(data))
-    return blake2s(bytes(b ^ 0x5C for b in key) + inner)
+    k = int.from_bytes(key, "little")  # little-endian: the zero padding goes on the right
+    inner = blake2s((k ^ _IPAD).to_bytes(64, "little") + bytes(data))
+    return blake2s((k ^ _OPAD).to_bytes(64, "little") + inner)
