@@ -1,20 +1,40 @@
 """The fast backend: OpenSSL through `cryptography`, BLAKE2s from hashlib (CPython only).
 
-ChaCha20-Poly1305's AEAD object is handed out as it is, so the hot path calls OpenSSL with no
-Python wrapper in between. XChaCha20 (cookie replies only) derives its subkey with the pure
-HChaCha20 and then uses OpenSSL's ChaCha20-Poly1305.
+The interface is described in wgedge/crypto/__init__.py. `aead(key)` hands out `cryptography`'s
+ChaCha20Poly1305 object itself, so the transport hot path calls OpenSSL with no Python wrapper
+in between. `cryptography` has no XChaCha20-Poly1305; it is only used for cookie replies, so
+the subkey comes from the pure HChaCha20 and OpenSSL does the rest (draft-irtf-cfrg-xchacha
+section 2.3: ChaCha20-Poly1305 under the subkey, nonce = 4 zero bytes || last 8 nonce bytes).
 """
 
 import hashlib
+import hmac as _hmac
 
 import cryptography
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from wgedge.crypto.pure.chacha20 import hchacha20
+
 _blake2s = hashlib.blake2s
-_IPAD = bytes(x ^ 0x36 for x in range(256))
-_OPAD = bytes(x ^ 0x5C for x in range(256))
+_hmac_digest = _hmac.digest
+
+
+def _openssl_version():
+    try:
+        from cryptography.hazmat.backends.openssl.backend import backend
+
+        return backend.openssl_version_text()
+    except Exception:  # noqa: BLE001 - only for the description; the backend works without it
+        return "OpenSSL (version unknown)"
+
+
+def _xchacha(key, nonce):
+    if len(nonce) != 24:
+        raise ValueError("XChaCha20 nonce must be 24 bytes")
+    nonce = bytes(nonce)
+    return ChaCha20Poly1305(hchacha20(key, nonce[:16])), b"\0\0\0\0" + nonce[16:]
 
 
 class FastBackend:
@@ -22,14 +42,8 @@ class FastBackend:
     AuthError = InvalidTag
 
     def describe(self):
-        try:
-            from cryptography.hazmat.backends.openssl.backend import backend
-
-            ssl = backend.openssl_version_text()
-        except Exception:  # noqa: BLE001 - only for the description
-            ssl = "OpenSSL"
-        return "fast (cryptography %s, %s; BLAKE2s from hashlib)" % (cryptography.__version__,
-                                                                      ssl)
+        return "fast (cryptography %s / %s; BLAKE2s from hashlib)" % (
+            cryptography.__version__, _openssl_version())
 
     @staticmethod
     def hash(data):
@@ -41,10 +55,7 @@ class FastBackend:
 
     @staticmethod
     def hmac(key, data):
-        """HMAC-BLAKE2s (RFC 2104, 64-byte block); keys here are at most 32 bytes."""
-        k = key.ljust(64, b"\0")
-        inner = _blake2s(k.translate(_IPAD) + data).digest()
-        return _blake2s(k.translate(_OPAD) + inner).digest()
+        return _hmac_digest(key, data, _blake2s)
 
     @staticmethod
     def x25519_public(private):
@@ -52,24 +63,22 @@ class FastBackend:
 
     @staticmethod
     def x25519(private, public):
+        # Wrong key lengths are a caller's bug and raise here, outside the try below.
+        ours = X25519PrivateKey.from_private_bytes(private)
+        theirs = X25519PublicKey.from_public_bytes(public)
         try:
-            return X25519PrivateKey.from_private_bytes(private).exchange(
-                X25519PublicKey.from_public_bytes(public))
-        except ValueError:  # all-zero result: a low-order point
+            return ours.exchange(theirs)
+        except ValueError:  # OpenSSL refuses an all-zero result: a low-order point
             return None
 
     aead = staticmethod(ChaCha20Poly1305)
 
     @staticmethod
     def xaead_encrypt(key, nonce, data, ad):
-        from wgedge.crypto.pure.chacha20 import hchacha20
-
-        sub = hchacha20(key, nonce[:16])
-        return ChaCha20Poly1305(sub).encrypt(b"\0\0\0\0" + nonce[16:], data, ad)
+        aead, nonce12 = _xchacha(key, nonce)
+        return aead.encrypt(nonce12, data, ad)
 
     @staticmethod
     def xaead_decrypt(key, nonce, data, ad):
-        from wgedge.crypto.pure.chacha20 import hchacha20
-
-        sub = hchacha20(key, nonce[:16])
-        return ChaCha20Poly1305(sub).decrypt(b"\0\0\0\0" + nonce[16:], data, ad)
+        aead, nonce12 = _xchacha(key, nonce)
+        return aead.decrypt(nonce12, data, ad)
