@@ -79,9 +79,9 @@ class Namespaces:
         assert res.returncode == 0, open("/tmp/wireguard-go-%s.log" % ifname).read()
         self.ifnames.append((ns, ifname, "wireguard-go"))
 
-    def start(self, impl, ns, ifname):
+    def start(self, impl, ns, ifname, env=None):
         if impl == "wgedge":
-            self.start_wgedge(ns, ifname)
+            self.start_wgedge(ns, ifname, env)
         else:
             self.start_wireguard_go(ns, ifname)
 

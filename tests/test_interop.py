@@ -51,7 +51,7 @@ class Site:
         return rows
 
 
-def build(nets, tmp_path, impl_a, impl_b, outer6=False, psk=False):
+def build(nets, tmp_path, impl_a, impl_b, outer6=False, psk=False, env=None):
     ns_a, ns_b = nets.ns("a"), nets.ns("b")
     nets.link(ns_a, ns_b, "10.200.0.1", "10.200.0.2", "fd20::1", "fd20::2")
     a = Site(nets, "a", impl_a, "wga" + nets.tag[:4], "10.200.0.1", "10.66.0.1", "fd66::1")
@@ -61,7 +61,7 @@ def build(nets, tmp_path, impl_a, impl_b, outer6=False, psk=False):
     if psk:
         psk_path = write_key(tmp_path, "psk", sh("wg", "genpsk").stdout.strip())
     for me, other, port in ((a, b, 51820), (b, a, 51821)):
-        nets.start(me.impl, me.ns, me.ifname)
+        nets.start(me.impl, me.ns, me.ifname, env)
         key = write_key(tmp_path, me.label + ".key", me.priv)
         me.port = port
         endpoint = ("[fd20::%s]:%d" if outer6 else "10.200.0.%s:%d") % (
@@ -109,8 +109,11 @@ def test_counters_after_ten_pings_match_kernel(nets, tmp_path):
     assert row["allowed"] == "10.66.0.2/32,fd66::2/128"
 
 
-def test_tcp_transfer_byte_identical(nets, tmp_path):
-    a, b = build(nets, tmp_path, "wgedge", "wireguard-go")
+@pytest.mark.parametrize("impl_b", ["wgedge", "wireguard-go"])
+@pytest.mark.parametrize("env", [{}, {"WGEDGE_OFFLOAD": "0"}, {"WGEDGE_TSO": "1"}],
+                         ids=["offloads-default", "offloads-off", "tso-reads"])
+def test_tcp_transfer_byte_identical(nets, tmp_path, impl_b, env):
+    a, b = build(nets, tmp_path, "wgedge", impl_b, env=env)
     data = os.urandom(8 << 20)
     src = tmp_path / "payload"
     src.write_bytes(data)

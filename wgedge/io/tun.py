@@ -1,5 +1,11 @@
 """A Linux TUN device (IFF_TUN | IFF_NO_PI), non-blocking, read and written in batches.
 
+With offloads (the default; WGEDGE_OFFLOAD=0 turns them off) the device is opened with
+IFF_VNET_HDR and TUNSETOFFLOAD (checksum, TSO4/TSO6, USO where the kernel has it): one read
+returns a whole TCP super-packet, cut into segments here (see offload.py), and writes merge
+consecutive TCP segments into one (GRO). Each feature the kernel refuses is switched off on
+its own, and the device still works without any of them.
+
 A full TUN queue drops rather than blocks: `write_batch` counts what the kernel refused.
 """
 
@@ -8,12 +14,22 @@ import fcntl
 import os
 import struct
 
+from wgedge.io import offload
+
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 IFF_MULTI_QUEUE = 0x0100
+IFF_VNET_HDR = 0x4000
+TUNSETOFFLOAD = 0x400454D0
+TUN_F_CSUM = 0x01
+TUN_F_TSO4 = 0x02
+TUN_F_TSO6 = 0x04
+TUN_F_USO4 = 0x20
+TUN_F_USO6 = 0x40
 IFNAMSIZ = 16
 MAX_PACKET = 65535
+MAX_BATCH_PACKETS = 512  # segments from one read_batch call, whatever the reads held
 
 
 class TunError(Exception):
@@ -30,15 +46,18 @@ def validate_ifname(name):
 
 
 class Tun:
-    def __init__(self, name):
+    def __init__(self, name, offloads=None):
         validate_ifname(name)
+        if offloads is None:
+            offloads = os.environ.get("WGEDGE_OFFLOAD", "1") != "0"
         try:
             self.fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             raise TunError("cannot open /dev/net/tun: %s (is the tun module loaded?)"
                            % exc.strerror)
+        flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if offloads else 0)
         try:
-            ifr = struct.pack("16sH22x", name.encode(), IFF_TUN | IFF_NO_PI)
+            ifr = struct.pack("16sH22x", name.encode(), flags)
             res = fcntl.ioctl(self.fd, TUNSETIFF, ifr)
         except OSError as exc:
             os.close(self.fd)
@@ -48,6 +67,33 @@ class Tun:
             raise TunError("cannot create TUN interface %s: %s" % (name, exc.strerror))
         self.name = res[:16].rstrip(b"\0").decode()
         self.write_drops = 0
+        self.vnet_hdr = offloads
+        self.offloads = []
+        if offloads:
+            self._enable_offloads()
+
+    def _enable_offloads(self):
+        """Ask for the most the kernel gives: TSO with USO, then TSO alone, then checksum
+        only; record what was granted (`wgedge info` and the start-up log show it)."""
+        if os.environ.get("WGEDGE_TSO", "0") != "1":
+            # Measured (docs/benchmarks.md): cutting and checksumming super-packets in Python
+            # costs more than the kernel doing it before the read, so by default the reads
+            # stay MTU-sized and only the write side coalesces (GRO).
+            fcntl.ioctl(self.fd, TUNSETOFFLOAD, 0)
+            self.offloads = ["gro-write"]
+            return
+        for flags, names in (
+                (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6,
+                 ["csum", "tso4", "tso6", "uso4", "uso6"]),
+                (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6, ["csum", "tso4", "tso6"]),
+                (TUN_F_CSUM, ["csum"])):
+            try:
+                fcntl.ioctl(self.fd, TUNSETOFFLOAD, flags)
+                self.offloads = names
+                return
+            except OSError:
+                continue
+        self.offloads = []  # the virtio header stays: plain packets behind a zero header
 
     def fileno(self):
         return self.fd
@@ -59,8 +105,15 @@ class Tun:
         read = os.read
         fd = self.fd
         try:
-            for _ in range(limit):
-                packets.append(read(fd, MAX_PACKET))
+            if not self.vnet_hdr:
+                for _ in range(limit):
+                    packets.append(read(fd, MAX_PACKET))
+            else:
+                split = offload.split_read
+                for _ in range(limit):
+                    packets.extend(split(read(fd, MAX_PACKET + offload.VNET_HDR_LEN)))
+                    if len(packets) >= MAX_BATCH_PACKETS:
+                        break
         except BlockingIOError:
             pass
         return packets
@@ -68,6 +121,8 @@ class Tun:
     def write_batch(self, packets):
         write = os.write
         fd = self.fd
+        if self.vnet_hdr:
+            packets = offload.coalesce(packets)
         for p in packets:
             try:
                 write(fd, p)

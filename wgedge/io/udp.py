@@ -8,18 +8,31 @@ Rules kept here:
   is retried once without it and the stale source is forgotten.
 - A full socket buffer drops (counted) rather than blocks.
 - Socket buffers are capped at SOCKET_BUFFER bytes each, so memory stays bounded.
+- UDP GSO: consecutive datagrams to one endpoint with one size (the last may be shorter)
+  leave in one sendmsg with UDP_SEGMENT; UDP GRO: one recvmsg may return several datagrams
+  with their size in a cmsg. Either is switched off for good, on its own, the first time the
+  kernel says it cannot do it (WGEDGE_OFFLOAD=0 starts with both off).
 """
 
 import errno
 import socket
 import struct
+import sys
+
+_LE = sys.byteorder == "little"
 
 SOCKET_BUFFER = 1 << 20  # 1 MiB per direction per socket
 SO_MARK = getattr(socket, "SO_MARK", 36)
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
 IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
-_ANC_SIZE = socket.CMSG_SPACE(20)
+SOL_UDP = 17
+UDP_SEGMENT = 103
+UDP_GRO = 104
+GSO_MAX_SEGMENTS = 64
+GSO_MAX_BYTES = 65000
+_ANC_SIZE = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4)
+_GSO_OFF = (errno.EIO, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOPROTOOPT, errno.EMSGSIZE)
 _MAX_DATAGRAM = 65535
 _STALE_SOURCE = (errno.EINVAL, errno.EADDRNOTAVAIL, errno.ENETUNREACH)
 _DROPPABLE = (errno.ENOBUFS, errno.ENOMEM, errno.EMSGSIZE, errno.EHOSTUNREACH,
@@ -48,7 +61,13 @@ def _open(family, port, fwmark):
 
 
 class Udp:
-    def __init__(self, port=0, fwmark=0):
+    def __init__(self, port=0, fwmark=0, offloads=None):
+        import os
+
+        if offloads is None:
+            offloads = os.environ.get("WGEDGE_OFFLOAD", "1") != "0"
+        self.gso = offloads
+        self.gro = offloads
         self.sockets = []
         self.sources = {}  # endpoint -> (level, type, pktinfo bytes) to send from
         self.send_drops = 0
@@ -79,6 +98,12 @@ class Udp:
         self.close()
         self.v4, self.v6 = v4, v6
         self.sockets = [s for s in (v4, v6) if s is not None]
+        if self.gro:
+            for s in self.sockets:
+                try:
+                    s.setsockopt(SOL_UDP, UDP_GRO, 1)
+                except OSError:
+                    self.gro = False
         self.port = chosen
         self.sources = {}
         return chosen
@@ -102,15 +127,21 @@ class Udp:
                 if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
                     continue  # an ICMP error queued on the socket: not ours to act on
                 raise
+            gso_size = 0
             for level, ctype, cdata in anc:
-                if ctype == IP_PKTINFO and level == socket.IPPROTO_IP:
+                if level == SOL_UDP and ctype == UDP_GRO:
+                    gso_size = int.from_bytes(cdata[:4], "little" if _LE else "big")
+                elif ctype == IP_PKTINFO and level == socket.IPPROTO_IP:
                     # struct in_pktinfo {int ifindex; in_addr spec_dst; in_addr addr}: answer
                     # from the address the datagram was sent to.
                     sources[addr] = (level, ctype, struct.pack("=i4s4s", 0, cdata[8:12],
                                                                b"\0" * 4))
                 elif ctype == IPV6_PKTINFO and level == socket.IPPROTO_IPV6:
                     sources[addr] = (level, ctype, bytes(cdata[:20]))
-            batch.append((data, addr))
+            if gso_size and len(data) > gso_size:
+                batch.extend((data[i:i + gso_size], addr) for i in range(0, len(data), gso_size))
+            else:
+                batch.append((data, addr))
         return batch
 
     def _socket_for(self, endpoint):
@@ -120,32 +151,83 @@ class Udp:
 
     def send_batch(self, datagrams):
         """Send [(data, endpoint)]; failures the network causes are counted, not raised."""
-        sources = self.sources
-        for data, endpoint in datagrams:
-            sock = self._socket_for(endpoint)
-            if sock is None:
-                self.send_drops += 1
-                continue
-            src = sources.get(endpoint)
-            try:
-                if src is None:
+        if not self.gso:
+            for data, endpoint in datagrams:
+                self._send_one(data, endpoint)
+            return
+        i, n = 0, len(datagrams)
+        while i < n:
+            data, endpoint = datagrams[i]
+            size = len(data)
+            j = i + 1
+            total = size
+            # A GSO run: same endpoint, same size, the last one may be shorter.
+            while (j < n and j - i < GSO_MAX_SEGMENTS and datagrams[j][1] == endpoint
+                   and total + size <= GSO_MAX_BYTES):
+                dj = len(datagrams[j][0])
+                if dj > size:
+                    break
+                total += dj
+                j += 1
+                if dj < size:
+                    break
+            if j - i == 1:
+                self._send_one(data, endpoint)
+            else:
+                self._send_gso([d for d, _ in datagrams[i:j]], size, endpoint)
+            i = j
+
+    def _send_gso(self, parts, size, endpoint):
+        sock = self._socket_for(endpoint)
+        if sock is None:
+            self.send_drops += len(parts)
+            return
+        anc = [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", size))]
+        src = self.sources.get(endpoint)
+        if src is not None:
+            anc.append(src)
+        try:
+            sock.sendmsg([b"".join(parts)], anc, 0, endpoint)
+            return
+        except BlockingIOError:
+            self.send_drops += len(parts)
+            return
+        except OSError as exc:
+            if exc.errno not in _GSO_OFF and exc.errno not in _STALE_SOURCE:
+                if exc.errno in _DROPPABLE:
+                    self.send_drops += len(parts)
+                    return
+                raise
+            if exc.errno in _GSO_OFF and src is None:
+                self.gso = False  # this kernel or route cannot segment: never again
+        for p in parts:
+            self._send_one(p, endpoint)
+
+    def _send_one(self, data, endpoint):
+        sock = self._socket_for(endpoint)
+        if sock is None:
+            self.send_drops += 1
+            return
+        src = self.sources.get(endpoint)
+        try:
+            if src is None:
+                sock.sendto(data, endpoint)
+            else:
+                sock.sendmsg([data], [src], 0, endpoint)
+        except BlockingIOError:
+            self.send_drops += 1
+        except OSError as exc:
+            if src is not None and exc.errno in _STALE_SOURCE:
+                del self.sources[endpoint]  # that local address went away: let routing choose
+                try:
                     sock.sendto(data, endpoint)
-                else:
-                    sock.sendmsg([data], [src], 0, endpoint)
-            except BlockingIOError:
+                    return
+                except OSError:
+                    pass
+            if exc.errno in _DROPPABLE:
                 self.send_drops += 1
-            except OSError as exc:
-                if src is not None and exc.errno in _STALE_SOURCE:
-                    del sources[endpoint]  # that local address went away: let routing choose
-                    try:
-                        sock.sendto(data, endpoint)
-                        continue
-                    except OSError:
-                        pass
-                if exc.errno in _DROPPABLE or isinstance(exc, BlockingIOError):
-                    self.send_drops += 1
-                else:
-                    raise
+            else:
+                raise
 
     def clear_source(self, endpoint):
         self.sources.pop(endpoint, None)
