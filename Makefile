@@ -54,6 +54,7 @@ demo: apt venv
 	$(PY) -m tests.sitelab demo
 
 bench: setup
+	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) -m tests.bench
 
 clean:

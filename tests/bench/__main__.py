@@ -24,19 +24,27 @@ def main():
     if os.geteuid() == 0:
         print("tunnel benchmarks (iperf3 through namespaces) ...", flush=True)
         idle = tunnel_bench.idle_cpu()
-        tunnel = tunnel_bench.report(tunnel_bench.run(), idle)
+        results = tunnel_bench.run()
+        mem = tunnel_bench.memory()
+        tunnel = tunnel_bench.report(results, idle, mem)
         print(tunnel, flush=True)
-        sections.append("## Tunnel throughput (iperf3 TCP, two namespaces joined by veth)\n\n"
-                        "Rounds interleave the candidates; medians of 3 rounds of 5 s. "
-                        "wireguard-go is Debian's package.\n\n" + tunnel)
+        png = os.path.join(os.path.dirname(DOC), "throughput.png")
+        plotted = tunnel_bench.plot(results, png)
+        sections.append("## Tunnel (iperf3 and ping through two namespaces joined by veth)\n\n"
+                        "Rounds interleave the candidates; medians of 3 rounds of 5 s each. "
+                        "wireguard-go is Debian's package. The two cores are shared by both "
+                        "tunnel ends, iperf3 and the kernel."
+                        "\n\n" + tunnel + ("\n\n![throughput](throughput.png)" if plotted
+                                            else ""))
     else:
         print("tunnel benchmarks skipped: they need root", file=sys.stderr)
-    header = ("# Benchmarks\n\nProduced by `make bench` on %s (%s, %d cores, Python %s).\n" % (
+    header = ("# Benchmarks\n\nProduced by `make bench` (`python -m tests.bench`, as root) on %s (%s, %d cores, Python %s).\n" % (
         datetime.date.today().isoformat(), platform.machine(), os.cpu_count(),
         platform.python_version()))
     with open(DOC, "w") as f:
         f.write(header + "\n" + "\n\n".join(sections) + "\n")
     print("written to %s" % DOC)
+    print("command: make bench")
 
 
 if __name__ == "__main__":
