@@ -7,7 +7,6 @@ on stderr by the command that started it, with a non-zero exit code.
 """
 
 import logging
-import logging.handlers
 import os
 import sys
 
@@ -41,9 +40,10 @@ def setup_logging(ifname, level, foreground, logfile):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s: (%(ifname)s) %(message)s"))
     else:
+        from logging.handlers import SysLogHandler  # only when needed: it costs memory
+
         try:
-            handler = logging.handlers.SysLogHandler(address="/dev/log",
-                                                     facility=logging.handlers.SysLogHandler.LOG_DAEMON)
+            handler = SysLogHandler(address="/dev/log", facility=SysLogHandler.LOG_DAEMON)
             handler.setFormatter(logging.Formatter("wgedge[%(process)d]: %(ifname)s: %(message)s"))
         except OSError:  # no syslog daemon: keep every message in a file instead
             handler = logging.FileHandler("/var/log/wgedge-%s.log" % ifname)

@@ -15,8 +15,6 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from wgedge.crypto.pure.chacha20 import hchacha20
-
 _blake2s = hashlib.blake2s
 _hmac_digest = _hmac.digest
 
@@ -31,6 +29,9 @@ def _openssl_version():
 
 
 def _xchacha(key, nonce):
+    # Imported here: cookie replies are rare, and the pure package costs memory on a router.
+    from wgedge.crypto.pure.chacha20 import hchacha20
+
     if len(nonce) != 24:
         raise ValueError("XChaCha20 nonce must be 24 bytes")
     nonce = bytes(nonce)
