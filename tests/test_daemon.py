@@ -158,3 +158,24 @@ def test_wg_quick_drives_wgedge(nets, tmp_path):
                          text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert wait_gone("/var/run/wireguard/%s.sock" % ifa)
+
+
+def test_daemon_keeps_only_the_capabilities_it_needs(nets, tmp_path):
+    ns = nets.ns("d")
+    ifname = "wgd" + nets.tag[:4]
+    nets.start_wgedge(ns, ifname)
+    with open("/proc/%d/status" % pid_of(ifname)) as f:
+        status = dict(line.split(":", 1) for line in f if ":" in line)
+    wanted = (1 << 10) | (1 << 12)  # CAP_NET_BIND_SERVICE, CAP_NET_ADMIN
+    assert int(status["CapEff"], 16) == wanted
+    assert int(status["CapBnd"], 16) == wanted
+    assert status["NoNewPrivs"].strip() == "1"
+    # And it still does its job: configure, fwmark (NET_ADMIN), a low port (BIND_SERVICE).
+    priv, _ = genkey()
+    key = tmp_path / "k"
+    key.write_text(priv + "\n")
+    sh("wg", "set", ifname, "private-key", str(key), "listen-port", "853", "fwmark", "7", ns=ns)
+    assert "listening port: 853" in sh("wg", "show", ifname, ns=ns).stdout
+    sh("ip", "link", "del", ifname, ns=ns)
+    assert wait_gone("/var/run/wireguard/%s.sock" % ifname)
+    assert wait_gone("/var/run/wgedge/%s.pid" % ifname)

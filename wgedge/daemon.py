@@ -92,6 +92,10 @@ def serve(ifname, crypto, ready=None):
 
     iface = Interface(ifname, crypto)
     _write_pid(ifname)
+    if os.environ.get("WGEDGE_KEEP_PRIVILEGES") != "1":
+        from wgedge import privileges
+
+        privileges.drop()
     for line in describe_lines(crypto):
         log.info("%s", line)
     log.info("interface %s is up; control socket %s", ifname, iface.control.path)
