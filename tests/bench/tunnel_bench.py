@@ -16,12 +16,13 @@ import time
 
 from tests.netns import Namespaces, genkey, sh
 
+GRO = True  # NAPI GRO on the veth, as real NICs have it, for every candidate alike
 PAIRS = [("wgedge", "wgedge"), ("wgedge", "wireguard-go"), ("wireguard-go", "wireguard-go")]
 
 
 def _setup(nets, impl_a, impl_b, tmp):
     ns_a, ns_b = nets.ns("a"), nets.ns("b")
-    nets.link(ns_a, ns_b, "10.210.0.1", "10.210.0.2")
+    nets.link(ns_a, ns_b, "10.210.0.1", "10.210.0.2", gro=GRO)
     (pa, ka), (pb, kb) = genkey(), genkey()
     sites = [(ns_a, "bta" + nets.tag[:4], impl_a, pa, kb, "10.88.0.1", "10.88.0.2", 2, 51850),
              (ns_b, "btb" + nets.tag[:4], impl_b, pb, ka, "10.88.0.2", "10.88.0.1", 1, 51851)]

@@ -249,8 +249,10 @@ class Device:
         st = None
         last_src = None
         src_ok = False
+        data_min = C.DATA_MIN_LEN
+        reject_after = C.REJECT_AFTER_MESSAGES
         for data, endpoint in datagrams:
-            if len(data) < C.DATA_MIN_LEN or unpack_type(data, 0)[0] != C.MSG_DATA:
+            if len(data) < data_min or unpack_type(data, 0)[0] != 4:
                 if seen:
                     self._account(seen, now, out, touched)
                     seen = {}
@@ -274,7 +276,7 @@ class Device:
                     st = seen[peer] = [endpoint, 0, False, {}]
                 st[3][kp] = True
                 last_src = None
-            if counter >= C.REJECT_AFTER_MESSAGES or not kp_ok:
+            if counter >= reject_after or not kp_ok:
                 kp.receiving_valid = False
                 out.drop(C.DROP_EXPIRED_KEYPAIR)
                 continue

@@ -172,38 +172,48 @@ def segment_udp(pkt, size):
 
 
 # --- writing: plain packets -> (virtio header + packet) writes, TCP segments coalesced --------
+def _mask(hl, ihl):
+    """An int mask over the first `hl` header bytes that clears what differs between
+    segments of one flow: IP length, id and checksum (or IPv6 payload length), TCP sequence
+    number, flags and checksum. What remains must be equal to merge (Linux GRO rules:
+    addresses, ports, ACK, window, options, TOS/TTL/DF or traffic class/flow/hop limit)."""
+    m = bytearray(b"\xff" * hl)
+    clear = [ihl + 4, ihl + 5, ihl + 6, ihl + 7, ihl + 13, ihl + 16, ihl + 17]
+    clear += [2, 3, 4, 5, 10, 11] if ihl == 20 else [4, 5]
+    for i in clear:
+        m[i] = 0
+    return int.from_bytes(bytes(m), "big")
+
+
+_MASKS = {}
+
+
 def _tcp_key(p):
-    """(flow key, header length, payload length, seq, flags) for a mergeable TCP segment, or
-    None."""
+    """(flow key, ihl, header length, payload length, seq, flags) for a mergeable TCP segment,
+    or None. Hot path: one int conversion and one AND build the key."""
     n = len(p)
-    version = p[0] >> 4
-    if version == 4:
-        if p[0] != 0x45 or p[9] != 6 or n < 40:
-            return None
-        if (p[6] & 0x3F) or p[7]:  # MF or fragment offset: a fragment
+    b0 = p[0]
+    if b0 == 0x45:
+        if p[9] != 6 or (p[6] & 0x3F) or p[7]:  # not TCP, or a fragment
             return None
         ihl = 20
-        key_ip = p[12:20]
-        fields = p[1:2] + p[6:7] + p[8:9]  # TOS, DF, TTL must match to merge
-    elif version == 6:
-        if p[6] != 6 or n < 60:
+    elif b0 >> 4 == 6:
+        if p[6] != 6:
             return None
         ihl = 40
-        key_ip = p[8:40]
-        fields = p[0:4] + p[7:8]  # traffic class, flow label, hop limit
     else:
         return None
     flags = p[ihl + 13]
     if flags & _NO_MERGE or not flags & _TCP_ACK:
         return None
-    thl = (p[ihl + 12] >> 4) * 4
-    hl = ihl + thl
+    hl = ihl + (p[ihl + 12] >> 4) * 4
     plen = n - hl
-    if plen <= 0 or thl < 20:
+    if plen <= 0 or hl < ihl + 20:
         return None
-    # Flow key: addresses, ports, ACK number, window and options must match (Linux GRO rules).
-    key = (key_ip, p[ihl:ihl + 4], p[ihl + 8:ihl + 12], p[ihl + 14:ihl + 16],
-           p[ihl + 20:hl], fields)
+    mask = _MASKS.get((ihl, hl))
+    if mask is None:
+        mask = _MASKS[(ihl, hl)] = _mask(hl, ihl)
+    key = (hl, int.from_bytes(p[:hl], "big") & mask)
     seq = int.from_bytes(p[ihl + 4:ihl + 8], "big")
     return key, ihl, hl, plen, seq, flags
 
