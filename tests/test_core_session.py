@@ -326,3 +326,18 @@ def test_pure_backend_session(name):
     assert got == [pkt]
     pkt, got = ping(net, b, a)
     assert got == [pkt]
+
+
+def test_handshake_flood_in_one_batch_is_capped():
+    net, a, b = pair()
+    pa = a.device.peers[b.public]
+    inits = []
+    for i in range(40):  # genuine, MAC1-valid initiations, each newer than the last
+        pa.last_sent_handshake = None
+        a.device.wall_offset += 1.0
+        out = a.device.send_packets([], net.now)
+        pa.send_initiation(net.now, out)
+        inits.append((out.udp[-1][0], ("198.51.100.%d" % i, 1000 + i)))
+    out = b.device.receive_datagrams(inits, net.now)
+    assert out.dropped.count(C.DROP_HANDSHAKE_OVERLOAD) == 40 - C.MAX_HANDSHAKES_PER_BATCH
+    assert b.device._under_load(net.now)  # and cookie mode follows for the next second

@@ -337,3 +337,18 @@ def test_without_cryptography_falls_back_to_pure_unless_fast_was_asked_for(no_en
     no_env.setenv("WGEDGE_CRYPTO", "fast")
     with pytest.raises(ValueError, match="cryptography"):
         crypto.load()
+
+
+def test_fast_hchacha20_through_openssl_matches_pure_and_draft():
+    import os
+
+    from wgedge.crypto import fast
+    from wgedge.crypto.pure import chacha20
+
+    key = bytes(range(32))
+    nonce = bytes.fromhex("000000090000004a0000000031415927")
+    assert fast.hchacha20(key, nonce) == bytes.fromhex(
+        "82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc")
+    for _ in range(50):
+        k, n = os.urandom(32), os.urandom(16)
+        assert fast.hchacha20(k, n) == chacha20.hchacha20(k, n)

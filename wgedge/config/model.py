@@ -50,7 +50,8 @@ def decode_key(text):
     for c in text[:43]:
         v = _B64.find(c)
         if v < 0:
-            raise ValueError("not base64: character %r" % c)
+            # The offending character is not echoed: this text may be a private key.
+            raise ValueError("not base64: a character outside A-Z, a-z, 0-9, + and /")
         bits = (bits << 6) | v
     if bits & 3:
         raise ValueError("not a canonical base64 key")

@@ -56,6 +56,10 @@ UNDER_LOAD_AFTER = 1.0  # stay in cookie mode this long after the load ends
 RATELIMIT_PACKETS_PER_SECOND = 20  # per source address, handshake messages under load
 RATELIMIT_BURST = 5
 RATELIMIT_MAX_SOURCES = 8192  # table cap; beyond it new sources are refused under load
+# Handshake messages handled per received batch (the kernel bounds its handshake queue the
+# same way): beyond it they are dropped unread and the device counts as under load, so a flood
+# cannot crowd transport data out of a batch.
+MAX_HANDSHAKES_PER_BATCH = 16
 
 # --- Queues (bounded so a small router cannot be pushed into OOM) ---------------------------
 MAX_STAGED_PACKETS = 128  # per peer, while no session exists; oldest dropped first
@@ -92,3 +96,4 @@ DROP_STAGED_OVERFLOW = "staged-overflow"
 DROP_TOO_BIG = "too-big"
 DROP_HANDSHAKE_GAVE_UP = "handshake-gave-up"  # staged packets cleared after REKEY_ATTEMPT_TIME
 DROP_NO_PRIVATE_KEY = "no-private-key"
+DROP_HANDSHAKE_OVERLOAD = "handshake-overload"  # over MAX_HANDSHAKES_PER_BATCH in one batch

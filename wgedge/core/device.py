@@ -70,6 +70,7 @@ class Device:
         self._load_window_start = None
         self._load_count = 0
         self._last_under_load = None
+        self._batch_handshakes = 0
         self.listen_port = 0
         self.fwmark = 0
         if private_key is not None:
@@ -251,6 +252,7 @@ class Device:
         src_ok = False
         data_min = C.DATA_MIN_LEN
         reject_after = C.REJECT_AFTER_MESSAGES
+        self._batch_handshakes = 0
         for data, endpoint in datagrams:
             if len(data) < data_min or unpack_type(data, 0)[0] != 4:
                 if seen:
@@ -339,6 +341,12 @@ class Device:
 
     def _receive_other(self, data, endpoint, now, out):
         mtype = wire.classify(data)
+        if mtype in (C.MSG_INITIATION, C.MSG_RESPONSE, C.MSG_COOKIE_REPLY):
+            self._batch_handshakes += 1
+            if self._batch_handshakes > C.MAX_HANDSHAKES_PER_BATCH:
+                self._last_under_load = now
+                out.drop(C.DROP_HANDSHAKE_OVERLOAD)
+                return None
         if mtype == C.MSG_INITIATION or mtype == C.MSG_RESPONSE:
             return self._receive_handshake(data, mtype, endpoint, now, out)
         if mtype == C.MSG_COOKIE_REPLY:

@@ -9,6 +9,7 @@ section 2.3: ChaCha20-Poly1305 under the subkey, nonce = 4 zero bytes || last 8 
 
 import hashlib
 import hmac as _hmac
+import struct
 
 import cryptography
 from cryptography.exceptions import InvalidTag
@@ -28,10 +29,26 @@ def _openssl_version():
         return "OpenSSL (version unknown)"
 
 
-def _xchacha(key, nonce):
-    # Imported here: cookie replies are rare, and the pure package costs memory on a router.
-    from wgedge.crypto.pure.chacha20 import hchacha20
+_SIGMA = (0x61707865, 0x3320646E, 0x79622D32, 0x6B206574)
+_ZERO_BLOCK = bytes(64)
 
+
+def hchacha20(key, nonce16):
+    """HChaCha20 through OpenSSL: a ChaCha20 keystream block is rounds(state) + state, and
+    HChaCha20 is rounds(state) itself at words 0-3 and 12-15, whose state words are the
+    constants and the 16-byte nonce (OpenSSL's 16-byte ChaCha20 IV is exactly counter ||
+    nonce). Cookie replies under a flood need this to be cheap."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+    block = Cipher(algorithms.ChaCha20(key, nonce16), None).encryptor().update(_ZERO_BLOCK)
+    ks = struct.unpack("<16I", block)
+    iv = struct.unpack("<4I", nonce16)
+    out = [(ks[i] - _SIGMA[i]) & 0xFFFFFFFF for i in range(4)]
+    out += [(ks[12 + i] - iv[i]) & 0xFFFFFFFF for i in range(4)]
+    return struct.pack("<8I", *out)
+
+
+def _xchacha(key, nonce):
     if len(nonce) != 24:
         raise ValueError("XChaCha20 nonce must be 24 bytes")
     nonce = bytes(nonce)
