@@ -21,3 +21,17 @@ def micropython():
             pytest.skip(problem)
         pytest.fail(problem + " (or set WGEDGE_SKIP_MICROPYTHON=1 to skip knowingly)")
     return mpy_helper.run_micropython
+
+
+@pytest.fixture
+def nets():
+    """Throwaway network namespaces (tests/netns.py), always removed, even on failure."""
+    from tests.netns import Namespaces
+
+    if os.geteuid() != 0:
+        pytest.fail("namespace tests need root (CI runs as root)")
+    n = Namespaces()
+    try:
+        yield n
+    finally:
+        n.cleanup()

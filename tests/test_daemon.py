@@ -9,20 +9,10 @@ import time
 
 import pytest
 
-from tests.netns import ROOT, Namespaces, genkey, sh
+from tests.netns import ROOT, genkey, sh
 
 pytestmark = [pytest.mark.root]
 
-
-@pytest.fixture
-def nets():
-    if os.geteuid() != 0:
-        pytest.fail("daemon tests need root (CI runs as root)")
-    n = Namespaces()
-    try:
-        yield n
-    finally:
-        n.cleanup()
 
 
 def wgedge(*args, ns=None, env=None, check=True):

@@ -6,21 +6,11 @@ import sys
 
 import pytest
 
-from tests.netns import ROOT, Namespaces, sh
+from tests.netns import ROOT, sh
 
 pytestmark = [pytest.mark.root]
 SCRIPT = os.path.join(ROOT, "rootfs_overlay", "etc", "init.d", "S50wgedge")
 
-
-@pytest.fixture
-def nets():
-    if os.geteuid() != 0:
-        pytest.fail("init script tests need root (CI runs as root)")
-    n = Namespaces()
-    try:
-        yield n
-    finally:
-        n.cleanup()
 
 
 def run(ns, action, config):

@@ -11,22 +11,12 @@ import time
 
 import pytest
 
-from tests.netns import Namespaces, genkey, sh, write_key
+from tests.netns import genkey, sh, write_key
 
 pytestmark = [pytest.mark.root]
 
 IMPLS = [("wgedge", "wgedge"), ("wgedge", "wireguard-go"), ("wireguard-go", "wgedge")]
 
-
-@pytest.fixture
-def nets():
-    if os.geteuid() != 0:
-        pytest.fail("integration tests need root (CI runs as root)")
-    n = Namespaces()
-    try:
-        yield n
-    finally:
-        n.cleanup()
 
 
 class Site:
