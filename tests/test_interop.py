@@ -214,4 +214,17 @@ def test_malformed_control_lines_get_errno_and_daemon_survives(nets, tmp_path):
         else:
             assert reply == b"errno=-22\n\n", (request, reply)
     assert os.stat(path).st_mode & 0o777 == 0o600
+    # Several requests on one connection, a bad one among them, each answered in turn.
+    c = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+    c.connect(path)
+    c.sendall(b"get=1\n\nset=1\nfwmark=x\n\nset=1\nfwmark=5\n\nget=1\n\n")
+    reply = b""
+    while reply.count(b"\n\n") < 4:
+        chunk = c.recv(65536)
+        assert chunk, reply
+        reply += chunk
+    c.close()
+    answers = reply.split(b"\n\n")[:4]
+    assert answers[0].endswith(b"errno=0") and answers[1] == b"errno=-22"
+    assert answers[2] == b"errno=0" and b"fwmark=5\n" in answers[3]
     ping(a, b.tun4)

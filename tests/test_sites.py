@@ -149,3 +149,21 @@ def test_hardware_watchdog_fed_while_healthy_and_magic_closed(lab, tmp_path):
     assert fed.count(b"\0") >= 2 and b"V" not in fed
     lab.wgedge("a", "down", "wgsitea")
     assert dev.read_bytes().endswith(b"V")
+
+
+def test_sighup_to_the_watchdog_reloads(lab):
+    fast_checks(lab, "a")
+    lab.up("a")
+    with open(lab.conf["a"], "a") as f:
+        f.write("\nconfig wireguard_wgsitea 'site_c'\n"
+                "\toption public_key 'HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw='\n"
+                "\tlist allowed_ips '192.168.30.0/24'\n")
+    with open("/var/run/wgedge/wgsitea.watchdog.pid") as f:
+        os.kill(int(f.read()), signal.SIGHUP)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if len(status(lab, "a")["wgsitea"]["peers"]) == 2:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("SIGHUP did not reload the configuration")
