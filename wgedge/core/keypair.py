@@ -21,6 +21,8 @@ class Keypair:
         self.peer = peer
         self.sending = crypto.aead(sending_key)
         self.receiving = crypto.aead(receiving_key)
+        # In-place encryption where the backend has it (OpenSSL's AEAD), else None.
+        self.encrypt_into = getattr(self.sending, "encrypt_into", None)
         self.sending_counter = 0
         self.sending_valid = True
         self.receiving_valid = True
@@ -38,7 +40,7 @@ class Keypair:
         return self.receiving_valid and now - self.created < C.REJECT_AFTER_TIME
 
     def wipe(self):
-        self.sending = self.receiving = None
+        self.sending = self.receiving = self.encrypt_into = None
         self.sending_valid = self.receiving_valid = False
 
 

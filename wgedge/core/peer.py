@@ -19,6 +19,7 @@ from wgedge.core.cookie import CookieState
 from wgedge.core.keypair import Keypair, Keypairs
 
 _HEADER = wire.DATA_HEADER.pack
+_HEADER_INTO = wire.DATA_HEADER.pack_into
 _NONCE = wire.NONCE.pack
 _PAD = [bytes(n) for n in range(C.PADDING_MULTIPLE)]
 
@@ -121,15 +122,17 @@ class Peer:
             self._stage(packets, out)
             self.send_initiation(now, out)
             return
-        # Hot path: one AEAD call and two struct packs per packet, nothing else allocated.
+        # Hot path. With an AEAD that can encrypt in place (OpenSSL's), the whole batch is
+        # written into one buffer (header + ciphertext per datagram) and the datagrams are
+        # views into it: one allocation per batch instead of three per packet.
         mtu = self.device.mtu
-        encrypt = kp.sending.encrypt
         remote = kp.remote_index
         endpoint = self.endpoint
         append = out.udp.append
         pad_table = _PAD
         sent_bytes = 0
         data_sent = False
+        padded = []
         for p in packets:
             n = len(p)
             if n:
@@ -139,10 +142,31 @@ class Peer:
                     p = p + pad_table[pad]
                 elif pad and n < mtu:
                     p = p + bytes(mtu - n)
-            d = _HEADER(4, remote, counter) + encrypt(_NONCE(0, counter), p, None)
-            counter += 1
-            sent_bytes += len(d)
-            append((d, endpoint))
+            padded.append(p)
+        encrypt_into = kp.encrypt_into
+        if encrypt_into is not None:
+            total = 0
+            for p in padded:
+                total += len(p) + 32
+            buf = bytearray(total)
+            view = memoryview(buf)
+            pack_into = _HEADER_INTO
+            off = 0
+            for p in padded:
+                end = off + len(p) + 32
+                pack_into(buf, off, 4, remote, counter)
+                encrypt_into(_NONCE(0, counter), p, None, view[off + 16:end])
+                append((view[off:end], endpoint))
+                counter += 1
+                off = end
+            sent_bytes = total
+        else:
+            encrypt = kp.sending.encrypt
+            for p in padded:
+                d = _HEADER(4, remote, counter) + encrypt(_NONCE(0, counter), p, None)
+                counter += 1
+                sent_bytes += len(d)
+                append((d, endpoint))
         kp.sending_counter = counter
         self.tx_bytes += sent_bytes
         t = self.timers

@@ -31,6 +31,9 @@ except AttributeError:  # MicroPython's struct has no Struct class: same interfa
         def unpack_from(self, data, offset=0):
             return struct.unpack_from(self.format, data, offset)
 
+        def pack_into(self, buf, offset, *values):
+            struct.pack_into(self.format, buf, offset, *values)
+
 
 _U32 = Struct("<I")
 _INIT = Struct("<II32s48s28s16s16s")
