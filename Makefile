@@ -11,7 +11,7 @@ MPY_DIR := $(CACHE)/micropython
 APT_PACKAGES := nodejs npm wireguard-go wireguard-tools iperf3 iproute2 iputils-ping
 PYTEST_ARGS ?=
 
-.PHONY: test setup venv apt micropython lint demo bench clean
+.PHONY: test setup venv apt micropython lint demo bench clean flood
 
 test: setup
 	$(PY) -m ruff check wgedge tests
@@ -59,3 +59,7 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) $(CACHE) .pytest_cache .ruff_cache
+
+# Handshake flood against wgedge and wireguard-go carrying iperf3 traffic (root, ~2 min).
+flood: setup
+	$(PY) -m tests.reliability.flood

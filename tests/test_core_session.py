@@ -341,3 +341,19 @@ def test_handshake_flood_in_one_batch_is_capped():
     out = b.device.receive_datagrams(inits, net.now)
     assert out.dropped.count(C.DROP_HANDSHAKE_OVERLOAD) == 40 - C.MAX_HANDSHAKES_PER_BATCH
     assert b.device._under_load(net.now)  # and cookie mode follows for the next second
+
+
+def test_cookie_replies_rate_limited_per_source():
+    net, a, b = pair()
+    b.device.force_under_load = True
+    pa = a.device.peers[b.public]
+    msgs = []
+    for _ in range(10):
+        pa.last_sent_handshake = None
+        a.device.wall_offset += 1.0
+        out = a.device.send_packets([], net.now)
+        pa.send_initiation(net.now, out)
+        msgs.append((out.udp[-1][0], a.endpoint))
+    out = b.device.receive_datagrams(msgs, net.now)
+    assert len(out.udp) == C.RATELIMIT_BURST  # cookie replies: a burst, then the limit
+    assert out.dropped.count(C.DROP_RATELIMITED) == 10 - C.RATELIMIT_BURST

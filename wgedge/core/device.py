@@ -56,7 +56,8 @@ class Device:
         self.wall_offset = 0.0
         self.noise = Noise(crypto)
         self.cookie_checker = ck.CookieChecker(crypto)
-        self.ratelimiter = RateLimiter()
+        self.ratelimiter = RateLimiter()  # handshakes with a valid cookie, under load
+        self.cookie_ratelimiter = RateLimiter()  # cookie replies, under load
         self.allowed_ips = AllowedIPs()
         self.peers = {}  # public key -> Peer, in insertion order (as `wg show` lists them)
         self.drops = {}
@@ -374,6 +375,13 @@ class Device:
             self._last_under_load = None
         return False
 
+    def _cookie_limit_allows(self, endpoint, now):
+        try:
+            key = self.cookie_ratelimiter.key_for(ipaddr.parse_ip(endpoint[0]))
+        except (ValueError, TypeError, IndexError):
+            key = endpoint[0]
+        return self.cookie_ratelimiter.allow(key, now)
+
     def _ratelimit_allows(self, endpoint, now):
         try:
             key = self.ratelimiter.key_for(ipaddr.parse_ip(endpoint[0]))
@@ -393,6 +401,11 @@ class Device:
         if not under_load and state == ck.VALID_MAC_BUT_NO_COOKIE:
             return True
         if under_load and state == ck.VALID_MAC_BUT_NO_COOKIE:
+            # Cookie replies are rate limited per source too: a flood from a few addresses
+            # gets a few cookies, not one per packet, and the CPU goes to transport data.
+            if not self._cookie_limit_allows(endpoint, now):
+                out.drop(C.DROP_RATELIMITED)
+                return False
             sender = _U32(data, 4)[0]
             out.udp.append((self.cookie_checker.make_reply(data, mac1_offset, sender, endpoint,
                                                            now, self.rng), endpoint))
