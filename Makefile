@@ -11,7 +11,7 @@ MPY_DIR := $(CACHE)/micropython
 APT_PACKAGES := nodejs npm wireguard-go wireguard-tools iperf3 iproute2 iputils-ping
 PYTEST_ARGS ?=
 
-.PHONY: test setup venv apt micropython lint demo bench clean flood
+.PHONY: test setup venv apt micropython lint demo bench clean flood fuzz soak
 
 test: setup
 	$(PY) -m ruff check wgedge tests
@@ -63,3 +63,18 @@ clean:
 # Handshake flood against wgedge and wireguard-go carrying iperf3 traffic (root, ~2 min).
 flood: setup
 	$(PY) -m tests.reliability.flood
+
+# Coverage-guided fuzzing (atheris) of every parser that sees outside bytes, FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	@mkdir -p $(CACHE)/fuzz; for t in datagrams packets uapi uci wgquick; do \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  (cd $(CACHE)/fuzz && PYTHONPATH=$(CURDIR) $(CURDIR)/$(PY) -m tests.fuzz $$t \
+	    $(FUZZ_SECONDS) > $$t.log 2>&1); rc=$$?; \
+	  grep -E "Done [0-9]+ runs" $(CACHE)/fuzz/$$t.log; \
+	  if [ $$rc -ne 0 ]; then tail -40 $(CACHE)/fuzz/$$t.log; exit 1; fi; \
+	done
+
+# The accelerated soak, longer: 72 simulated hours (about 1 minute).
+soak: venv
+	WGEDGE_SOAK_HOURS=72 $(PY) -m pytest -q tests/test_soak.py
