@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CACHE := .cache
 MPY_DIR := $(CACHE)/micropython
-APT_PACKAGES := nodejs npm wireguard-go wireguard-tools iperf3 iproute2 iputils-ping
+APT_PACKAGES := nodejs npm wireguard-go wireguard-tools iperf3 iproute2 iputils-ping shellcheck
 PYTEST_ARGS ?=
 
 .PHONY: test setup venv apt micropython lint demo bench clean flood fuzz soak
@@ -78,3 +78,80 @@ fuzz: setup
 # The accelerated soak, longer: 72 simulated hours (about 1 minute).
 soak: venv
 	WGEDGE_SOAK_HOURS=72 $(PY) -m pytest -q tests/test_soak.py
+
+# ---- Firmware: this repository is a Buildroot br2-external tree (docs/firmware.md) ----
+#   make image BOARD=wgedge_qemu_aarch64_virt    NEEDS INTERNET: fetches Buildroot and every source
+#   make br-check BUILDROOT=/path/to/buildroot   offline: Buildroot's own checks of this tree
+# BOARD is a configs/*_defconfig name without _defconfig. Images are built outside the
+# repository (IMAGE_OUT/BOARD): Buildroot copies this tree as python-wgedge's source.
+BOARD ?= wgedge_qemu_aarch64_virt
+IMAGE_OUT ?= $(abspath $(CURDIR)/../wgedge-build)
+BUILDROOT_VERSION := 2026.05.1
+BUILDROOT_SRC := $(CACHE)/buildroot-$(BUILDROOT_VERSION)
+BUILDROOT_TARBALL := $(CACHE)/buildroot-$(BUILDROOT_VERSION).tar.xz
+BUILDROOT_URL := https://buildroot.org/downloads/buildroot-$(BUILDROOT_VERSION).tar.xz
+# Leave empty to check the tarball against the SHA256 line of Buildroot's signed .sign file;
+# set it to pin the exact bytes.
+BUILDROOT_SHA256 ?=
+# Sources Buildroot downloads, kept across builds and Buildroot versions.
+IMAGE_DL_DIR ?= $(abspath $(CACHE)/buildroot-dl)
+# Buildroot's make, without this make's variables and flags leaking into it.
+BR_MAKE := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES -u BOARD -u BUILDROOT \
+	BR2_DL_DIR=$(IMAGE_DL_DIR) make
+# What Buildroot needs on the host to load a defconfig (support/dependencies/dependencies.sh).
+BR_APT_PACKAGES := which make gcc g++ bash patch perl rsync bc cpio unzip file wget python3
+BRCHECK_VENV := $(CACHE)/brcheck-venv
+
+.PHONY: image br-check br-apt
+
+ifneq ($(filter image,$(MAKECMDGOALS)),)
+ifeq ($(wildcard configs/$(BOARD)_defconfig),)
+$(error no configs/$(BOARD)_defconfig: BOARD is one of \
+  $(patsubst configs/%_defconfig,%,$(wildcard configs/*_defconfig)))
+endif
+endif
+
+image: $(BUILDROOT_SRC)/.stamp
+	@echo "== image $(BOARD): Buildroot $(BUILDROOT_VERSION) in $(IMAGE_OUT)/$(BOARD)" \
+	  "(needs internet: downloads every source into $(IMAGE_DL_DIR), then builds them all)"
+	$(BR_MAKE) -C $(BUILDROOT_SRC) BR2_EXTERNAL=$(CURDIR) O=$(IMAGE_OUT)/$(BOARD) $(BOARD)_defconfig
+	$(BR_MAKE) -C $(BUILDROOT_SRC) O=$(IMAGE_OUT)/$(BOARD)
+	@echo "== image $(BOARD): done, images in $(IMAGE_OUT)/$(BOARD)/images" \
+	  "(docs/firmware.md and board/*/readme.txt say how to boot or flash them)"
+
+# The pinned Buildroot release, fetched once into .cache/ (needs internet) and checked.
+$(BUILDROOT_TARBALL):
+	@echo "== fetching Buildroot $(BUILDROOT_VERSION) from $(BUILDROOT_URL) (needs internet)"
+	mkdir -p $(CACHE)
+	wget -nv -O $@.part $(BUILDROOT_URL)
+	@if [ -n "$(BUILDROOT_SHA256)" ]; then want="$(BUILDROOT_SHA256)"; else \
+	  wget -nv -O $@.sign $(BUILDROOT_URL).sign && \
+	  want=$$(grep -E "SHA256.*buildroot-$(BUILDROOT_VERSION)\.tar\.xz" $@.sign \
+	    | grep -oE "[0-9a-f]{64}" | head -1); fi; \
+	got=$$(sha256sum $@.part | cut -d' ' -f1); \
+	if [ -z "$$want" ] || [ "$$want" != "$$got" ]; then \
+	  echo "Buildroot tarball sha256 $$got does not match '$$want'"; exit 1; fi; \
+	echo "Buildroot tarball sha256 $$got: OK"
+	mv $@.part $@
+
+$(BUILDROOT_SRC)/.stamp: $(BUILDROOT_TARBALL)
+	rm -rf $(BUILDROOT_SRC) && tar -xf $(BUILDROOT_TARBALL) -C $(CACHE)
+	touch $@
+
+ifneq ($(filter br-check,$(MAKECMDGOALS)),)
+ifeq ($(BUILDROOT),)
+$(error usage: make br-check BUILDROOT=/path/to/a/buildroot/source/tree)
+endif
+endif
+
+br-check: br-apt $(BRCHECK_VENV)/.stamp
+	$(PYTHON) -m tests.brcheck $(BUILDROOT) --check-package-python $(BRCHECK_VENV)/bin/python
+
+br-apt:
+	@$(MAKE) --no-print-directory apt APT_PACKAGES="$(BR_APT_PACKAGES)"
+
+# utils/check-package needs flake8 and python-magic.
+$(BRCHECK_VENV)/.stamp:
+	$(PYTHON) -m venv $(BRCHECK_VENV)
+	$(BRCHECK_VENV)/bin/pip install -q flake8 python-magic
+	touch $@
