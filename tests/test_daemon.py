@@ -169,3 +169,36 @@ def test_daemon_keeps_only_the_capabilities_it_needs(nets, tmp_path):
     sh("ip", "link", "del", ifname, ns=ns)
     assert wait_gone("/var/run/wireguard/%s.sock" % ifname)
     assert wait_gone("/var/run/wgedge/%s.pid" % ifname)
+
+
+def test_no_fd_leak_across_control_connections_and_rebinds(nets, tmp_path):
+    import socket as so
+
+    ns = nets.ns("d")
+    ifname = "wgd" + nets.tag[:4]
+    nets.start_wgedge(ns, ifname)
+    pid = pid_of(ifname)
+    priv, _ = genkey()
+    key = tmp_path / "k"
+    key.write_text(priv + "\n")
+    sh("wg", "set", ifname, "private-key", str(key), "listen-port", "41000", ns=ns)
+
+    def fds():
+        return len(os.listdir("/proc/%d/fd" % pid))
+
+    before = fds()
+    path = "/var/run/wireguard/%s.sock" % ifname
+    for i in range(300):
+        c = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+        c.connect(path)
+        if i % 3 == 0:
+            c.sendall(b"get=1\n\n")
+            c.recv(65536)
+        elif i % 3 == 1:
+            c.sendall(b"set=1\nlisten_port=%d\n\n" % (41001 + i % 50))
+            c.recv(100)
+        else:
+            c.sendall(b"set=1\nbogus")  # hang up mid-request
+        c.close()
+    time.sleep(0.3)
+    assert fds() == before, (before, fds())
