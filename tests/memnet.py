@@ -8,7 +8,6 @@ import hashlib
 import struct
 
 from wgedge import crypto as crypto_mod
-from wgedge.core.allowedips import AllowedIPs  # noqa: F401  (re-exported for tests)
 from wgedge.core.device import Device
 from wgedge.core.ipaddr import parse_cidr, parse_ip
 

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tests.netns import ROOT, genkey, sh
+from wgedge import manage
 
 pytestmark = [pytest.mark.root]
 
@@ -34,14 +35,7 @@ def wait_gone(path, seconds=5):
 
 
 def wait_exit(pid, seconds=5):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
+    return manage.wait_exit(pid, seconds)
 
 
 def test_starts_detached_and_sigterm_cleans_up(nets):

@@ -218,7 +218,7 @@ def down(ifname, quiet=False):
     wd = read_pid(watchdog_pid_path(ifname))
     if wd is not None:
         os.kill(wd, signal.SIGTERM)
-        _wait_exit(wd, 10)
+        wait_exit(wd, 10)
     state = read_state(ifname) or {}
     try:
         netsetup.undo(ifname, state.get("net", {}))
@@ -226,7 +226,7 @@ def down(ifname, quiet=False):
         pass
     pid = read_pid(pid_path(ifname))
     if pid is not None:
-        _wait_exit(pid, 5)
+        wait_exit(pid, 5)
         if read_pid(pid_path(ifname)) is not None:
             os.kill(pid, signal.SIGKILL)
     for path in (state_path(ifname), watchdog_pid_path(ifname), pid_path(ifname),
@@ -237,7 +237,8 @@ def down(ifname, quiet=False):
             pass
 
 
-def _wait_exit(pid, seconds):
+def wait_exit(pid, seconds):
+    """True once process `pid` has exited, False if it still runs after `seconds`."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:

@@ -24,7 +24,7 @@ from wgedge.core import consts as C
 from wgedge.core import cookie as ck
 from wgedge.core import ipaddr, packet, timers, wire
 from wgedge.core.allowedips import AllowedIPs
-from wgedge.core.noise import Noise
+from wgedge.core.noise import Noise, clamp
 from wgedge.core.peer import Peer
 from wgedge.core.ratelimiter import RateLimiter
 
@@ -453,7 +453,7 @@ class Device:
     def _send_response(self, peer, now, out):
         peer.last_sent_handshake = now
         index = self._new_handshake_index(peer)
-        fields = self.noise.create_response(peer.handshake, index, self._ephemeral())
+        fields = self.noise.create_response(peer.handshake, index, self.ephemeral())
         if fields is None:
             self._free_handshake_index(peer)
             out.drop(C.DROP_BAD_HANDSHAKE)
@@ -466,9 +466,8 @@ class Device:
             t.any_authenticated_packet_sent(now)
             peer._emit(bytes(msg), out)
 
-    def _ephemeral(self):
-        from wgedge.core.noise import clamp
-
+    def ephemeral(self):
+        """A fresh ephemeral private key from the injected random source."""
         return clamp(self.rng(32))
 
     def _receive_cookie_reply(self, data, now, out):

@@ -81,7 +81,7 @@ class Peer:
         self.last_sent_handshake = now
         hs = self.handshake
         index = dev._new_handshake_index(self)
-        ephemeral = noise.clamp(dev.rng(32))
+        ephemeral = dev.ephemeral()
         fields = dev.noise.create_initiation(hs, index, ephemeral,
                                              tai64n.timestamp(now + dev.wall_offset))
         if fields is None:
