@@ -136,3 +136,22 @@ def test_endpoint_forms():
     for bad in ("192.0.2.1:0", "192.0.2.1:65536", "host:1", ":1", "[1.2.3.4]:5", "1.2.3.4:x"):
         with pytest.raises(ValueError):
             uapi.parse_endpoint(bad)
+
+
+def test_internal_error_in_a_set_answers_and_keeps_the_daemon(monkeypatch):
+    """A bug while applying a set (an exception that is no UapiError) gets wireguard-go's
+    'unknown error' errno and a log line; the loop, the connection and the device live on."""
+    from wgedge.io import loop
+
+    iface = loop.Interface.__new__(loop.Interface)
+    iface.device, iface.udp, iface.epoll = device(), None, None
+
+    def broken(*args, **kwargs):
+        raise AttributeError("a bug")
+
+    monkeypatch.setattr(loop.uapi, "apply_set", broken)
+    reply, keep = iface._control_request("set=1", ["listen_port=51820"])
+    assert (reply, keep) == (b"errno=%d\n\n" % uapi.ENOANO, True)
+    monkeypatch.undo()
+    reply, keep = iface._control_request("get=1", [])
+    assert keep and reply.endswith(b"errno=0\n\n")

@@ -69,6 +69,9 @@ class Interface:
             except uapi.UapiError as exc:
                 log.error("control: refused set: %s", exc.message)
                 return b"errno=%d\n\n" % exc.errno, True
+            except Exception:  # noqa: BLE001 - a bug must not take the tunnel down
+                log.exception("control: internal error applying a set request")
+                return b"errno=%d\n\n" % uapi.ENOANO, True
             if self.udp is not None and self.udp.fwmark != self.device.fwmark:
                 self.udp.set_fwmark(self.device.fwmark)
             self._ensure_udp()
