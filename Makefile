@@ -155,3 +155,32 @@ $(BRCHECK_VENV)/.stamp:
 	$(PYTHON) -m venv $(BRCHECK_VENV)
 	$(BRCHECK_VENV)/bin/pip install -q flake8 python-magic
 	touch $@
+
+# ---- QEMU image test: offline, from Debian's ARM packages, software emulation (docs/qemu.md) ----
+#   make qemu-image ARCH=arm64|armhf   .cache/qemu/ARCH/{vmlinuz,initrd.gz}
+#   make qemu-test                     builds what changed, boots each guest, runs tests/qemu
+ARCH ?= arm64
+QEMU_ARCHES ?= arm64 armhf
+QEMU_APT_PACKAGES := qemu-system-arm mmdebstrap iputils-ping
+QEMU_IMAGE_INPUTS := $(shell find wgedge rootfs_overlay tests/qemu board/common -type f \
+	-not -name '*.pyc' 2>/dev/null)
+
+.PHONY: qemu-image qemu-test qemu-apt
+
+ifneq ($(filter qemu-image,$(MAKECMDGOALS)),)
+ifeq ($(filter $(ARCH),arm64 armhf),)
+$(error ARCH must be arm64 or armhf, not '$(ARCH)')
+endif
+endif
+
+qemu-image: qemu-apt venv
+	$(PY) -m tests.qemu.build $(ARCH)
+
+$(CACHE)/qemu/%/initrd.gz: $(QEMU_IMAGE_INPUTS) | qemu-apt venv
+	$(PY) -m tests.qemu.build $*
+
+qemu-test: setup qemu-apt $(foreach a,$(QEMU_ARCHES),$(CACHE)/qemu/$(a)/initrd.gz)
+	WGEDGE_QEMU_ARCHES="$(QEMU_ARCHES)" $(PY) -m pytest -q -s -p no:cacheprovider tests/qemu
+
+qemu-apt:
+	@$(MAKE) --no-print-directory apt APT_PACKAGES="$(QEMU_APT_PACKAGES)"

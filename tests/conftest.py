@@ -35,3 +35,8 @@ def nets():
         yield n
     finally:
         n.cleanup()
+
+
+# The QEMU image test boots emulated ARM guests (minutes): only `make qemu-test` runs it, by
+# setting WGEDGE_QEMU_ARCHES. It is not part of `make test`.
+collect_ignore = [] if os.environ.get("WGEDGE_QEMU_ARCHES") else ["qemu"]

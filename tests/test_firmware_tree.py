@@ -55,12 +55,12 @@ def kconfig_entry(text, symbol):
     return [line.strip() for line in m.group(1).splitlines()]
 
 
-SHELL_SHEBANG = re.compile(rb"#!\s*(/bin/(ba)?sh|/usr/bin/env (ba)?sh)\b")
+SHELL_SHEBANG = re.compile(rb"#!\s*(/bin/(ba)?sh|/bin/busybox sh|/usr/bin/env (ba)?sh)\b")
 
 
 def shell_scripts():
     found = []
-    for top in ("board", "package"):
+    for top in ("board", "package", "rootfs_overlay", os.path.join("tests", "qemu", "overlay")):
         for d, _, names in os.walk(os.path.join(ROOT, top)):
             for n in sorted(names):
                 p = os.path.join(d, n)
