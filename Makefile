@@ -2,6 +2,7 @@
 #   make test    install what the tests need (venv, Debian packages, MicroPython) and run them
 #   make demo    the main job: two simulated routers linked by wgedge (see README.md)
 #   make bench   benchmarks; results go to docs/benchmarks.md
+#   make qemu-test   ARM guests (Debian packages, QEMU) running wgedge; see docs/qemu.md
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -162,7 +163,8 @@ $(BRCHECK_VENV)/.stamp:
 ARCH ?= arm64
 QEMU_ARCHES ?= arm64 armhf
 QEMU_APT_PACKAGES := qemu-system-arm mmdebstrap iputils-ping
-QEMU_IMAGE_INPUTS := $(shell find wgedge rootfs_overlay tests/qemu board/common -type f \
+QEMU_IMAGE_INPUTS := $(shell find wgedge rootfs_overlay tests/qemu/overlay tests/qemu/build.py \
+	tests/qemu/cpio.py board/common -type f \
 	-not -name '*.pyc' 2>/dev/null)
 
 .PHONY: qemu-image qemu-test qemu-apt

@@ -62,10 +62,10 @@ def debootstrap(arch, tree):
           % (SUITE, arch, MIRROR, cached, os.path.relpath(debs, ROOT)), flush=True)
     cmd = ["mmdebstrap", "--variant=extract", "--architectures=" + arch,
            "--include=" + ",".join(PACKAGES + [KERNELS[arch]]),
-           "--skip=essential/unlink",
            "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/",
            "--setup-hook=sync-in %s /var/cache/apt/archives/" % debs,
-           "--customize-hook=sync-out /var/cache/apt/archives %s" % debs,
+           # Extract mode runs no customize hooks: save the .debs right after extracting.
+           "--extract-hook=sync-out /var/cache/apt/archives %s" % debs,
            SUITE, tree, MIRROR]
     res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if res.returncode != 0:
