@@ -79,6 +79,7 @@ class Net:
         self.queue = []  # [(dst_endpoint, datagram, src_endpoint)]
         self.drop = None
         self.delivered = 0
+        self.as_views = False  # deliver every datagram as a memoryview, as UDP GRO splits do
 
     def node(self, name, host, port=51820):
         n = Node(name, (host, port), self.crypto, name)
@@ -111,6 +112,8 @@ class Net:
             if node is None:
                 continue
             self.delivered += 1
+            if self.as_views:
+                datagram = memoryview(bytes(datagram))
             self._collect(node, node.device.receive_datagrams([(datagram, src)], self.now))
         raise AssertionError("network did not settle")
 

@@ -233,7 +233,8 @@ class Device:
     def receive_datagrams(self, datagrams, now):
         """Hot path. Transport data is decrypted, replay-checked and routed per datagram;
         the per-peer bookkeeping (roaming, counters, timers, key confirmation) is done once per
-        run of data messages, before any handshake message is looked at and at the end."""
+        run of data messages, before any handshake message is looked at and at the end.
+        Each datagram is bytes or a memoryview (slices of a UDP GRO buffer)."""
         out = Output(self)
         touched = {}
         seen = {}  # peer -> [latest endpoint, bytes, data seen, {keypair: True}]
@@ -260,7 +261,9 @@ class Device:
                     self._account(seen, now, out, touched)
                     seen = {}
                 last_receiver = last_src = None
-                peer = self._receive_other(data, endpoint, now, out)
+                # Handshake and cookie messages are rare: give them bytes (datagrams from a
+                # UDP GRO buffer arrive as memoryviews).
+                peer = self._receive_other(bytes(data), endpoint, now, out)
                 if peer is not None:
                     touched[peer] = True
                 continue

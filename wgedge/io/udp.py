@@ -139,7 +139,9 @@ class Udp:
                 elif ctype == IPV6_PKTINFO and level == socket.IPPROTO_IPV6:
                     sources[addr] = (level, ctype, bytes(cdata[:20]))
             if gso_size and len(data) > gso_size:
-                batch.extend((data[i:i + gso_size], addr) for i in range(0, len(data), gso_size))
+                # Views into the coalesced buffer, not copies; the core reads them in place.
+                view = memoryview(data)
+                batch.extend((view[i:i + gso_size], addr) for i in range(0, len(data), gso_size))
             else:
                 batch.append((data, addr))
         return batch
@@ -187,7 +189,8 @@ class Udp:
         if src is not None:
             anc.append(src)
         try:
-            sock.sendmsg([b"".join(parts)], anc, 0, endpoint)
+            # The parts go as one iovec each (they are views into one buffer): no joined copy.
+            sock.sendmsg(parts, anc, 0, endpoint)
             return
         except BlockingIOError:
             self.send_drops += len(parts)
