@@ -2,7 +2,7 @@
 
 import struct
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from wgedge.io import offload
@@ -36,10 +36,12 @@ def tcp4(src, dst, seq, payload, flags=0x10, options=b"", ip_id=7, ack=1000):
     return bytes(ip) + tcp + payload
 
 
-def tcp6(src, dst, seq, payload, flags=0x10):
-    tcp = struct.pack("!HHIIBBHHH", 40000, 5201, seq, 1, 5 << 4, flags, 500, 0, 0)
-    ip = struct.pack("!IHBB16s16s", 6 << 28, 20 + len(payload), 6, 64, src, dst)
-    pseudo = src + dst + struct.pack("!IxxxB", 20 + len(payload), 6)
+def tcp6(src, dst, seq, payload, flags=0x10, options=b""):
+    thl = 20 + len(options)
+    tcp = struct.pack("!HHIIBBHHH", 40000, 5201, seq, 1, (thl // 4) << 4, flags, 500, 0, 0)
+    tcp += options
+    ip = struct.pack("!IHBB16s16s", 6 << 28, thl + len(payload), 6, 64, src, dst)
+    pseudo = src + dst + struct.pack("!IxxxB", thl + len(payload), 6)
     c = naive_checksum(pseudo + tcp + payload)
     return ip + tcp[:16] + struct.pack("!H", c) + tcp[18:] + payload
 
@@ -138,3 +140,28 @@ def test_plain_packet_with_partial_checksum_completed():
     hdr = struct.pack("<BBHHHH", offload.F_NEEDS_CSUM, 0, 0, 0, 20, 16)
     [out] = offload.split_read(hdr + bytes(b))
     assert out == pkt
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.booleans(), st.integers(0, 10), st.integers(0, 99), st.integers(1, 255))
+def test_flow_key_ignores_exactly_what_differs_between_segments(v6, optwords, pos, xor):
+    """Two segments have the same flow key iff their headers differ only in the fields that
+    change along a flow: IP length, id, checksum (IPv6 payload length), TCP sequence number,
+    flags and checksum."""
+    options = bytes(range(1, 1 + 4 * optwords))
+    if v6:
+        seg = tcp6(b"\xfd" + bytes(14) + b"\x01", b"\xfd" + bytes(14) + b"\x02", 1234,
+                   b"p" * 100, 0x10, options=options)
+        ihl, varying = 40, {4, 5}
+    else:
+        seg = tcp4([10, 0, 0, 1], [10, 0, 0, 2], 1234, b"p" * 100, 0x10, options=options)
+        ihl, varying = 20, {2, 3, 4, 5, 10, 11}
+    hl = ihl + 20 + len(options)
+    varying |= {ihl + 4, ihl + 5, ihl + 6, ihl + 7, ihl + 13, ihl + 16, ihl + 17}
+    pos %= hl
+    other = bytearray(seg)
+    other[pos] ^= xor
+    a, b = offload._tcp_key(seg), offload._tcp_key(bytes(other))
+    assert a is not None
+    assume(b is not None and b[2] == hl)  # still a mergeable segment of the same layout
+    assert (a[0] == b[0]) == (pos in varying)

@@ -172,26 +172,31 @@ def segment_udp(pkt, size):
 
 
 # --- writing: plain packets -> (virtio header + packet) writes, TCP segments coalesced --------
-def _mask(hl, ihl):
-    """An int mask over the first `hl` header bytes that clears what differs between
-    segments of one flow: IP length, id and checksum (or IPv6 payload length), TCP sequence
-    number, flags and checksum. What remains must be equal to merge (Linux GRO rules:
-    addresses, ports, ACK, window, options, TOS/TTL/DF or traffic class/flow/hop limit)."""
-    m = bytearray(b"\xff" * hl)
-    clear = [ihl + 4, ihl + 5, ihl + 6, ihl + 7, ihl + 13, ihl + 16, ihl + 17]
-    clear += [2, 3, 4, 5, 10, 11] if ihl == 20 else [4, 5]
-    for i in clear:
-        m[i] = 0
-    return int.from_bytes(bytes(m), "big")
+def _key_struct(ihl, hl):
+    """A Struct whose unpack_from(packet) is the flow key of a TCP segment with this IP header
+    length `ihl` and IP+TCP header length `hl`: every header byte except what differs between
+    segments of one flow (IP length, id and checksum, or IPv6 payload length; TCP sequence
+    number, flags and checksum). Equal keys may merge (Linux GRO rules: addresses, ports,
+    ACK, data offset, window, urgent pointer, options, TOS/TTL/DF or traffic class/flow label/
+    hop limit, all equal)."""
+    tail = "%ds" % (hl - ihl - 18)  # urgent pointer and options
+    if ihl == 20:
+        # 0-1 version/IHL, TOS | 2-5 length, id | 6-9 frag, TTL, proto | 10-11 checksum |
+        # 12-23 addresses, ports | 24-27 seq | 28-32 ack, data offset | 33 flags | 34-35 window |
+        # 36-37 checksum | 38- urgent pointer, options
+        return struct.Struct("!2s4x4s2x12s4x5sx2s2x" + tail)
+    # 0-3 version, class, flow | 4-5 payload length | 6-43 next header, hop limit, addresses,
+    # ports | 44-47 seq | 48-52 ack, data offset | 53 flags | 54-55 window | 56-57 checksum | 58-
+    return struct.Struct("!4s2x38s4x5sx2s2x" + tail)
 
 
-_MASKS = {}
+_KEYS = {}
+_SEQ = struct.Struct("!I").unpack_from
 
 
 def _tcp_key(p):
     """(flow key, ihl, header length, payload length, seq, flags) for a mergeable TCP segment,
-    or None. Hot path: one int conversion and one AND build the key."""
-    n = len(p)
+    or None. Hot path: one precompiled unpack builds the key."""
     b0 = p[0]
     if b0 == 0x45:
         if p[9] != 6 or (p[6] & 0x3F) or p[7]:  # not TCP, or a fragment
@@ -207,15 +212,14 @@ def _tcp_key(p):
     if flags & _NO_MERGE or not flags & _TCP_ACK:
         return None
     hl = ihl + (p[ihl + 12] >> 4) * 4
-    plen = n - hl
+    plen = len(p) - hl
     if plen <= 0 or hl < ihl + 20:
         return None
-    mask = _MASKS.get((ihl, hl))
-    if mask is None:
-        mask = _MASKS[(ihl, hl)] = _mask(hl, ihl)
-    key = (hl, int.from_bytes(p[:hl], "big") & mask)
-    seq = int.from_bytes(p[ihl + 4:ihl + 8], "big")
-    return key, ihl, hl, plen, seq, flags
+    layout = (ihl << 8) | hl
+    unpack = _KEYS.get(layout)
+    if unpack is None:
+        unpack = _KEYS[layout] = _key_struct(ihl, hl).unpack_from
+    return unpack(p), ihl, hl, plen, _SEQ(p, ihl + 4)[0], flags
 
 
 def coalesce(packets):
