@@ -352,3 +352,33 @@ def test_fast_hchacha20_through_openssl_matches_pure_and_draft():
     for _ in range(50):
         k, n = os.urandom(32), os.urandom(16)
         assert fast.hchacha20(k, n) == chacha20.hchacha20(k, n)
+
+
+def test_aead_for_a_cryptography_that_takes_only_bytes():
+    """Before cryptography 40 the AEAD refuses memoryviews (TypeError); the fast backend then
+    wraps it so that datagrams split from a UDP GRO buffer still decrypt. Run for real with
+    cryptography 38 by `make test` (the minimum-versions venv) and by `make qemu-test`."""
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    from wgedge.crypto import fast
+
+    class BytesOnly:
+        def __init__(self, key):
+            self.aead = ChaCha20Poly1305(key)
+
+        def encrypt(self, nonce, data, ad):
+            if not isinstance(data, bytes):
+                raise TypeError("data must be bytes")
+            return self.aead.encrypt(nonce, data, ad)
+
+        def decrypt(self, nonce, data, ad):
+            if not isinstance(data, bytes):
+                raise TypeError("data must be bytes")
+            return self.aead.decrypt(nonce, data, ad)
+
+    assert not fast.takes_views(BytesOnly)
+    key, nonce = bytes(range(32)), bytes(12)
+    wrapped = fast.BytesAEAD(key, BytesOnly)
+    sealed = wrapped.encrypt(nonce, memoryview(b"xx" + b"payload")[2:], b"ad")
+    assert sealed == ChaCha20Poly1305(key).encrypt(nonce, b"payload", b"ad")
+    assert wrapped.decrypt(nonce, memoryview(b"yy" + sealed)[2:], b"ad") == b"payload"

@@ -2,7 +2,7 @@
 
 The interface is described in wgedge/crypto/__init__.py. `aead(key)` hands out `cryptography`'s
 ChaCha20Poly1305 object itself, so the transport hot path calls OpenSSL with no Python wrapper
-in between. `cryptography` has no XChaCha20-Poly1305; it is only used for cookie replies, so
+in between (before cryptography 40, which takes only bytes, a thin wrapper that converts). `cryptography` has no XChaCha20-Poly1305; it is only used for cookie replies, so
 the subkey comes from the pure HChaCha20 and OpenSSL does the rest (draft-irtf-cfrg-xchacha
 section 2.3: ChaCha20-Poly1305 under the subkey, nonce = 4 zero bytes || last 8 nonce bytes).
 """
@@ -55,6 +55,33 @@ def _xchacha(key, nonce):
     return ChaCha20Poly1305(hchacha20(key, nonce[:16])), b"\0\0\0\0" + nonce[16:]
 
 
+def takes_views(aead_class):
+    """Whether this `cryptography` accepts a memoryview as AEAD input. Datagrams split from
+    a UDP GRO buffer arrive as memoryviews; cryptography before 40 (Debian 12 ships 38)
+    insists on bytes."""
+    aead, nonce = aead_class(bytes(32)), bytes(12)
+    try:
+        aead.decrypt(nonce, memoryview(aead.encrypt(nonce, b"", None)), None)
+    except TypeError:
+        return False
+    return True
+
+
+class BytesAEAD:
+    """ChaCha20-Poly1305 for a `cryptography` that takes only bytes: hands it bytes."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key, aead_class=ChaCha20Poly1305):
+        self._aead = aead_class(key)
+
+    def encrypt(self, nonce, data, ad):
+        return self._aead.encrypt(nonce, bytes(data), ad)
+
+    def decrypt(self, nonce, data, ad):
+        return self._aead.decrypt(nonce, bytes(data), ad)
+
+
 class FastBackend:
     name = "fast"
     AuthError = InvalidTag
@@ -97,14 +124,14 @@ class FastBackend:
         except ValueError:  # OpenSSL refuses an all-zero result: a low-order point
             return None
 
-    aead = staticmethod(ChaCha20Poly1305)
+    aead = staticmethod(ChaCha20Poly1305 if takes_views(ChaCha20Poly1305) else BytesAEAD)
 
     @staticmethod
     def xaead_encrypt(key, nonce, data, ad):
         aead, nonce12 = _xchacha(key, nonce)
-        return aead.encrypt(nonce12, data, ad)
+        return aead.encrypt(nonce12, bytes(data), ad)
 
     @staticmethod
     def xaead_decrypt(key, nonce, data, ad):
         aead, nonce12 = _xchacha(key, nonce)
-        return aead.decrypt(nonce12, data, ad)
+        return aead.decrypt(nonce12, bytes(data), ad)
