@@ -115,6 +115,12 @@ def test_x25519_same(a, b):
     public_b = FAST.x25519_public(b)
     assert PURE.x25519_public(a) == FAST.x25519_public(a)
     assert PURE.x25519(a, public_b) == FAST.x25519(a, public_b)
+    # A prepared key (loaded once, used for many exchanges) gives the same results.
+    for backend in (FAST, PURE):
+        prepared = backend.private_key(a)
+        assert backend.x25519_public(prepared) == FAST.x25519_public(a)
+        assert backend.x25519(prepared, public_b) == FAST.x25519(a, public_b)
+        assert backend.x25519(prepared, public_b) == FAST.x25519(a, public_b)  # reusable
 
 
 @settings(max_examples=10, deadline=None)

@@ -66,15 +66,18 @@ class Noise:
         self.initial_chaining_key = h(C.CONSTRUCTION)
         self.initial_hash = h(self.initial_chaining_key + C.IDENTIFIER)
         self.static_private = None
+        self.static_key = None  # the backend's prepared form of static_private
         self.static_public = None
         self.responder_hash = None  # HASH(initial_hash || our static public)
 
     def set_static_private(self, private):
         if private is None:
-            self.static_private = self.static_public = self.responder_hash = None
+            self.static_private = self.static_key = self.static_public = None
+            self.responder_hash = None
             return
         self.static_private = clamp(private)
-        self.static_public = self.crypto.x25519_public(self.static_private)
+        self.static_key = self.crypto.private_key(self.static_private)
+        self.static_public = self.crypto.x25519_public(self.static_key)
         self.responder_hash = self.crypto.hash(self.initial_hash + self.static_public)
 
     def precompute(self, hs):
@@ -82,7 +85,7 @@ class Noise:
         if self.static_private is None:
             hs.precomputed_static_static = None
         else:
-            hs.precomputed_static_static = self.crypto.x25519(self.static_private, hs.remote_static)
+            hs.precomputed_static_static = self.crypto.x25519(self.static_key, hs.remote_static)
 
     # --- KDF (paper 5.4: HKDF with HMAC-BLAKE2s) ------------------------------------------
     def kdf1(self, key, data):
@@ -118,10 +121,11 @@ class Noise:
             return None
         crypto = self.crypto
         h = crypto.hash(self.initial_hash + hs.remote_static)
-        eph_pub = crypto.x25519_public(ephemeral_private)
+        ephemeral = crypto.private_key(ephemeral_private)  # prepared once, used two or three times
+        eph_pub = crypto.x25519_public(ephemeral)
         h = crypto.hash(h + eph_pub)
         ck = self.kdf1(self.initial_chaining_key, eph_pub)
-        dh = crypto.x25519(ephemeral_private, hs.remote_static)
+        dh = crypto.x25519(ephemeral, hs.remote_static)
         if dh is None:
             return None
         ck, key = self.kdf2(ck, dh)
@@ -133,7 +137,7 @@ class Noise:
         hs.state = CREATED_INITIATION
         hs.hash = h
         hs.chaining_key = ck
-        hs.ephemeral_private = ephemeral_private
+        hs.ephemeral_private = ephemeral
         hs.remote_ephemeral = None
         hs.remote_index = None
         hs.local_index = local_index
@@ -151,7 +155,7 @@ class Noise:
         crypto = self.crypto
         h = crypto.hash(self.responder_hash + ephemeral)
         ck = self.kdf1(self.initial_chaining_key, ephemeral)
-        dh = crypto.x25519(self.static_private, ephemeral)
+        dh = crypto.x25519(self.static_key, ephemeral)
         if dh is None:
             return C.DROP_BAD_HANDSHAKE
         ck, key = self.kdf2(ck, dh)
@@ -196,11 +200,12 @@ class Noise:
         if hs.state != CONSUMED_INITIATION:
             return None
         crypto = self.crypto
-        eph_pub = crypto.x25519_public(ephemeral_private)
+        ephemeral = crypto.private_key(ephemeral_private)  # prepared once, used two or three times
+        eph_pub = crypto.x25519_public(ephemeral)
         h = crypto.hash(hs.hash + eph_pub)
         ck = self.kdf1(hs.chaining_key, eph_pub)
-        dh1 = crypto.x25519(ephemeral_private, hs.remote_ephemeral)
-        dh2 = crypto.x25519(ephemeral_private, hs.remote_static)
+        dh1 = crypto.x25519(ephemeral, hs.remote_ephemeral)
+        dh2 = crypto.x25519(ephemeral, hs.remote_static)
         if dh1 is None or dh2 is None:
             return None
         ck = self.kdf1(ck, dh1)
@@ -212,7 +217,7 @@ class Noise:
         hs.state = CREATED_RESPONSE
         hs.hash = h
         hs.chaining_key = ck
-        hs.ephemeral_private = ephemeral_private
+        hs.ephemeral_private = ephemeral
         hs.local_index = local_index
         return local_index, hs.remote_index, eph_pub, enc_nothing
 
@@ -225,7 +230,7 @@ class Noise:
         h = crypto.hash(hs.hash + ephemeral)
         ck = self.kdf1(hs.chaining_key, ephemeral)
         dh1 = crypto.x25519(hs.ephemeral_private, ephemeral)
-        dh2 = crypto.x25519(self.static_private, ephemeral)
+        dh2 = crypto.x25519(self.static_key, ephemeral)
         if dh1 is None or dh2 is None:
             return False
         ck = self.kdf1(ck, dh1)

@@ -103,8 +103,16 @@ class FastBackend:
         return _hmac_digest(key, data, _blake2s)
 
     @staticmethod
+    def private_key(private):
+        # OpenSSL derives the public key when it loads a private one (a scalar multiplication,
+        # as costly as the exchange): keys used more than once are loaded once.
+        return X25519PrivateKey.from_private_bytes(private)
+
+    @staticmethod
     def x25519_public(private):
-        public = X25519PrivateKey.from_private_bytes(private).public_key()
+        if not isinstance(private, X25519PrivateKey):
+            private = X25519PrivateKey.from_private_bytes(private)
+        public = private.public_key()
         raw = getattr(public, "public_bytes_raw", None)
         if raw is not None:
             return raw()
@@ -117,10 +125,11 @@ class FastBackend:
     @staticmethod
     def x25519(private, public):
         # Wrong key lengths are a caller's bug and raise here, outside the try below.
-        ours = X25519PrivateKey.from_private_bytes(private)
+        if not isinstance(private, X25519PrivateKey):
+            private = X25519PrivateKey.from_private_bytes(private)
         theirs = X25519PublicKey.from_public_bytes(public)
         try:
-            return ours.exchange(theirs)
+            return private.exchange(theirs)
         except ValueError:  # OpenSSL refuses an all-zero result: a low-order point
             return None
 

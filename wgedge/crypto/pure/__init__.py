@@ -27,6 +27,10 @@ class PureBackend:
         return blake2s.hmac(key, data)
 
     @staticmethod
+    def private_key(private):
+        return private  # nothing to prepare: scalarmult takes the 32 bytes
+
+    @staticmethod
     def x25519_public(private):
         return x25519.public(private)
 
