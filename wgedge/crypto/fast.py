@@ -2,8 +2,8 @@
 
 The interface is described in wgedge/crypto/__init__.py. `aead(key)` hands out `cryptography`'s
 ChaCha20Poly1305 object itself, so the transport hot path calls OpenSSL with no Python wrapper
-in between (before cryptography 40, which takes only bytes, a thin wrapper that converts). `cryptography` has no XChaCha20-Poly1305; it is only used for cookie replies, so
-the subkey comes from the pure HChaCha20 and OpenSSL does the rest (draft-irtf-cfrg-xchacha
+in between (before cryptography 40, which takes only bytes, a thin wrapper that converts).
+`cryptography` has no XChaCha20-Poly1305; it is only used for cookie replies, so the subkey comes from the pure HChaCha20 and OpenSSL does the rest (draft-irtf-cfrg-xchacha
 section 2.3: ChaCha20-Poly1305 under the subkey, nonce = 4 zero bytes || last 8 nonce bytes).
 """
 
@@ -117,7 +117,7 @@ class FastBackend:
         if raw is not None:
             return raw()
         # cryptography < 40 (Debian 12 ships 38) has no public_bytes_raw(). Imported only
-        # here: the serialization package costs 2.5 MB of RSS on a router.
+        # here: the serialization package adds 2.5 MB of RSS to a bare interpreter.
         from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
         return public.public_bytes(Encoding.Raw, PublicFormat.Raw)
