@@ -3,8 +3,10 @@
 The interface is described in wgedge/crypto/__init__.py. `aead(key)` hands out `cryptography`'s
 ChaCha20Poly1305 object itself, so the transport hot path calls OpenSSL with no Python wrapper
 in between (before cryptography 40, which takes only bytes, a thin wrapper that converts).
-`cryptography` has no XChaCha20-Poly1305; it is only used for cookie replies, so the subkey comes from the pure HChaCha20 and OpenSSL does the rest (draft-irtf-cfrg-xchacha
-section 2.3: ChaCha20-Poly1305 under the subkey, nonce = 4 zero bytes || last 8 nonce bytes).
+`cryptography` has no XChaCha20-Poly1305; it is only used for cookie replies, so the subkey
+comes from HChaCha20 (itself computed through OpenSSL's ChaCha20) and OpenSSL does the rest
+(draft-irtf-cfrg-xchacha section 2.3: ChaCha20-Poly1305 under the subkey, nonce = 4 zero bytes
+|| last 8 nonce bytes).
 """
 
 import hashlib
