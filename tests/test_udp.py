@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from wgedge.io.udp import Udp
+from wgedge.io.udp import SOL_UDP, UDP_SEGMENT, Udp
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_recv_batch_bounds_coalesced_reads(udp):
     try:
         for burst in range(4):
             payload = b"".join(struct.pack("!I", burst * 40 + i) + b"y" * 96 for i in range(40))
-            sender.sendmsg([payload], [(socket.SOL_UDP, 103, struct.pack("=H", 100))], 0,
+            sender.sendmsg([payload], [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", 100))], 0,
                            ("127.0.0.1", udp.port))
         first = udp.recv_batch(udp.v4, 64)
         rest = udp.recv_batch(udp.v4, 64)

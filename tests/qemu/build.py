@@ -33,12 +33,10 @@ KERNELS = {"arm64": "linux-image-arm64", "armhf": "linux-image-armmp"}
 # Built as modules by Debian's kernels; loaded by /init in this order (dependencies first).
 MODULES = ["virtio_mmio", "virtio-rng", "virtio_net", "tun"]
 # Parts of the Debian tree a router image does not carry (the image is an initramfs in RAM).
-PRUNE = ["boot", "usr/share", "var/cache", "var/lib/apt", "usr/lib/python3.11/test",
-         "usr/lib/python3.11/idlelib", "usr/lib/python3.11/tkinter",
-         "usr/lib/python3.11/turtledemo", "usr/lib/python3.11/ensurepip",
-         "usr/lib/python3.11/lib2to3", "usr/lib/python3.11/pydoc_data", "usr/lib/firmware",
-         "lib/firmware"]
-PRUNE_GLOBS = [re.compile(r"usr/lib/[^/]+-linux-gnu[^/]*/gconv$"),
+PRUNE = ["boot", "usr/share", "var/cache", "var/lib/apt", "usr/lib/firmware", "lib/firmware"]
+PRUNE_GLOBS = [re.compile(r"usr/lib/python3\.\d+/(test|idlelib|tkinter|turtledemo|ensurepip|"
+                          r"lib2to3|pydoc_data)$"),
+               re.compile(r"usr/lib/[^/]+-linux-gnu[^/]*/gconv$"),
                re.compile(r"usr/lib/[^/]+-linux-gnu[^/]*/perl(-base)?$")]
 
 

@@ -52,9 +52,6 @@ class Archive:
                         self._entry(arc, stat.S_IFREG | stat.S_IMODE(st.st_mode), f.read(),
                                     st.st_mtime)
 
-    def add_dir(self, name, mode=0o755):
-        self._entry(name, stat.S_IFDIR | mode, nlink=2)
-
     def add_file(self, name, data, mode=0o644):
         self._entry(name, stat.S_IFREG | mode, data)
 

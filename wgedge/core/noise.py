@@ -52,7 +52,7 @@ class Handshake:
         self.state = ZEROED
         self.hash = None
         self.chaining_key = None
-        self.ephemeral_private = None
+        self.ephemeral_private = None  # as the backend's private_key() prepared it
         self.remote_ephemeral = None
         self.remote_index = None
 

@@ -112,11 +112,12 @@ class Tun:
                 split = offload.split_read
                 size = MAX_PACKET + offload.VNET_HDR_LEN
                 hdr = offload.VNET_HDR_LEN
+                needs_csum = offload.F_NEEDS_CSUM
                 append = packets.append
                 for _ in range(limit):
                     buf = read(fd, size)
                     # The usual case, a plain packet (no GSO, checksum done): skip the parser.
-                    if len(buf) > hdr and not buf[1] and not buf[0] & offload.F_NEEDS_CSUM:
+                    if len(buf) > hdr and not buf[1] and not buf[0] & needs_csum:
                         append(buf[hdr:])
                     else:
                         packets.extend(split(buf))
