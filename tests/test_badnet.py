@@ -22,7 +22,7 @@ def test_transfer_and_handshakes_through_a_bad_network(nets, tmp_path, impl_b):
     # Point a at the relay (in b's namespace), which forwards to b's real port.
     relay = subprocess.Popen(
         ["ip", "netns", "exec", b.ns, sys.executable, "-m", "tests.impair", "10.200.0.2",
-         "6000", "10.200.0.2", "51821", "150"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+         "6000", "10.200.0.2", "51821", "300"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(0.5)
         a.wg("set", a.ifname, "peer", b.pub, "endpoint", "10.200.0.2:6000")
@@ -65,7 +65,11 @@ def test_transfer_and_handshakes_through_a_bad_network(nets, tmp_path, impl_b):
         b.wg("setconf", b.ifname, str(path))
         before = int(a.dump()[0]["handshake"])
         time.sleep(1.1)
-        sh("ping", "-c", "3", "-i", "0.5", "-W", "20", b.tun4, ns=a.ns, timeout=60)
+        # a still holds its session, so b drops a's packets until a new handshake: b starts one
+        # when it has something of its own to send (a late TCP segment, say), and a starts one
+        # 15 s (Keepalive-Timeout + Rekey-Timeout) after sending with nothing heard back. Keep
+        # pinging until one reply, or the test would depend on which of the two comes first.
+        sh("ping", "-c", "1", "-i", "0.5", "-w", "50", b.tun4, ns=a.ns, timeout=70)
         assert int(a.dump()[0]["handshake"]) > before
     finally:
         relay.kill()
