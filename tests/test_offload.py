@@ -2,7 +2,7 @@
 
 import struct
 
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from wgedge.io import offload
@@ -44,6 +44,11 @@ def tcp6(src, dst, seq, payload, flags=0x10, options=b""):
     pseudo = src + dst + struct.pack("!IxxxB", thl + len(payload), 6)
     c = naive_checksum(pseudo + tcp + payload)
     return ip + tcp[:16] + struct.pack("!H", c) + tcp[18:] + payload
+
+
+def flat(write):
+    """A write as coalesce returns it (bytes, or buffers for one writev) -> bytes."""
+    return b"".join(write) if isinstance(write, list) else write
 
 
 def valid(pkt):
@@ -104,7 +109,7 @@ def test_tso_segments_are_valid_and_coalesce_back(v6, size, mss):
     # PSH only on the last; sequence numbers contiguous
     assert all(not s[ihl + 13] & 0x08 for s in segs[:-1]) and segs[-1][ihl + 13] & 0x08
     # GRO back into one write with the same payload.
-    writes = offload.coalesce(segs)
+    writes = [flat(w) for w in offload.coalesce(segs)]
     assert len(writes) == 1
     w = writes[0]
     flags, gso, hlen, gso_size, cstart, coff = struct.unpack_from("<BBHHHH", w)
@@ -124,7 +129,7 @@ def test_coalesce_keeps_order_and_refuses_what_linux_refuses():
     other_ack = tcp4(a, b, 500, b"w" * 100, ack=2000)
     fin = tcp4(a, b, 600, b"f" * 10, flags=0x11)
     udp = bytes([0x45, 0, 0, 28]) + bytes(5) + b"\x11" + bytes(18)
-    writes = offload.coalesce([s1, s2, gap, other_ack, udp, fin])
+    writes = [flat(w) for w in offload.coalesce([s1, s2, gap, other_ack, udp, fin])]
     bodies = [w[10:] for w in writes]
     assert len(writes) == 5
     merged = bodies[0]
@@ -165,3 +170,60 @@ def test_flow_key_ignores_exactly_what_differs_between_segments(v6, optwords, po
     assert a is not None
     assume(b is not None and b[2] == hl)  # still a mergeable segment of the same layout
     assert (a[0] == b[0]) == (pos in varying)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.sampled_from([100, 100, 100, 37, 1]), st.sampled_from(
+    [0x10, 0x10, 0x10, 0x18, 0x11, 0x00, 0x12]), st.booleans()), max_size=40))
+@example([(0, 100, 0x10, False), (0, 100, 0x18, False), (0, 100, 0x10, False)])  # PSH ends
+@example([(1, 100, 0x10, False), (1, 37, 0x10, False), (1, 37, 0x10, False)])  # so does short
+def test_coalesce_keeps_every_flows_bytes_in_order(steps):
+    """Segments of three flows (one IPv6), interleaved, with gaps, odd flags and sizes: each
+    flow's payload leaves in the order it came, merged writes hold only contiguous ACK
+    segments of one flow, and every merged header is a valid TCP/IP header for its length."""
+    flows = [
+        lambda seq, data, flags: tcp4([10, 0, 0, 1], [10, 0, 0, 2], seq, data, flags),
+        lambda seq, data, flags: tcp4([10, 0, 0, 3], [10, 0, 0, 2], seq, data, flags,
+                                      options=b"\x01\x01\x08\x0a" + bytes(8)),
+        lambda seq, data, flags: tcp6(b"\xfd" + bytes(14) + b"\x01",
+                                      b"\xfd" + bytes(14) + b"\x02", seq, data, flags),
+    ]
+    seqs = [1000, 5000, 9000]
+    packets, sent = [], {0: [], 1: [], 2: []}
+    for i, (flow, size, flags, gap) in enumerate(steps):
+        data = bytes([i]) * size
+        seq = seqs[flow] + (7 if gap else 0)
+        packets.append(flows[flow](seq, data, flags))
+        seqs[flow] = seq + size
+        sent[flow].append((seq, data, flags))
+    for w in offload.coalesce(packets):
+        body = flat(w)[10:]
+        v6 = body[0] >> 4 == 6
+        ihl = 40 if v6 else 20
+        hl = ihl + (body[ihl + 12] >> 4) * 4
+        flow = 2 if v6 else (0 if body[12:16] == bytes([10, 0, 0, 1]) else 1)
+        payload = bytes(body[hl:])
+        seq = struct.unpack_from("!I", body, ihl + 4)[0]
+        # The write holds the flow's next input segments, back to back in sequence space.
+        off, used = 0, []
+        while off < len(payload):
+            seg_seq, data, flags = sent[flow].pop(0)
+            assert seg_seq == seq + off and payload[off:off + len(data)] == data
+            off += len(data)
+            used.append((flags, len(data)))
+        assert off == len(payload)
+        if len(used) > 1:  # only ACK segments merge; PSH or a shorter size only as the last
+            assert all(f & 0x37 == 0x10 for f, _ in used)
+            assert not any(f & 8 or n != used[0][1] for f, n in used[:-1])
+            assert used[-1][1] <= used[0][1]
+        if isinstance(w, list):
+            flags, gso, _, gso_size, cstart, coff = struct.unpack_from("<BBHHHH", w[0])
+            assert flags == offload.F_NEEDS_CSUM and (cstart, coff) == (ihl, 16)
+            assert body[ihl + 13] & 0x37 == 0x10  # ACK, no SYN/FIN/RST/URG
+            if not v6:
+                assert naive_sum(body[:20]) == 0xFFFF
+                assert struct.unpack_from("!H", body, 2)[0] == len(body)
+            else:
+                assert struct.unpack_from("!H", body, 4)[0] == len(body) - 40
+            assert all(len(p) <= gso_size for p in w[2:])
+    assert not any(sent.values())

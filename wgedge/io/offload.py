@@ -172,31 +172,26 @@ def segment_udp(pkt, size):
 
 
 # --- writing: plain packets -> (virtio header + packet) writes, TCP segments coalesced --------
-def _key_struct(ihl, hl):
-    """A Struct whose unpack_from(packet) is the flow key of a TCP segment with this IP header
-    length `ihl` and IP+TCP header length `hl`: every header byte except what differs between
-    segments of one flow (IP length, id and checksum, or IPv6 payload length; TCP sequence
-    number, flags and checksum). Equal keys may merge (Linux GRO rules: addresses, ports,
-    ACK, data offset, window, urgent pointer, options, TOS/TTL/DF or traffic class/flow label/
-    hop limit, all equal)."""
-    tail = "%ds" % (hl - ihl - 18)  # urgent pointer and options
-    if ihl == 20:
-        # 0-1 version/IHL, TOS | 2-5 length, id | 6-9 frag, TTL, proto | 10-11 checksum |
-        # 12-23 addresses, ports | 24-27 seq | 28-32 ack, data offset | 33 flags | 34-35 window |
-        # 36-37 checksum | 38- urgent pointer, options
-        return struct.Struct("!2s4x4s2x12s4x5sx2s2x" + tail)
-    # 0-3 version, class, flow | 4-5 payload length | 6-43 next header, hop limit, addresses,
-    # ports | 44-47 seq | 48-52 ack, data offset | 53 flags | 54-55 window | 56-57 checksum | 58-
-    return struct.Struct("!4s2x38s4x5sx2s2x" + tail)
+def _flow_mask(ihl, hl):
+    """An int mask over a segment's first `hl` bytes (IP header `ihl` bytes) that clears what
+    differs between segments of one flow: IP length, id and checksum (IPv6 payload length);
+    TCP sequence number, flags and checksum. `int.from_bytes(p[:hl]) & mask` is then the flow
+    key: equal keys may merge (Linux GRO rules: addresses, ports, ACK, data offset, window,
+    urgent pointer, options, TOS/TTL/DF or traffic class/flow label/hop limit, all equal).
+    Keys of different layouts never collide: the first byte (0x45, 0x6.) is kept, so a key's
+    bit length gives `hl` and its top byte the IP version."""
+    varying = {4, 5} if ihl == 40 else {2, 3, 4, 5, 10, 11}
+    varying |= {ihl + 4, ihl + 5, ihl + 6, ihl + 7, ihl + 13, ihl + 16, ihl + 17}
+    return int.from_bytes(bytes(0 if i in varying else 0xFF for i in range(hl)), "big")
 
 
-_KEYS = {}
+_MASKS = {}  # (ihl << 8) | hl -> mask
 _SEQ = struct.Struct("!I").unpack_from
 
 
 def _tcp_key(p):
     """(flow key, ihl, header length, payload length, seq, flags) for a mergeable TCP segment,
-    or None. Hot path: one precompiled unpack builds the key."""
+    or None. `coalesce` does the same inline; this is the readable form, kept for tests."""
     b0 = p[0]
     if b0 == 0x45:
         if p[9] != 6 or (p[6] & 0x3F) or p[7]:  # not TCP, or a fragment
@@ -216,40 +211,84 @@ def _tcp_key(p):
     if plen <= 0 or hl < ihl + 20:
         return None
     layout = (ihl << 8) | hl
-    unpack = _KEYS.get(layout)
-    if unpack is None:
-        unpack = _KEYS[layout] = _key_struct(ihl, hl).unpack_from
-    return unpack(p), ihl, hl, plen, _SEQ(p, ihl + 4)[0], flags
+    mask = _MASKS.get(layout)
+    if mask is None:
+        mask = _MASKS[layout] = _flow_mask(ihl, hl)
+    return int.from_bytes(p[:hl], "big") & mask, ihl, hl, plen, _SEQ(p, ihl + 4)[0], flags
 
 
 def coalesce(packets):
-    """Plain IP packets -> list of buffers to write to a TUN device with IFF_VNET_HDR.
+    """Plain IP packets -> list of writes for a TUN device with IFF_VNET_HDR. A write is bytes
+    (virtio header + packet) or, for merged segments, a list of buffers for one writev.
 
     Order is kept within every flow: a packet that cannot be merged closes all open groups
-    before it is placed, and a segment that does not continue its flow's group closes it."""
+    before it is placed, and a segment that does not continue its flow's group closes it.
+    Hot path: `_tcp_key` inlined, and a packet is first tried against the group the previous
+    packet joined (its key under that group's layout): a match proves the same IP version,
+    header lengths, protocol and fragment bits, leaving only flags and sequence to check."""
     out = []
     groups = {}  # flow key -> [index in out, packets, next seq, seg size, total, ihl, hl, ended]
+    masks = _MASKS
+    from_bytes = int.from_bytes
+    seq_of = _SEQ
+    mergeable = _NO_MERGE | _TCP_ACK  # of these flags, exactly ACK
+    ack = _TCP_ACK
+    psh = _TCP_PSH
+    cur = None  # the group the previous packet joined, with its key, mask and layout
+    ckey = cmask = chl = cihl = 0
     for p in packets:
-        info = _tcp_key(p) if len(p) > 40 else None
-        if info is None:
+        n = len(p)
+        if cur is not None and from_bytes(p[:chl], "big") & cmask == ckey:
+            flags = p[cihl + 13]
+            seq = seq_of(p, cihl + 4)[0]
+            plen = n - chl
+            if (seq == cur[2] and flags & mergeable == ack and 0 < plen <= cur[3] and not cur[7]
+                    and cur[4] + plen <= MAX_SUPER - chl):
+                cur[1].append(p)
+                cur[2] = (seq + plen) & 0xFFFFFFFF
+                cur[4] += plen
+                cur[7] = plen < cur[3] or bool(flags & psh)  # a short or PSH segment ends it
+                continue
+        ihl = 0
+        if n > 40:
+            b0 = p[0]
+            if b0 == 0x45:
+                if p[9] == 6 and not (p[6] & 0x3F) and not p[7]:  # TCP, not a fragment
+                    ihl = 20
+            elif b0 >> 4 == 6 and p[6] == 6:
+                ihl = 40
+        if ihl:
+            flags = p[ihl + 13]
+            hl = ihl + (p[ihl + 12] >> 4) * 4
+            if flags & mergeable != ack or hl < ihl + 20 or hl >= n:
+                ihl = 0
+        if not ihl:
             for g in groups.values():
                 out[g[0]] = _merged(g)
             groups = {}
+            cur = None
             out.append(PLAIN_HDR + p)
             continue
-        key, ihl, hl, plen, seq, flags = info
+        layout = (ihl << 8) | hl
+        mask = masks.get(layout)
+        if mask is None:
+            mask = masks[layout] = _flow_mask(ihl, hl)
+        key = from_bytes(p[:hl], "big") & mask
+        plen = n - hl
+        seq = seq_of(p, ihl + 4)[0]
         g = groups.get(key)
         if g is not None:
-            if (g[2] == seq and plen <= g[3] and not g[7]
-                    and g[4] + plen <= MAX_SUPER - hl):
+            if g[2] == seq and plen <= g[3] and not g[7] and g[4] + plen <= MAX_SUPER - hl:
                 g[1].append(p)
                 g[2] = (seq + plen) & 0xFFFFFFFF
                 g[4] += plen
-                g[7] = plen < g[3] or bool(flags & _TCP_PSH)  # a short or PSH segment ends it
+                g[7] = plen < g[3] or bool(flags & psh)
+                cur, ckey, cmask, chl, cihl = g, key, mask, hl, ihl
                 continue
             out[g[0]] = _merged(g)
-        groups[key] = [len(out), [p], (seq + plen) & 0xFFFFFFFF, plen, plen, ihl, hl,
-                       bool(flags & _TCP_PSH)]
+        g = groups[key] = [len(out), [p], (seq + plen) & 0xFFFFFFFF, plen, plen, ihl, hl,
+                           bool(flags & psh)]
+        cur, ckey, cmask, chl, cihl = g, key, mask, hl, ihl
         out.append(None)
     for g in groups.values():
         out[g[0]] = _merged(g)
@@ -263,20 +302,21 @@ def _merged(g):
     first = segs[0]
     h = bytearray(first[:hl])
     total = hl + g[4]
-    v4 = ihl == 20
-    if v4:
+    if ihl == 20:
         struct.pack_into("!H", h, 2, total)
         h[10] = h[11] = 0
-        struct.pack_into("!H", h, 10, checksum(h[:20]))
-        src, dst = h[12:16], h[16:20]
+        struct.pack_into("!H", h, 10, ~fold(ones_sum(h[:20])) & 0xFFFF)
+        pseudo = ones_sum(h[12:20]) + 6 + total - 20
         gso = GSO_TCPV4
     else:
         struct.pack_into("!H", h, 4, total - 40)
-        src, dst = h[8:24], h[24:40]
+        pseudo = ones_sum(h[8:40]) + 6 + total - 40
         gso = GSO_TCPV6
     h[ihl + 13] |= segs[-1][ihl + 13] & _TCP_PSH
     # Partial checksum: the pseudo-header sum, uncomplemented; the kernel adds the rest.
-    struct.pack_into("!H", h, ihl + 16, fold(ones_sum(_pseudo(bytes(src), bytes(dst), 6,
-                                                              total - ihl))))
-    vnet = _VNET.pack(F_NEEDS_CSUM, gso, hl, g[3], ihl, 16)
-    return b"".join([vnet, bytes(h)] + [s[hl:] for s in segs])
+    struct.pack_into("!H", h, ihl + 16, fold(pseudo))
+    # One writev: the header, then each payload (copied slices: cheaper than memoryviews
+    # here, and the kernel then copies once instead of after a join).
+    parts = [_VNET.pack(F_NEEDS_CSUM, gso, hl, g[3], ihl, 16) + h]
+    parts += [s[hl:] for s in segs]
+    return parts

@@ -1,9 +1,11 @@
 """A Linux TUN device (IFF_TUN | IFF_NO_PI), non-blocking, read and written in batches.
 
 With offloads (the default; WGEDGE_OFFLOAD=0 turns them off) the device is opened with
-IFF_VNET_HDR and TUNSETOFFLOAD (checksum, TSO4/TSO6, USO where the kernel has it): one read
-returns a whole TCP super-packet, cut into segments here (see offload.py), and writes merge
-consecutive TCP segments into one (GRO). Each feature the kernel refuses is switched off on
+IFF_VNET_HDR: writes merge consecutive TCP segments of a flow into one super-packet (GRO,
+see offload.py), one writev each. Reads stay MTU-sized by default, since cutting and
+checksumming TSO super-packets in Python costs more than the reads it saves
+(docs/performance.md); WGEDGE_TSO=1 asks for TUNSETOFFLOAD (checksum, TSO4/TSO6, USO where
+the kernel has it) and cuts what it gets. Each feature the kernel refuses is switched off on
 its own, and the device still works without any of them.
 
 A full TUN queue drops rather than blocks: `write_batch` counts what the kernel refused.
@@ -137,7 +139,10 @@ class Tun:
             packets = offload.coalesce(packets)
         for p in packets:
             try:
-                write(fd, p)
+                if p.__class__ is list:  # a merged super-packet: header and payloads
+                    os.writev(fd, p)
+                else:
+                    write(fd, p)
             except BlockingIOError:
                 self.write_drops += 1
             except OSError as exc:
