@@ -30,22 +30,28 @@ class ReplayWindow:
         self.blocks = [0] * _RING
 
     def check_and_update(self, counter):
-        if counter >= _LIMIT:
-            return False
         greatest = self.greatest
-        blocks = self.blocks
-        index = counter >> _LOG
-        if counter > greatest:
-            current = greatest >> _LOG
-            gap = index - current
-            if gap > _RING:
-                gap = _RING
-            for i in range(1, gap + 1):
-                blocks[(current + i) & _RING_MASK] = 0
+        if counter > greatest:  # the usual case, in order: one branch, no bit test
+            if counter >= _LIMIT:
+                return False
+            index = counter >> _LOG
+            gap = index - (greatest >> _LOG)
+            blocks = self.blocks
+            if gap:
+                if gap > _RING:
+                    gap = _RING
+                current = greatest >> _LOG
+                for i in range(1, gap + 1):
+                    blocks[(current + i) & _RING_MASK] = 0
             self.greatest = counter
-        elif greatest - counter > _WINDOW:
+            # Its bit is clear: its block was just cleared, or it is the greatest's block,
+            # where only counters up to the greatest have been set.
+            blocks[index & _RING_MASK] |= 1 << (counter & _BIT_MASK)
+            return True
+        if greatest - counter > _WINDOW:
             return False
-        slot = index & _RING_MASK
+        blocks = self.blocks
+        slot = (counter >> _LOG) & _RING_MASK
         bit = 1 << (counter & _BIT_MASK)
         word = blocks[slot]
         if word & bit:
