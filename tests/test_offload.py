@@ -227,3 +227,16 @@ def test_coalesce_keeps_every_flows_bytes_in_order(steps):
                 assert struct.unpack_from("!H", body, 4)[0] == len(body) - 40
             assert all(len(p) <= gso_size for p in w[2:])
     assert not any(sent.values())
+
+
+def test_interleaved_flows_each_merge_whole():
+    """Two flows taking turns, two segments at a time, still merge into one write each
+    (Linux GRO holds one group per flow in a batch, and so does coalesce)."""
+    a1, a2, b = [10, 0, 0, 1], [10, 0, 0, 3], [10, 0, 0, 2]
+    packets = []
+    for i in range(0, 6, 2):
+        packets += [tcp4(a1, b, 100 + 50 * j, b"a" * 50) for j in (i, i + 1)]
+        packets += [tcp4(a2, b, 900 + 70 * j, b"b" * 70) for j in (i, i + 1)]
+    writes = [flat(w) for w in offload.coalesce(packets)]
+    assert len(writes) == 2
+    assert writes[0][10 + 40:] == b"a" * 300 and writes[1][10 + 40:] == b"b" * 420

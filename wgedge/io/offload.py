@@ -234,21 +234,30 @@ def coalesce(packets):
     mergeable = _NO_MERGE | _TCP_ACK  # of these flags, exactly ACK
     ack = _TCP_ACK
     psh = _TCP_PSH
-    cur = None  # the group the previous packet joined, with its key, mask and layout
-    ckey = cmask = chl = cihl = 0
+    # The group the previous packet joined, its state held in locals while packets keep
+    # joining it (written back to the group when one does not).
+    cur = None
+    ckey = cmask = chl = cflags = cseq = climit = cnext = csize = ctotal = 0
+    cended = False
+    cappend = None
     for p in packets:
         n = len(p)
-        if cur is not None and from_bytes(p[:chl], "big") & cmask == ckey:
-            flags = p[cihl + 13]
-            seq = seq_of(p, cihl + 4)[0]
-            plen = n - chl
-            if (seq == cur[2] and flags & mergeable == ack and 0 < plen <= cur[3] and not cur[7]
-                    and cur[4] + plen <= MAX_SUPER - chl):
-                cur[1].append(p)
-                cur[2] = (seq + plen) & 0xFFFFFFFF
-                cur[4] += plen
-                cur[7] = plen < cur[3] or bool(flags & psh)  # a short or PSH segment ends it
-                continue
+        if cur is not None:
+            if from_bytes(p[:chl], "big") & cmask == ckey:
+                flags = p[cflags]
+                seq = seq_of(p, cseq)[0]
+                plen = n - chl
+                if (seq == cnext and flags & mergeable == ack and 0 < plen <= csize
+                        and not cended and ctotal + plen <= climit):
+                    cappend(p)
+                    cnext = (seq + plen) & 0xFFFFFFFF
+                    ctotal += plen
+                    cended = plen < csize or flags & psh  # a short or PSH segment ends it
+                    continue
+            cur[2] = cnext
+            cur[4] = ctotal
+            cur[7] = cended
+            cur = None
         ihl = 0
         if n > 40:
             b0 = p[0]
@@ -266,7 +275,6 @@ def coalesce(packets):
             for g in groups.values():
                 out[g[0]] = _merged(g)
             groups = {}
-            cur = None
             out.append(PLAIN_HDR + p)
             continue
         layout = (ihl << 8) | hl
@@ -282,14 +290,19 @@ def coalesce(packets):
                 g[1].append(p)
                 g[2] = (seq + plen) & 0xFFFFFFFF
                 g[4] += plen
-                g[7] = plen < g[3] or bool(flags & psh)
-                cur, ckey, cmask, chl, cihl = g, key, mask, hl, ihl
-                continue
-            out[g[0]] = _merged(g)
-        g = groups[key] = [len(out), [p], (seq + plen) & 0xFFFFFFFF, plen, plen, ihl, hl,
-                           bool(flags & psh)]
-        cur, ckey, cmask, chl, cihl = g, key, mask, hl, ihl
-        out.append(None)
+                g[7] = plen < g[3] or flags & psh
+            else:
+                out[g[0]] = _merged(g)
+                g = None
+        if g is None:
+            g = groups[key] = [len(out), [p], (seq + plen) & 0xFFFFFFFF, plen, plen, ihl, hl,
+                               flags & psh]
+            out.append(None)
+        cur, ckey, cmask, chl, cflags, cseq, climit = (g, key, mask, hl, ihl + 13, ihl + 4,
+                                                       MAX_SUPER - hl)
+        cnext, csize, ctotal, cended, cappend = g[2], g[3], g[4], g[7], g[1].append
+    if cur is not None:
+        cur[4] = ctotal
     for g in groups.values():
         out[g[0]] = _merged(g)
     return out
