@@ -101,3 +101,39 @@ def test_classify_table():
     ]
     for data, expected in rows:
         assert wire.classify(data) == expected, (data[:8], expected)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.one_of(
+    st.tuples(st.just("genuine"), st.integers(0, 5)),
+    st.tuples(st.just("hostile"), st.sampled_from(range(len(SAMPLES))),
+              st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 255)), max_size=3),
+              st.none() | st.integers(0, 2000)),
+    st.tuples(st.just("unknown"), st.integers(0, 2 ** 32 - 1)),
+), max_size=24))
+def test_hostile_datagrams_mixed_into_a_session_batch(items):
+    """Hostile datagrams anywhere in a batch, between a session's own: nothing raises,
+    every genuine datagram is delivered once, in order, and only refusals are counted."""
+    inner = [ipv4_packet("10.0.0.1", "10.0.0.2", b"g%d" % i) for i in range(6)]
+    out_a = ALICE.device.send_packets(inner, NET.now)
+    genuine = [d for d, _ in out_a.udp]
+    assert len(genuine) == 6
+    batch, expect, seen = [], [], set()
+    for item in items:
+        if item[0] == "genuine":
+            batch.append((genuine[item[1]], ALICE.endpoint))
+            if item[1] not in seen:
+                seen.add(item[1])
+                expect.append(inner[item[1]])
+        elif item[0] == "hostile":
+            data = mutate(SAMPLES[item[1]], item[2], item[3])
+            batch.append((data, ("203.0.113.5", 4444)))
+        else:
+            batch.append((wire.DATA_HEADER.pack(4, item[1], 1) + bytes(48), ALICE.endpoint))
+    before = sum(BOB.device.drops.values())
+    out = BOB.device.receive_datagrams(batch, NET.now)
+    check_drops(out, before)
+    # A mutated sample may itself be a genuine message that still authenticates (a flip
+    # that changed nothing): delivered packets are the expected ones plus such samples.
+    got = [p for p in out.tun if p in inner]
+    assert got == expect

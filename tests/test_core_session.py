@@ -294,6 +294,26 @@ def test_staged_queue_is_bounded():
     assert a.device.drops[C.DROP_STAGED_OVERFLOW] == 300 - C.MAX_STAGED_PACKETS
 
 
+def test_unknown_index_inside_a_run_changes_nothing_for_the_run():
+    """A forged data message with an unknown receiver index, between two of a session's
+    datagrams in one batch, is dropped; the session's datagrams around it are delivered and
+    checked as usual (this once reused the stale keypair slot and raised)."""
+    net, a, b = pair()
+    ping(net, a, b)
+    pkts = [ipv4_packet("10.0.0.1", "10.0.0.2", b"one"),
+            ipv6_packet("fd00::1", "fd00::2", b"two"),  # a new inner source: looked up again
+            ipv4_packet("10.0.0.1", "10.0.0.2", b"three")]
+    net.send(a, pkts)
+    genuine = [(d, src) for _, d, src in net.queue]
+    net.queue = []
+    forged = (wire.DATA_HEADER.pack(4, 0xDEADBEEF, 7) + bytes(48), ("203.0.113.9", 1))
+    out = b.device.receive_datagrams([genuine[0], forged, genuine[1], forged, genuine[2]],
+                                     net.now)
+    assert out.tun == pkts
+    assert b.device.drops == {C.DROP_UNKNOWN_INDEX: 2}
+    assert b.device.peers[a.public].endpoint == genuine[2][1]
+
+
 def test_duplicate_datagram_never_delivered_twice():
     net, a, b = pair()
     ping(net, a, b)

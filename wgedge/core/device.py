@@ -247,12 +247,16 @@ class Device:
         tun = out.tun
         last_receiver = None
         kp = None
-        kp_ok = False
+        limit = -1  # counters from here on are refused: REJECT_AFTER_MESSAGES, or -1 (keypair unusable)
         st = None
+        # The current run's authenticated packets: latest endpoint, bytes, data seen. Kept in
+        # locals and added to its peer's entry in `seen` when the run ends.
+        run_ep = None
+        run_bytes = 0
+        run_data = False
         last_src = None
         src_ok = False
         data_min = C.DATA_MIN_LEN
-        reject_after = C.REJECT_AFTER_MESSAGES
         self._batch_handshakes = 0
         decrypt = replay = None
         for data, endpoint in datagrams:
@@ -261,6 +265,12 @@ class Device:
             else:
                 mtype = 0
             if mtype != 4:
+                if run_bytes:
+                    st[0] = run_ep
+                    st[1] += run_bytes
+                    st[2] = st[2] or run_data
+                    run_bytes = 0
+                    run_data = False
                 if seen:
                     self._account(seen, now, out, touched)
                     seen = {}
@@ -272,23 +282,32 @@ class Device:
                     touched[peer] = True
                 continue
             if receiver != last_receiver:
+                if run_bytes:
+                    st[0] = run_ep
+                    st[1] += run_bytes
+                    st[2] = st[2] or run_data
+                    run_bytes = 0
+                    run_data = False
                 # Lookups and checks that hold for a whole run of one keypair's packets.
                 kp = keypair_index.get(receiver)
                 if kp is None:
+                    last_receiver = None
                     out.drop(C.DROP_UNKNOWN_INDEX)
                     continue
                 last_receiver = receiver
-                kp_ok = kp.can_receive(now)
-                if kp_ok:
+                if kp.can_receive(now):
+                    limit = C.REJECT_AFTER_MESSAGES
                     decrypt = kp.receiving.decrypt
                     replay = kp.replay.check_and_update
+                else:
+                    limit = -1
                 peer = kp.peer
                 st = seen.get(peer)
                 if st is None:
                     st = seen[peer] = [endpoint, 0, False, {}]
                 st[3][kp] = True
                 last_src = None
-            if counter >= reject_after or not kp_ok:
+            if counter >= limit:
                 kp.receiving_valid = False
                 out.drop(C.DROP_EXPIRED_KEYPAIR)
                 continue
@@ -300,15 +319,16 @@ class Device:
             if not replay(counter):
                 out.drop(C.DROP_REPLAY)
                 continue
-            st[0] = endpoint  # roaming: the latest authenticated source wins (paper 6.5)
-            st[1] += len(data)
+            run_ep = endpoint  # roaming: the latest authenticated source wins (paper 6.5)
+            run_bytes += len(data)
             if not plain:
                 continue  # a keepalive
-            st[2] = True
+            run_data = True
             n = len(plain)
-            if plain[0] >> 4 == 4 and n >= 20:
+            b0 = plain[0]
+            if b0 >> 4 == 4 and n >= 20:
                 length = (plain[2] << 8) | plain[3]
-                if length < 20 or length > n or (plain[0] & 15) < 5:
+                if length < 20 or length > n or b0 & 15 < 5:
                     length = -1
                 src = plain[12:16]
             else:
@@ -324,6 +344,10 @@ class Device:
                 out.drop(C.DROP_SOURCE_NOT_ALLOWED)
                 continue
             tun.append(plain if length == n else plain[:length])
+        if run_bytes:
+            st[0] = run_ep
+            st[1] += run_bytes
+            st[2] = st[2] or run_data
         if seen:
             self._account(seen, now, out, touched)
         for peer in touched:
