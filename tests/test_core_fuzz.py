@@ -4,7 +4,7 @@ Nothing may raise, every refusal is counted under a known reason, and the sessio
 working afterwards.
 """
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.memnet import Net, ipv4_packet
@@ -111,6 +111,8 @@ def test_classify_table():
               st.none() | st.integers(0, 2000)),
     st.tuples(st.just("unknown"), st.integers(0, 2 ** 32 - 1)),
 ), max_size=24))
+@example([("genuine", 0), ("hostile", 0, [], 5), ("genuine", 0), ("genuine", 1)])
+@example([("genuine", 0), ("genuine", 1), ("hostile", 0, [], None), ("genuine", 1)])
 def test_hostile_datagrams_mixed_into_a_session_batch(items):
     """Hostile datagrams anywhere in a batch, between a session's own: nothing raises,
     every genuine datagram is delivered once, in order, and only refusals are counted."""

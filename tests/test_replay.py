@@ -77,3 +77,26 @@ def test_reordering_near_the_edge(base, deltas):
     for d in deltas:
         c = max(0, base + d)
         assert r.check_and_update(c) == ref.check(c)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(0, 2 ** 40), st.lists(st.one_of(
+    st.tuples(st.just("check"), st.integers(-W - 70, 200)),
+    st.tuples(st.just("run"), st.integers(1, 3 * W), st.integers(0, 3 * W))), max_size=40))
+def test_accept_run_equals_checking_each(base, ops):
+    """accept_run(first, last) leaves the window exactly as check_and_update on each counter
+    of first..last would, whatever came before; runs may start past a gap."""
+    runs, each = ReplayWindow(), ReplayWindow()
+    for op in ops:
+        if op[0] == "check":
+            c = max(0, base + op[1])
+            assert runs.check_and_update(c) == each.check_and_update(c)
+        else:
+            first = runs.greatest + 1 + op[2]
+            last = min(first + op[1] - 1, LIMIT - 1)
+            if first > last:
+                continue
+            runs.accept_run(first, last)
+            for c in range(first, last + 1):
+                assert each.check_and_update(c)
+        assert runs.greatest == each.greatest and runs.blocks == each.blocks
