@@ -203,6 +203,8 @@ class Device:
         groups = {}
         last_dst = None
         peer = None
+        last_peer = False  # the previous packet's peer (False: none yet) and its group's append
+        add = None
         for p in packets:
             n = len(p)
             version = p[0] >> 4 if n else 0
@@ -216,14 +218,18 @@ class Device:
             if dst != last_dst:  # consecutive packets of a flow share one routing lookup
                 last_dst = dst
                 peer = lookup(dst)
+            if peer is last_peer:
+                add(p)
+                continue
             if peer is None:
                 out.drop(C.DROP_NO_ROUTE)
                 continue
             g = groups.get(peer)
             if g is None:
-                groups[peer] = [p]
-            else:
-                g.append(p)
+                g = groups[peer] = []
+            add = g.append
+            last_peer = peer
+            add(p)
         for peer, batch in groups.items():
             peer.send_data(batch, now, out)
             self._reschedule(peer)

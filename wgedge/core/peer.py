@@ -130,24 +130,25 @@ class Peer:
         endpoint = self.endpoint
         append = out.udp.append
         pad_table = _PAD
-        sent_bytes = 0
-        data_sent = False
+        # Padding to a multiple of 16 (never past the MTU); `total` is the batch's datagram
+        # bytes. A full-sized packet (the usual case) takes the first test only.
         padded = []
+        keep = padded.append
+        total = 0
         for p in packets:
             n = len(p)
-            if n:
-                data_sent = True
+            if n & 15 and n < mtu:
                 pad = -n & 15
-                if pad and n + pad <= mtu:
-                    p = p + pad_table[pad]
-                elif pad and n < mtu:
-                    p = p + bytes(mtu - n)
-            padded.append(p)
+                if n + pad > mtu:
+                    pad = mtu - n
+                p = p + pad_table[pad]
+                n += pad
+            total += n
+            keep(p)
+        data_sent = total > 0  # some packet was not a keepalive
+        total += 32 * len(padded)
         encrypt_into = kp.encrypt_into
         if encrypt_into is not None:
-            total = 0
-            for p in padded:
-                total += len(p) + 32
             buf = bytearray(total)
             view = memoryview(buf)
             pack_into = _HEADER_INTO
@@ -159,16 +160,14 @@ class Peer:
                 append((view[off:end], endpoint))
                 counter += 1
                 off = end
-            sent_bytes = total
         else:
             encrypt = kp.sending.encrypt
             for p in padded:
-                d = _HEADER(4, remote, counter) + encrypt(_NONCE(0, counter), p, None)
+                append((_HEADER(4, remote, counter) + encrypt(_NONCE(0, counter), p, None),
+                        endpoint))
                 counter += 1
-                sent_bytes += len(d)
-                append((d, endpoint))
         kp.sending_counter = counter
-        self.tx_bytes += sent_bytes
+        self.tx_bytes += total
         t = self.timers
         t.any_authenticated_packet_traversal(now)
         t.any_authenticated_packet_sent(now)
