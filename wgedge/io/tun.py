@@ -123,11 +123,11 @@ class Tun:
                         append(buf[hdr:])
                     else:
                         packets.extend(split(buf))
+                        if len(packets) >= MAX_BATCH_PACKETS:  # TSO segments add up
+                            break
                     # Free the read buffer before the next 64 KiB read is allocated: keeping
                     # it alive across the read fragments the heap (+1 MB of RSS, measured).
                     buf = None
-                    if len(packets) >= MAX_BATCH_PACKETS:
-                        break
         except BlockingIOError:
             pass
         return packets
