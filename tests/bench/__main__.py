@@ -28,7 +28,7 @@ def targets(core, tunnel, mem):
     send = core.get("fast", {}).get("send_us")
     if send:
         lines.append("")
-        lines.append("The engine took %.2f µs to send a 1420-byte packet in this run (3.0-3.4 µs "
+        lines.append("The engine took %.2f µs to send a 1420-byte packet in this run (2.8-3.4 µs "
                      "when the VM is quiet): wgedge is CPU-bound, wireguard-go much less, so a "
                      "slow period lowers the ratio (docs/performance.md). Correctness with "
                      "offloads on and off is checked by `make test` (tests/test_interop.py)."
