@@ -253,7 +253,7 @@ class Device:
         tun = out.tun
         last_receiver = None
         kp = None
-        limit = -1  # counters from here on are refused: REJECT_AFTER_MESSAGES, or -1 (keypair unusable)
+        limit = -1  # counters >= limit are refused: REJECT_AFTER_MESSAGES, or -1 (keypair unusable)
         st = None
         # The current run's authenticated packets: latest endpoint, bytes, data seen. Kept in
         # locals and added to its peer's entry in `seen` when the run ends.
