@@ -33,6 +33,19 @@ _NONCE = wire.NONCE.pack
 _U32 = wire.Struct("<I").unpack_from
 
 
+def _end_run(window, first, nxt, st, endpoint, nbytes, had_data):
+    """The end of a run of one keypair's data messages in receive_datagrams: record the
+    counters first..nxt-1 it accepted in order (if any) in the replay window, and add what the
+    run's authenticated messages showed (latest endpoint, bytes, data seen) to the peer's entry
+    in `seen`."""
+    if nxt != first:
+        window.accept_run(first, nxt - 1)
+    if nbytes:
+        st[0] = endpoint
+        st[1] += nbytes
+        st[2] = st[2] or had_data
+
+
 class Output:
     """Everything one entry-point call produced."""
 
@@ -275,13 +288,9 @@ class Device:
             else:
                 mtype = 0
             if mtype != 4:
-                if nxt != first:
-                    window.accept_run(first, nxt - 1)
+                if run_bytes or nxt != first:
+                    _end_run(window, first, nxt, st, run_ep, run_bytes, run_data)
                     first = nxt = -1
-                if run_bytes:
-                    st[0] = run_ep
-                    st[1] += run_bytes
-                    st[2] = st[2] or run_data
                     run_bytes = 0
                     run_data = False
                 if seen:
@@ -295,15 +304,11 @@ class Device:
                     touched[peer] = True
                 continue
             if receiver != last_receiver:
-                if nxt != first:
-                    window.accept_run(first, nxt - 1)
-                first = nxt = -1
-                if run_bytes:
-                    st[0] = run_ep
-                    st[1] += run_bytes
-                    st[2] = st[2] or run_data
+                if run_bytes or nxt != first:
+                    _end_run(window, first, nxt, st, run_ep, run_bytes, run_data)
                     run_bytes = 0
                     run_data = False
+                first = nxt = -1
                 # Lookups and checks that hold for a whole run of one keypair's packets.
                 kp = keypair_index.get(receiver)
                 if kp is None:
@@ -368,12 +373,8 @@ class Device:
                 out.drop(C.DROP_SOURCE_NOT_ALLOWED)
                 continue
             tun.append(plain if length == n else plain[:length])
-        if nxt != first:
-            window.accept_run(first, nxt - 1)
-        if run_bytes:
-            st[0] = run_ep
-            st[1] += run_bytes
-            st[2] = st[2] or run_data
+        if run_bytes or nxt != first:
+            _end_run(window, first, nxt, st, run_ep, run_bytes, run_data)
         if seen:
             self._account(seen, now, out, touched)
         for peer in touched:
