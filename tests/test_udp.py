@@ -2,6 +2,7 @@
 
 import socket
 import struct
+import time
 
 import pytest
 from hypothesis import example, given, settings
@@ -23,7 +24,7 @@ def test_recv_batch_stops_at_the_limit_and_keeps_order(udp):
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         for i in range(150):
-            sender.sendto(struct.pack("!I", i) + b"x" * 100, ("127.0.0.1", udp.port))
+            sender.sendto(b"\x04" + struct.pack("!I", i) + b"x" * 99, ("127.0.0.1", udp.port))
         got = []
         sizes = []
         while True:
@@ -31,7 +32,7 @@ def test_recv_batch_stops_at_the_limit_and_keeps_order(udp):
             if not batch:
                 break
             sizes.append(len(batch))
-            got.extend(struct.unpack("!I", bytes(d[:4]))[0] for d, _ in batch)
+            got.extend(struct.unpack("!I", bytes(d[1:5]))[0] for d, _ in batch)
         assert got == list(range(150))
         assert sizes == [64, 64, 22]
     finally:
@@ -56,6 +57,41 @@ def test_gso_send_arrives_as_separate_datagrams(udp):
         rx.close()
 
 
+def test_handshake_messages_have_their_own_queue(udp):
+    """Data messages (type 4) reach the data socket, everything else the handshake socket of
+    the same port: a flood of initiations fills only the latter's buffer."""
+    if not udp.handshake_sockets:
+        pytest.skip("steering not available here (or WGEDGE_STEER=0)")
+    rx = {s: [] for s in udp.sockets}
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for i in range(40):
+            kind = (1, 2, 3, 4, 4)[i % 5]
+            sender.sendto(bytes([kind, 0, 0, 0, i]) + bytes(60), ("127.0.0.1", udp.port))
+        for _ in range(50):
+            for s in udp.sockets:
+                rx[s] += [bytes(d[:5]) for d, _ in udp.recv_batch(s, 64)]
+            if sum(map(len, rx.values())) == 40:
+                break
+            time.sleep(0.01)
+        assert [d[4] for d in rx[udp.v4]] == [i for i in range(40) if i % 5 >= 3]
+        hs = udp.handshake_sockets[0]
+        assert [d[4] for d in rx[hs]] == [i for i in range(40) if i % 5 < 3]
+    finally:
+        sender.close()
+    # A second daemon cannot take the port, steering or not.
+    with pytest.raises(OSError):
+        Udp(udp.port)
+
+
+def test_plain_sockets_without_steering():
+    u = Udp(0, steer=False)
+    try:
+        assert u.handshake_sockets == [] and len(u.sockets) in (1, 2)
+    finally:
+        u.close()
+
+
 def test_recv_batch_bounds_coalesced_reads(udp):
     """With UDP GRO one read can carry dozens of datagrams (loopback hands a GSO send to a
     GRO socket whole): the batch stops after the read that reaches the limit."""
@@ -64,12 +100,13 @@ def test_recv_batch_bounds_coalesced_reads(udp):
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         for burst in range(4):
-            payload = b"".join(struct.pack("!I", burst * 40 + i) + b"y" * 96 for i in range(40))
+            payload = b"".join(b"\x04" + struct.pack("!I", burst * 40 + i) + b"y" * 95
+                               for i in range(40))
             sender.sendmsg([payload], [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", 100))], 0,
                            ("127.0.0.1", udp.port))
         first = udp.recv_batch(udp.v4, 64)
         rest = udp.recv_batch(udp.v4, 64)
-        order = [struct.unpack("!I", bytes(d[:4]))[0] for d, _ in first + rest]
+        order = [struct.unpack("!I", bytes(d[1:5]))[0] for d, _ in first + rest]
         assert len(first) == 80 and len(rest) == 80  # two 40-datagram reads each
         assert order == list(range(160))
         assert all(len(d) == 100 for d, _ in first + rest)

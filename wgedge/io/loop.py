@@ -25,6 +25,10 @@ from wgedge.io.udp import Udp
 log = logging.getLogger("wgedge")
 
 BATCH = 192  # packets or datagrams taken from one fd per wake-up (docs/performance.md)
+# From a handshake socket (io/udp.py): twice what the core looks at per batch
+# (MAX_HANDSHAKES_PER_BATCH), so a flood costs little per wake-up; the rest waits or is
+# dropped by the kernel from that socket's queue, never from the data socket's.
+HANDSHAKE_BATCH = 32
 
 
 class Interface:
@@ -160,7 +164,9 @@ class Interface:
                     if kind == "udp":
                         sock = self._udp_socket(fd)
                         if sock is not None:
-                            batch = self.udp.recv_batch(sock, BATCH)
+                            batch = self.udp.recv_batch(
+                                sock, HANDSHAKE_BATCH if sock in self.udp.handshake_sockets
+                                else BATCH)
                             if batch:
                                 self._emit(device.receive_datagrams(batch, now))
                     elif kind == "tun":

@@ -12,6 +12,14 @@ Rules kept here:
   leave in one sendmsg with UDP_SEGMENT; UDP GRO: one recvmsg may return several datagrams
   with their size in a cmsg. Either is switched off for good, on its own, the first time the
   kernel says it cannot do it (WGEDGE_OFFLOAD=0 starts with both off).
+- Handshake messages get their own receive queue: each family's port is an SO_REUSEPORT pair
+  of a data socket and a handshake socket, and a classic BPF program steers every datagram
+  whose first byte is 4 (transport data) to the first and the rest to the second. A flood of
+  initiations then fills only the handshake socket's buffer; the tunnel's packets, TCP's ACKs
+  among them, keep theirs. The pair is checked free with a plain socket first (so a port in
+  use is still an error); where the kernel or Python refuses any of it (no ctypes,
+  SO_ATTACH_REUSEPORT_CBPF unknown), one plain socket per family is used, as before
+  (WGEDGE_STEER=0 asks for that).
 """
 
 import errno
@@ -41,9 +49,42 @@ _DROPPABLE = (errno.ENOBUFS, errno.ENOMEM, errno.EMSGSIZE, errno.EHOSTUNREACH,
               errno.ENETDOWN)
 
 
-def _open(family, port, fwmark):
+SO_ATTACH_REUSEPORT_CBPF = 51
+# Classic BPF, run on the UDP payload: ldb [0]; jeq #4 ? ret 0 (data socket) : ret 1.
+_STEER = ((0x30, 0, 0, 0), (0x15, 0, 1, 4), (0x06, 0, 0, 0), (0x06, 0, 0, 1))
+
+
+def _attach_steering(sock):
+    """Attach the message-type program to `sock`'s SO_REUSEPORT group; raises OSError (or
+    ImportError without ctypes) when it cannot be done."""
+    import ctypes
+
+    code = ctypes.create_string_buffer(b"".join(struct.pack("=HBBI", *i) for i in _STEER))
+    fprog = struct.pack("HP", len(_STEER), ctypes.addressof(code))  # struct sock_fprog
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, fprog)
+
+
+def _steered_pair(family, port, fwmark):
+    """(data socket, handshake socket) sharing `port`, steered by message type; or None
+    when this host cannot do it (the caller keeps its plain socket)."""
+    data = hs = None
+    try:
+        data = _open(family, port, fwmark, reuse=True)
+        hs = _open(family, port, fwmark, reuse=True)
+        _attach_steering(data)
+        return data, hs
+    except (OSError, ImportError, AttributeError, struct.error):
+        for x in (data, hs):
+            if x is not None:
+                x.close()
+        return None
+
+
+def _open(family, port, fwmark, reuse=False):
     s = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
     try:
+        if reuse:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
@@ -61,14 +102,18 @@ def _open(family, port, fwmark):
 
 
 class Udp:
-    def __init__(self, port=0, fwmark=0, offloads=None):
+    def __init__(self, port=0, fwmark=0, offloads=None, steer=None):
         import os
 
         if offloads is None:
             offloads = os.environ.get("WGEDGE_OFFLOAD", "1") != "0"
+        if steer is None:
+            steer = os.environ.get("WGEDGE_STEER", "1") != "0"
         self.gso = offloads
         self.gro = offloads
+        self.steer = steer
         self.sockets = []
+        self.handshake_sockets = []  # the second socket of each steered pair
         self.sources = {}  # endpoint -> (level, type, pktinfo bytes) to send from
         self.send_drops = 0
         self.fwmark = fwmark
@@ -95,9 +140,14 @@ class Udp:
             break
         else:
             raise OSError(errno.EADDRINUSE, "no free port for both IPv4 and IPv6")
+        # The plain sockets proved the port free; swap each for a steered pair on it.
+        handshake = []
+        if self.steer:
+            v4, v6 = self._steered(v4, v6, chosen, handshake)
         self.close()
         self.v4, self.v6 = v4, v6
-        self.sockets = [s for s in (v4, v6) if s is not None]
+        self.handshake_sockets = handshake
+        self.sockets = [s for s in (v4, v6) if s is not None] + handshake
         if self.gro:
             for s in self.sockets:
                 try:
@@ -107,6 +157,33 @@ class Udp:
         self.port = chosen
         self.sources = {}
         return chosen
+
+    def _steered(self, v4, v6, port, handshake):
+        """Each plain socket swapped for its family's steered pair on `port` (the plain one
+        again where steering cannot be had); handshake sockets go to `handshake`. On an error
+        nothing new is left open."""
+        got = []
+        try:
+            for plain in (v4, v6):
+                if plain is None:
+                    got.append(None)
+                    continue
+                family = plain.family
+                plain.close()
+                pair = _steered_pair(family, port, self.fwmark)
+                if pair is None:
+                    got.append(_open(family, port, self.fwmark))
+                else:
+                    got.append(pair[0])
+                    handshake.append(pair[1])
+        except OSError:
+            for s in [x for x in got if x is not None] + handshake:
+                s.close()
+            for s in (v4, v6):
+                if s is not None:
+                    s.close()
+            raise
+        return got[0], got[1]
 
     def set_fwmark(self, mark):
         for s in self.sockets:
@@ -261,4 +338,5 @@ class Udp:
         for s in self.sockets:
             s.close()
         self.sockets = []
+        self.handshake_sockets = []
         self.v4 = self.v6 = None
