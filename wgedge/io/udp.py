@@ -1,4 +1,4 @@
-"""UDP for WireGuard: one IPv4 and one IPv6 socket on the same port, sticky source addresses.
+"""UDP for WireGuard: IPv4 and IPv6 on one port, handshakes in their own queue, sticky sources.
 
 Rules kept here:
 - Endpoints are what `recvmsg` returns: (host, port) for IPv4, (host, port, flowinfo, scope)
@@ -30,6 +30,7 @@ import sys
 _LE = sys.byteorder == "little"
 
 SOCKET_BUFFER = 1 << 20  # 1 MiB per direction per socket
+HANDSHAKE_BUFFER = 1 << 18  # a handshake socket's receive buffer: a few hundred messages
 SO_MARK = getattr(socket, "SO_MARK", 36)
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
@@ -71,6 +72,7 @@ def _steered_pair(family, port, fwmark):
     try:
         data = _open(family, port, fwmark, reuse=True)
         hs = _open(family, port, fwmark, reuse=True)
+        hs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, HANDSHAKE_BUFFER)
         _attach_steering(data)
         return data, hs
     except (OSError, ImportError, AttributeError, struct.error):
