@@ -89,7 +89,7 @@ class Net:
 
     def _collect(self, node, out):
         node.tun.extend(out.tun)
-        for datagram, dst in out.udp:
+        for datagram, dst in out.datagrams():
             node.sent.append((datagram, dst))
             if self.drop is not None and self.drop(node, datagram, dst):
                 continue

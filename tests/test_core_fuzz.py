@@ -118,7 +118,7 @@ def test_hostile_datagrams_mixed_into_a_session_batch(items):
     every genuine datagram is delivered once, in order, and only refusals are counted."""
     inner = [ipv4_packet("10.0.0.1", "10.0.0.2", b"g%d" % i) for i in range(6)]
     out_a = ALICE.device.send_packets(inner, NET.now)
-    genuine = [d for d, _ in out_a.udp]
+    genuine = [d for d, _ in out_a.datagrams()]
     assert len(genuine) == 6
     batch, expect, seen = [], [], set()
     for item in items:

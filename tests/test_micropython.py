@@ -160,7 +160,7 @@ queue = []
 
 
 def carry(src, out):
-    for d, dst in out.udp:
+    for d, dst in out.datagrams():
         queue.append((d, dst, src))
     for p in out.tun:
         print("tun", hx(p))

@@ -1,5 +1,6 @@
 """The UDP layer's batching, on loopback sockets (no namespaces needed)."""
 
+import errno
 import os
 import socket
 import struct
@@ -142,3 +143,98 @@ def test_send_batch_groups_only_what_gso_allows(items):
     batch = [(bytes([i % 256]) * size, endpoints[e]) for i, (size, e) in enumerate(items)]
     u.send_batch(batch)
     assert sent == batch
+
+
+def _train(sizes, first=0):
+    """One buffer of datagrams with the given sizes, each filled with its own number."""
+    return b"".join(bytes([(first + i) % 256]) * n for i, n in enumerate(sizes))
+
+
+@pytest.mark.parametrize("gso", [True, False])
+def test_trains_arrive_as_separate_datagrams(udp, gso):
+    """A train (the core's encrypted batch: equal-sized datagrams back to back, the last may
+    be shorter) leaves in GSO sends of at most GSO_MAX_SEGMENTS and arrives one datagram at a
+    time, unchanged and in order; without GSO, datagram by datagram."""
+    if gso and os.environ.get("WGEDGE_OFFLOAD") == "0":
+        pytest.skip("offloads turned off (WGEDGE_OFFLOAD=0)")
+    if gso:
+        assert udp.gso  # the kernel here has UDP GSO: losing it silently must fail
+    udp.gso = gso
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    rx.settimeout(2)
+    try:
+        dest = rx.getsockname()
+        sizes = [[100] * 150 + [40], [100] * 3, [60], [300] * 2 + [1]]
+        trains, expected, first = [], [], 0
+        for s in sizes:
+            trains.append((memoryview(bytearray(_train(s, first))), s[0], dest))
+            expected += [bytes([(first + i) % 256]) * n for i, n in enumerate(s)]
+            first += len(s)
+        udp.send_trains(trains)
+        got = [rx.recv(2048) for _ in expected]
+        assert got == expected
+        assert udp.send_drops == 0 and udp.gso == gso
+    finally:
+        rx.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 200), st.sampled_from([1452, 1056, 96, 32, 9000]),
+                          st.integers(0, 1), st.sampled_from([0, 0, 1])), max_size=8))
+@example([(64, 1452, 1, 0)])  # one peer's full batch: 44 datagrams per send, by bytes
+def test_send_trains_cuts_only_what_gso_allows(shapes):
+    """Each GSO send is one view of a train holding at most GSO_MAX_SEGMENTS datagrams and
+    GSO_MAX_BYTES; everything leaves once, in order, to the train's endpoint."""
+    u = Udp.__new__(Udp)
+    u.gso = True
+    sent = []
+
+    def gso(parts, size, endpoint):
+        assert len(parts) == 1
+        n = len(parts[0])
+        assert size < n <= GSO_MAX_BYTES and -(-n // size) <= GSO_MAX_SEGMENTS
+        sent.extend((bytes(parts[0][o:o + size]), endpoint) for o in range(0, n, size))
+
+    u._send_gso = gso
+    u._send_one = lambda data, endpoint: sent.append((bytes(data), endpoint))
+    endpoints = [("10.0.0.2", 51820), ("10.0.0.3", 51820)]
+    trains, expected = [], []
+    for count, size, short, e in shapes:
+        sizes = [size] * count + ([size // 2] if short else [])
+        buf = _train(sizes, len(expected))
+        trains.append((memoryview(buf), size, endpoints[e]))
+        off = 0
+        for n in sizes:
+            expected.append((buf[off:off + n], endpoints[e]))
+            off += n
+    u.send_trains(trains)
+    assert sent == expected
+
+
+class _NoGsoSocket:
+    """A socket whose kernel refuses UDP_SEGMENT (EIO), as a route through a device without
+    segmentation does; plain sends are recorded."""
+
+    def __init__(self):
+        self.sent = []
+
+    def sendmsg(self, parts, anc, flags, endpoint):
+        raise OSError(errno.EIO, "no GSO")
+
+    def sendto(self, data, endpoint):
+        self.sent.append(bytes(data))
+
+
+def test_train_falls_back_to_single_datagrams_when_gso_fails():
+    u = Udp.__new__(Udp)
+    u.gso = True
+    u.sources = {}
+    u.send_drops = 0
+    sock = _NoGsoSocket()
+    u._socket_for = lambda endpoint: sock
+    sizes = [200] * 5 + [7]
+    u.send_trains([(memoryview(_train(sizes)), 200, ("10.0.0.2", 51820))])
+    assert sock.sent == [bytes([i]) * n for i, n in enumerate(sizes)]
+    assert u.gso is False and u.send_drops == 0

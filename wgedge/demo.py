@@ -32,14 +32,14 @@ def run(backend, say=print):
 
     def carry(name, src_ep, out):
         delivered = list(out.tun)
-        queue = [(d, dst, src_ep, name) for d, dst in out.udp]
+        queue = [(d, dst, src_ep, name) for d, dst in out.datagrams()]
         while queue:
             d, dst, src, sender = queue.pop(0)
             to_name, dev = where[dst]
             say("  %-5s -> %-5s %4d bytes  %s" % (sender, to_name, len(d), _NAMES[d[0]]))
             res = dev.receive_datagrams([(d, src)], now)
             delivered += [(to_name, p) for p in res.tun]
-            queue += [(x, y, dst, to_name) for x, y in res.udp]
+            queue += [(x, y, dst, to_name) for x, y in res.datagrams()]
         return delivered
 
     say("backend: %s" % backend.describe())

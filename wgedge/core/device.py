@@ -51,9 +51,21 @@ class Output:
 
     def __init__(self, device):
         self.udp = []  # [(datagram, endpoint)] in send order
+        # [(buffer, size, endpoint)]: encrypted data messages of one peer back to back in
+        # `buffer`, each `size` bytes except the last, which may be shorter (what one UDP GSO
+        # send takes). Only the in-place AEAD (OpenSSL's) fills it; see datagrams().
+        self.trains = []
         self.tun = []  # [packet] to write to the TUN device
         self.dropped = []  # [reason], also counted in device.drops
         self._drops = device.drops
+
+    def datagrams(self):
+        """Every datagram one by one, [(datagram, endpoint)]: `udp`, then the trains cut up."""
+        result = list(self.udp)
+        for buf, size, endpoint in self.trains:
+            for off in range(0, len(buf), size):
+                result.append((buf[off:off + size], endpoint))
+        return result
 
     def drop(self, reason):
         self.dropped.append(reason)

@@ -119,8 +119,11 @@ class Interface:
     def _emit(self, out):
         if out.tun:
             self.tun.write_batch(out.tun)
-        if out.udp and self.udp is not None:
-            self.udp.send_batch(out.udp)
+        if self.udp is not None:
+            if out.udp:
+                self.udp.send_batch(out.udp)
+            if out.trains:
+                self.udp.send_trains(out.trains)
 
     def stop(self, *_):
         self.running = False

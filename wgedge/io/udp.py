@@ -9,7 +9,8 @@ Rules kept here:
 - A full socket buffer drops (counted) rather than blocks.
 - Socket buffers are capped at SOCKET_BUFFER bytes each, so memory stays bounded.
 - UDP GSO: consecutive datagrams to one endpoint with one size (the last may be shorter)
-  leave in one sendmsg with UDP_SEGMENT; UDP GRO: one recvmsg may return several datagrams
+  leave in one sendmsg with UDP_SEGMENT (the core's encrypted data already comes as such
+  trains in one buffer); UDP GRO: one recvmsg may return several datagrams
   with their size in a cmsg. Either is switched off for good, on its own, the first time the
   kernel says it cannot do it (WGEDGE_OFFLOAD=0 starts with both off).
 - Handshake messages get their own receive queue: each family's port is an SO_REUSEPORT pair
@@ -48,6 +49,11 @@ _DROPPABLE = (errno.ENOBUFS, errno.ENOMEM, errno.EMSGSIZE, errno.EHOSTUNREACH,
               errno.ENETUNREACH, errno.ECONNREFUSED, errno.EPERM, errno.EACCES,
               errno.EADDRNOTAVAIL, errno.EINVAL, errno.EAFNOSUPPORT, errno.EHOSTDOWN,
               errno.ENETDOWN)
+
+
+def _count(parts, size):
+    """How many datagrams the kernel would have cut `parts` into."""
+    return sum(-(-len(p) // size) for p in parts)
 
 
 SO_ATTACH_REUSEPORT_CBPF = 51
@@ -280,32 +286,58 @@ class Udp:
                 self._send_gso([d for d, _ in datagrams[i:j]], size, endpoint)
             i = j
 
+    def send_trains(self, trains):
+        """Send [(buffer, size, endpoint)] (core.device.Output.trains): datagrams of `size`
+        bytes back to back, the last may be shorter. With GSO a train leaves in as few
+        sendmsg calls as the segment limits allow, each one iovec long: no per-datagram
+        object at all."""
+        for buf, size, endpoint in trains:
+            n = len(buf)
+            if n <= size:
+                self._send_one(buf, endpoint)
+                continue
+            if self.gso:
+                step = min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // size) * size
+                if step > size:
+                    for off in range(0, n, step):
+                        part = buf[off:off + step]
+                        if len(part) > size:
+                            self._send_gso([part], size, endpoint)
+                        else:
+                            self._send_one(part, endpoint)
+                    continue
+            for off in range(0, n, size):
+                self._send_one(buf[off:off + size], endpoint)
+
     def _send_gso(self, parts, size, endpoint):
+        """One sendmsg with UDP_SEGMENT: `parts` are the iovecs (whole datagrams, or one
+        train slice) that the kernel cuts into `size`-byte datagrams."""
         sock = self._socket_for(endpoint)
         if sock is None:
-            self.send_drops += len(parts)
+            self.send_drops += _count(parts, size)
             return
         anc = [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", size))]
         src = self.sources.get(endpoint)
         if src is not None:
             anc.append(src)
         try:
-            # The parts go as one iovec each (they are views into one buffer): no joined copy.
+            # Views into one buffer, one iovec each: no joined copy.
             sock.sendmsg(parts, anc, 0, endpoint)
             return
         except BlockingIOError:
-            self.send_drops += len(parts)
+            self.send_drops += _count(parts, size)
             return
         except OSError as exc:
             if exc.errno not in _GSO_OFF and exc.errno not in _STALE_SOURCE:
                 if exc.errno in _DROPPABLE:
-                    self.send_drops += len(parts)
+                    self.send_drops += _count(parts, size)
                     return
                 raise
             if exc.errno in _GSO_OFF and src is None:
                 self.gso = False  # this kernel or route cannot segment: never again
         for p in parts:
-            self._send_one(p, endpoint)
+            for off in range(0, len(p), size):
+                self._send_one(p[off:off + size], endpoint)
 
     def _send_one(self, data, endpoint):
         sock = self._socket_for(endpoint)
