@@ -139,3 +139,61 @@ def test_hostile_datagrams_mixed_into_a_session_batch(items):
     # that changed nothing): delivered packets are the expected ones plus such samples.
     got = [p for p in out.tun if p in inner]
     assert got == expect
+
+
+def _as_trains(batch):
+    """Group consecutive datagrams as a UDP GRO read would: one endpoint, equal sizes, only
+    the last of a train shorter."""
+    trains = []
+    for data, endpoint in batch:
+        if trains:
+            buf, size, ep, closed = trains[-1]
+            if not closed and ep == endpoint and 0 < len(data) <= size:
+                trains[-1] = (buf + data, size, ep, len(data) < size)
+                continue
+        trains.append((data, len(data) or 1, endpoint, False))
+    return [(memoryview(buf), size, ep) for buf, size, ep, _ in trains]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.one_of(
+    st.tuples(st.just("genuine"), st.integers(0, 5)),
+    st.tuples(st.just("flipped"), st.integers(0, 5), st.integers(0, 63), st.integers(0, 255)),
+    st.tuples(st.just("hostile"), st.sampled_from(range(len(SAMPLES))), st.integers(0, 200)),
+    st.tuples(st.just("unknown"), st.integers(0, 2 ** 32 - 1)),
+), max_size=30))
+@example([("genuine", i) for i in range(6)] + [("hostile", 0, 200)])
+@example([("genuine", 0), ("unknown", 7), ("genuine", 1), ("flipped", 2, 20, 1),
+          ("genuine", 2), ("genuine", 1)])
+def test_trains_are_received_as_their_datagrams(items):
+    """A UDP GRO read reaches the core as a train: receive_trains must do exactly what
+    receive_datagrams does with the same datagrams one by one (output, drops, the peer's
+    endpoint, byte count and replay window), whatever the train holds: replays, forgeries,
+    unknown indices, handshake messages, a short last datagram."""
+    results, sent = [], []
+    for one_by_one in (True, False):
+        net, a, b, _ = established()  # seeded: both runs have the same keys and session
+        inner = [ipv4_packet("10.0.0.1", "10.0.0.2", b"g%d" % i) for i in range(6)]
+        genuine = [bytes(d) for d, _ in a.device.send_packets(inner, net.now).datagrams()]
+        sent.append(genuine)
+        batch = []
+        for item in items:
+            if item[0] == "genuine":
+                batch.append((genuine[item[1]], a.endpoint))
+            elif item[0] == "flipped":
+                batch.append((mutate(genuine[item[1]], [item[2:]], None), a.endpoint))
+            elif item[0] == "hostile":
+                batch.append((mutate(SAMPLES[item[1]], [], item[2]), a.endpoint))
+            else:
+                batch.append((wire.DATA_HEADER.pack(4, item[1], 1) + bytes(48), a.endpoint))
+        if one_by_one:
+            out = b.device.receive_datagrams(batch, net.now)
+        else:
+            out = b.device.receive_trains(_as_trains(batch), net.now)
+        peer = b.device.peers[a.public]
+        window = peer.keypairs.current.replay
+        results.append((out.tun, out.dropped, [(bytes(d), e) for d, e in out.datagrams()],
+                        sorted(b.device.drops.items()), peer.rx_bytes, peer.endpoint,
+                        window.greatest, list(window.blocks)))
+    assert sent[0] == sent[1]
+    assert results[0] == results[1]

@@ -1,6 +1,7 @@
 """The device: identity, peers, indices, routing and the cookie checker; the entry points.
 
-    receive_datagrams(batch, now) -> Output    datagrams from UDP, as [(bytes, endpoint)]
+    receive_trains(trains, now) -> Output      datagrams from UDP, as [(buffer, size, endpoint)]
+    receive_datagrams(batch, now) -> Output    the same, as [(bytes, endpoint)]
     send_packets(batch, now)      -> Output    IP packets read from TUN, as [bytes]
     handle_timer(now)             -> Output    call when `get_timer()` is due
     get_timer()                   -> float | None, the next deadline
@@ -17,7 +18,7 @@ Rules kept here:
 - Security checks live here, in the tested core: mac1/cookie before any DH, the allowed-IPs
   check on every decrypted packet, replay and key-age checks before a packet is delivered.
 
-`_receive_data` and `send_packets` are the hot path and are written for speed.
+`receive_trains`, `send_packets` and `Peer.send_data` are the hot path, written for speed.
 """
 
 from wgedge.core import consts as C
@@ -262,10 +263,17 @@ class Device:
 
     # --- incoming: datagrams from UDP ------------------------------------------------------------
     def receive_datagrams(self, datagrams, now):
-        """Hot path. Transport data is decrypted, replay-checked and routed per datagram;
-        the per-peer bookkeeping (roaming, counters, timers, key confirmation) is done once per
-        run of data messages, before any handshake message is looked at and at the end.
-        Each datagram is bytes or a memoryview (slices of a UDP GRO buffer)."""
+        """[(datagram, endpoint)], each datagram bytes or a memoryview: receive_trains with
+        a train of one for each."""
+        return self.receive_trains([(d, len(d) or 1, e) for d, e in datagrams], now)
+
+    def receive_trains(self, trains, now):
+        """Hot path. `trains` is [(buffer, size, endpoint)]: datagrams from `endpoint` back to
+        back in `buffer` (bytes or memoryview), each `size` bytes but the last, which may be
+        shorter, as one UDP GRO read returns them (a lone datagram is a train of one).
+        Transport data is decrypted, replay-checked and routed per datagram; the per-peer
+        bookkeeping (roaming, counters, timers, key confirmation) is done once per run of data
+        messages, before any handshake message is looked at and at the end."""
         out = Output(self)
         touched = {}
         seen = {}  # peer -> [latest endpoint, bytes, data seen, {keypair: True}]
@@ -294,97 +302,101 @@ class Device:
         # greatest: accepted with one comparison each, recorded with window.accept_run when
         # the run ends (before anything else can look at the window).
         first = nxt = -1
-        for data, endpoint in datagrams:
-            if len(data) >= data_min:
-                mtype, receiver, counter = unpack_header(data, 0)
-            else:
-                mtype = 0
-            if mtype != 4:
-                if run_bytes or nxt != first:
-                    _end_run(window, first, nxt, st, run_ep, run_bytes, run_data)
-                    first = nxt = -1
-                    run_bytes = 0
-                    run_data = False
-                if seen:
-                    self._account(seen, now, out, touched)
-                    seen = {}
-                last_receiver = last_src = None
-                # Handshake and cookie messages are rare: give them bytes (datagrams from a
-                # UDP GRO buffer arrive as memoryviews).
-                peer = self._receive_other(bytes(data), endpoint, now, out)
-                if peer is not None:
-                    touched[peer] = True
-                continue
-            if receiver != last_receiver:
-                if run_bytes or nxt != first:
-                    _end_run(window, first, nxt, st, run_ep, run_bytes, run_data)
-                    run_bytes = 0
-                    run_data = False
-                first = nxt = -1
-                # Lookups and checks that hold for a whole run of one keypair's packets.
-                kp = keypair_index.get(receiver)
-                if kp is None:
-                    last_receiver = None
-                    out.drop(C.DROP_UNKNOWN_INDEX)
-                    continue
-                last_receiver = receiver
-                if kp.can_receive(now):
-                    limit = C.REJECT_AFTER_MESSAGES
-                    decrypt = kp.receiving.decrypt
-                    window = kp.replay
-                    first = nxt = window.greatest + 1
+        for buf, size, endpoint in trains:
+            total = len(buf)
+            for off in range(0, total or 1, size):  # an empty datagram: once, to be counted
+                end = off + size
+                if end > total:
+                    end = total
+                if end - off >= data_min:
+                    mtype, receiver, counter = unpack_header(buf, off)
                 else:
-                    limit = -1
-                peer = kp.peer
-                st = seen.get(peer)
-                if st is None:
-                    st = seen[peer] = [endpoint, 0, False, {}]
-                st[3][kp] = True
-                last_src = None
-            if counter >= limit:
-                kp.receiving_valid = False
-                out.drop(C.DROP_EXPIRED_KEYPAIR)
-                continue
-            try:
-                plain = decrypt(nonce(0, counter), data[16:], None)
-            except auth_error:
-                out.drop(C.DROP_DECRYPT)
-                continue
-            if counter == nxt:  # in order, above everything seen: not a replay
-                nxt = counter + 1
-            else:
-                if nxt != first:
-                    window.accept_run(first, nxt - 1)
-                fresh = window.check_and_update(counter)
-                first = nxt = window.greatest + 1
-                if not fresh:
-                    out.drop(C.DROP_REPLAY)
+                    mtype = 0
+                if mtype != 4:
+                    if run_bytes or nxt != first:
+                        _end_run(window, first, nxt, st, run_ep, run_bytes, run_data)
+                        first = nxt = -1
+                        run_bytes = 0
+                        run_data = False
+                    if seen:
+                        self._account(seen, now, out, touched)
+                        seen = {}
+                    last_receiver = last_src = None
+                    # Handshake and cookie messages are rare: give them bytes of their own.
+                    peer = self._receive_other(bytes(buf[off:end]), endpoint, now, out)
+                    if peer is not None:
+                        touched[peer] = True
                     continue
-            run_ep = endpoint  # roaming: the latest authenticated source wins (paper 6.5)
-            run_bytes += len(data)
-            if not plain:
-                continue  # a keepalive
-            run_data = True
-            n = len(plain)
-            b0 = plain[0]
-            if b0 >> 4 == 4 and n >= 20:
-                length = (plain[2] << 8) | plain[3]
-                if length < 20 or length > n or b0 & 15 < 5:
-                    length = -1
-                src = plain[12:16]
-            else:
-                length = inner_len(plain)
-                src = plain[8:24]
-            if length < 0:
-                out.drop(C.DROP_BAD_INNER)
-                continue
-            if src != last_src:
-                last_src = src
-                src_ok = lookup(src) is kp.peer
-            if not src_ok:
-                out.drop(C.DROP_SOURCE_NOT_ALLOWED)
-                continue
-            tun.append(plain if length == n else plain[:length])
+                if receiver != last_receiver:
+                    if run_bytes or nxt != first:
+                        _end_run(window, first, nxt, st, run_ep, run_bytes, run_data)
+                        run_bytes = 0
+                        run_data = False
+                    first = nxt = -1
+                    # Lookups and checks that hold for a whole run of one keypair's packets.
+                    kp = keypair_index.get(receiver)
+                    if kp is None:
+                        last_receiver = None
+                        out.drop(C.DROP_UNKNOWN_INDEX)
+                        continue
+                    last_receiver = receiver
+                    if kp.can_receive(now):
+                        limit = C.REJECT_AFTER_MESSAGES
+                        decrypt = kp.receiving.decrypt
+                        window = kp.replay
+                        first = nxt = window.greatest + 1
+                    else:
+                        limit = -1
+                    peer = kp.peer
+                    st = seen.get(peer)
+                    if st is None:
+                        st = seen[peer] = [endpoint, 0, False, {}]
+                    st[3][kp] = True
+                    last_src = None
+                if counter >= limit:
+                    kp.receiving_valid = False
+                    out.drop(C.DROP_EXPIRED_KEYPAIR)
+                    continue
+                try:
+                    plain = decrypt(nonce(0, counter), buf[off + 16:end], None)
+                except auth_error:
+                    out.drop(C.DROP_DECRYPT)
+                    continue
+                if counter == nxt:  # in order, above everything seen: not a replay
+                    nxt = counter + 1
+                else:
+                    if nxt != first:
+                        window.accept_run(first, nxt - 1)
+                    fresh = window.check_and_update(counter)
+                    first = nxt = window.greatest + 1
+                    if not fresh:
+                        out.drop(C.DROP_REPLAY)
+                        continue
+                run_ep = endpoint  # roaming: the latest authenticated source wins (paper 6.5)
+                run_bytes += end - off
+                if not plain:
+                    continue  # a keepalive
+                run_data = True
+                n = len(plain)
+                b0 = plain[0]
+                if b0 >> 4 == 4 and n >= 20:
+                    length = (plain[2] << 8) | plain[3]
+                    if length < 20 or length > n or b0 & 15 < 5:
+                        length = -1
+                    src = plain[12:16]
+                else:
+                    length = inner_len(plain)
+                    src = plain[8:24]
+                if length < 0:
+                    out.drop(C.DROP_BAD_INNER)
+                    continue
+                if src != last_src:
+                    last_src = src
+                    src_ok = lookup(src) is kp.peer
+                if not src_ok:
+                    out.drop(C.DROP_SOURCE_NOT_ALLOWED)
+                    continue
+                tun.append(plain if length == n else plain[:length])
         if run_bytes or nxt != first:
             _end_run(window, first, nxt, st, run_ep, run_bytes, run_data)
         if seen:

@@ -1,6 +1,6 @@
 """One epoll loop drives one WireGuard interface: TUN, UDP, control socket, timers, signals.
 
-    UDP socket --> device.receive_datagrams(batch, now) --> TUN writes, UDP sends
+    UDP socket --> device.receive_trains(batch, now)    --> TUN writes, UDP sends
     TUN device --> device.send_packets(batch, now)      --> UDP sends
     timer      --> device.handle_timer(now)             (epoll timeout = next deadline)
     wg tool    --> control socket --> uapi --> device
@@ -171,7 +171,7 @@ class Interface:
                                 sock, HANDSHAKE_BATCH if sock in self.udp.handshake_sockets
                                 else BATCH)
                             if batch:
-                                self._emit(device.receive_datagrams(batch, now))
+                                self._emit(device.receive_trains(batch, now))
                     elif kind == "tun":
                         if mask & (select.EPOLLERR | select.EPOLLHUP):
                             log.info("interface %s is gone, stopping", self.ifname)

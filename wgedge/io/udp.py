@@ -199,11 +199,14 @@ class Udp:
         self.fwmark = mark
 
     def recv_batch(self, sock, limit=64):
-        """About `limit` datagrams from one socket: [(data, endpoint)]. Reading stops once
-        `limit` are in hand; a UDP GRO buffer read last may carry the batch up to 63 past it.
-        Without that bound, 64 reads of 64 KiB GRO buffers made batches of thousands of
+        """About `limit` datagrams from one socket, as trains for the core's receive_trains:
+        [(buffer, size, endpoint)], one per read: a UDP GRO read is datagrams of `size` bytes
+        back to back (the last may be shorter), any other read one datagram. Reading stops
+        once `limit` datagrams are in hand; a GRO read last may carry the batch up to 63 past
+        it. Without that bound, 64 reads of 64 KiB GRO buffers made batches of thousands of
         datagrams: milliseconds before the first TUN write, megabytes held at once."""
         batch = []
+        count = 0
         recvmsg = sock.recvmsg
         sources = self.sources
         for _ in range(limit):
@@ -226,13 +229,15 @@ class Udp:
                                                                b"\0" * 4))
                 elif ctype == IPV6_PKTINFO and level == socket.IPPROTO_IPV6:
                     sources[addr] = (level, ctype, bytes(cdata[:20]))
-            if gso_size and len(data) > gso_size:
-                # Views into the coalesced buffer, not copies; the core reads them in place.
-                view = memoryview(data)
-                batch.extend((view[i:i + gso_size], addr) for i in range(0, len(data), gso_size))
+            n = len(data)
+            # A view: the core slices each message's ciphertext out of it without a copy.
+            if gso_size and n > gso_size:
+                batch.append((memoryview(data), gso_size, addr))
+                count += -(-n // gso_size)
             else:
-                batch.append((data, addr))
-            if len(batch) >= limit:
+                batch.append((memoryview(data), n or 1, addr))
+                count += 1
+            if count >= limit:
                 break
         return batch
 
