@@ -47,6 +47,9 @@ def _end_run(window, first, nxt, st, endpoint, nbytes, had_data):
         st[2] = st[2] or had_data
 
 
+_FIRST = (0,)  # the offsets of a train of one
+
+
 class Output:
     """Everything one entry-point call produced."""
 
@@ -304,7 +307,8 @@ class Device:
         first = nxt = -1
         for buf, size, endpoint in trains:
             total = len(buf)
-            for off in range(0, total or 1, size):  # an empty datagram: once, to be counted
+            # A lone datagram (the usual case without UDP GRO) skips making a range.
+            for off in range(0, total, size) if total > size else _FIRST:
                 end = off + size
                 if end > total:
                     end = total
