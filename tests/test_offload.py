@@ -240,3 +240,109 @@ def test_interleaved_flows_each_merge_whole():
     writes = [flat(w) for w in offload.coalesce(packets)]
     assert len(writes) == 2
     assert writes[0][10 + 40:] == b"a" * 300 and writes[1][10 + 40:] == b"b" * 420
+
+
+def udp4(src, dst, payload, sport=40000, csum=True, ip_id=7):
+    ulen = 8 + len(payload)
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, ip_id, 0x4000, 64, 17, 0,
+                               bytes(src), bytes(dst)))
+    struct.pack_into("!H", ip, 10, naive_checksum(bytes(ip)))
+    udp = struct.pack("!HHHH", sport, 5201, ulen, 0)
+    c = 0
+    if csum:
+        c = naive_checksum(bytes(src) + bytes(dst) + struct.pack("!BBH", 0, 17, ulen) + udp
+                           + payload) or 0xFFFF
+    return bytes(ip) + udp[:6] + struct.pack("!H", c) + payload
+
+
+def udp6(src, dst, payload, sport=40000):
+    ulen = 8 + len(payload)
+    ip = struct.pack("!IHBB16s16s", 6 << 28, ulen, 17, 64, src, dst)
+    udp = struct.pack("!HHHH", sport, 5201, ulen, 0)
+    c = naive_checksum(src + dst + struct.pack("!IxxxB", ulen, 17) + udp + payload) or 0xFFFF
+    return ip + udp[:6] + struct.pack("!H", c) + payload
+
+
+def kernel_cut_udp(write):
+    """What Linux does with a merged GSO_UDP_L4 write, for checking it: the UDP checksum
+    field must hold the pseudo-header sum over the whole length; each datagram then gets
+    its own lengths and full checksums. -> list of datagrams."""
+    flags, gso, hl, size, cstart, coff = struct.unpack_from("<BBHHHH", write[0])
+    assert (flags, gso) == (offload.F_NEEDS_CSUM, offload.GSO_UDP_L4)
+    body = b"".join(write)[10:]
+    v6 = body[0] >> 4 == 6
+    ihl = 40 if v6 else 20
+    assert (hl, cstart, coff) == (ihl + 8, ihl, 6)
+    ulen = len(body) - ihl
+    assert struct.unpack_from("!H", body, ihl + 4)[0] == ulen
+    if v6:
+        pseudo = body[8:40] + struct.pack("!IxxxB", ulen, 17)
+        assert struct.unpack_from("!H", body, 4)[0] == ulen
+    else:
+        pseudo = body[12:20] + struct.pack("!BBH", 0, 17, ulen)
+        assert naive_sum(body[:20]) == 0xFFFF and struct.unpack_from("!H", body, 2)[0] == len(body)
+    assert struct.unpack_from("!H", body, ihl + 6)[0] == naive_sum(pseudo)
+    payload = body[hl:]
+    assert 1 < -(-len(payload) // size) <= offload.UDP_MAX_SEGMENTS
+    out = []
+    for off in range(0, len(payload), size):
+        chunk = payload[off:off + size]
+        if v6:
+            out.append(udp6(body[8:24], body[24:40], chunk,
+                            sport=struct.unpack_from("!H", body, ihl)[0]))
+        else:
+            out.append(udp4(body[12:16], body[16:20], chunk,
+                            sport=struct.unpack_from("!H", body, ihl)[0]))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from([64, 64, 64, 1400, 30, 1])),
+                max_size=150))
+@example([(0, 64)] * 70 + [(0, 30)])  # more than UDP_MAX_SEGMENTS in a row
+@example([(0, 64), (0, 30), (0, 64), (1, 64), (0, 64)])  # a short one ends a group
+def test_udp_datagrams_merge_per_flow_and_cut_back(steps):
+    """UDP flows (IPv4, IPv6, IPv4 without checksum) interleaved with TCP: cut back as the
+    kernel cuts, each flow's datagrams come out whole, in order; merged writes hold one
+    flow's datagrams of one size (the last may be shorter), at most UDP_MAX_SEGMENTS; a
+    datagram without checksum and every TCP segment are written untouched or as before."""
+    a, b = [10, 0, 0, 1], [10, 0, 0, 2]
+    v6a, v6b = b"\xfd" + bytes(14) + b"\x01", b"\xfd" + bytes(14) + b"\x02"
+    flows = [lambda d: udp4(a, b, d), lambda d: udp6(v6a, v6b, d),
+             lambda d: udp4(a, b, d, sport=40001, csum=False),
+             lambda d: tcp4(a, b, 1000, d, flags=0x18)]
+    packets = []
+    for i, (flow, size) in enumerate(steps):
+        packets.append(flows[flow](bytes([i % 256]) * size))
+    got = []
+    for w in offload.coalesce(packets, udp=True):
+        if isinstance(w, tuple):
+            sizes = [len(x) for x in w[1:]]
+            assert all(n == sizes[0] for n in sizes[:-1]) and sizes[-1] <= sizes[0]
+            got += kernel_cut_udp(w)
+        else:
+            assert isinstance(w, bytes) and w[:10] == offload.PLAIN_HDR
+            got.append(w[10:])
+    # Each flow's packets in order (flows are told apart by version, protocol and port).
+    def flow_of(p):
+        return (p[0] >> 4, p[9] if p[0] >> 4 == 4 else p[6], p[20:22] if p[0] >> 4 == 4 else b"")
+    for f in {flow_of(p) for p in packets}:
+        sent = [p for p in packets if flow_of(p) == f]
+        out = [p for p in got if flow_of(p) == f]
+        if f[1] == 17 and f != flow_of(flows[2](b"x")):  # merged and cut: same bytes but IP id
+            assert [p[20 if f[0] == 4 else 40:] for p in out] == \
+                [p[20 if f[0] == 4 else 40:] for p in sent]
+            assert all(valid(p) for p in out)
+        else:
+            assert out == sent
+    # Without GSO_UDP_L4 in the kernel nothing UDP is merged.
+    assert not any(isinstance(w, tuple) for w in offload.coalesce(packets, udp=False))
+
+
+def test_unmerge_udp_gives_back_valid_datagrams():
+    packets = [udp4([10, 0, 0, 1], [10, 0, 0, 2], bytes([i]) * 100) for i in range(5)]
+    packets.append(udp4([10, 0, 0, 1], [10, 0, 0, 2], b"z" * 33))
+    (w,) = offload.coalesce(packets, udp=True)
+    back = offload.unmerge_udp(w)
+    assert [p[20:] for p in back] == [p[20:] for p in packets]
+    assert all(valid(p) for p in back)

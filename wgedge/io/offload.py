@@ -11,6 +11,9 @@ Rules kept here:
   checksum and its TCP stack handles one packet instead of dozens. Only segments that Linux
   GRO would merge are merged: same addresses, ports, ACK, options and IP fields, contiguous
   sequence numbers, no SYN/FIN/RST/URG, equal sizes except the last.
+- Where the kernel takes GSO_UDP_L4 writes (Linux 6.2, with TUN's USO support), consecutive
+  UDP datagrams of one flow with one payload size (the last may be shorter) are merged the
+  same way, and the kernel cuts them apart again: one write per burst instead of one each.
 - Anything unusual (IP options, fragments, unknown GSO types) falls back to plain packets.
 
 Hot path: written for speed, not beauty.
@@ -30,6 +33,7 @@ GSO_UDP_L4 = 5
 GSO_ECN = 0x80
 PLAIN_HDR = _VNET.pack(0, GSO_NONE, 0, 0, 0, 0)
 MAX_SUPER = 65535
+UDP_MAX_SEGMENTS = 64  # the kernel's limit for one UDP GSO packet
 
 _TCP_FIN, _TCP_SYN, _TCP_RST, _TCP_PSH, _TCP_ACK, _TCP_URG, _TCP_ECE, _TCP_CWR = (
     0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80)
@@ -185,6 +189,16 @@ def _flow_mask(ihl, hl):
     return int.from_bytes(bytes(0 if i in varying else 0xFF for i in range(hl)), "big")
 
 
+def _udp_mask(ihl):
+    """The UDP counterpart of _flow_mask: ignores the IP length, id and checksum (IPv6
+    payload length) and the UDP length and checksum; keeps addresses, ports, protocol,
+    TOS/TTL/DF (traffic class, flow label, hop limit). A UDP key is ihl + 8 bytes long, a TCP
+    key at least ihl + 20: they never collide."""
+    varying = {4, 5} if ihl == 40 else {2, 3, 4, 5, 10, 11}
+    varying |= {ihl + 4, ihl + 5, ihl + 6, ihl + 7}
+    return int.from_bytes(bytes(0 if i in varying else 0xFF for i in range(ihl + 8)), "big")
+
+
 _MASKS = {}  # (ihl << 8) | hl -> mask
 _SEQ = struct.Struct("!I").unpack_from
 
@@ -217,9 +231,14 @@ def _tcp_key(p):
     return int.from_bytes(p[:hl], "big") & mask, ihl, hl, plen, _SEQ(p, ihl + 4)[0], flags
 
 
-def coalesce(packets):
+def coalesce(packets, udp=False):
     """Plain IP packets -> list of writes for a TUN device with IFF_VNET_HDR. A write is bytes
-    (virtio header + packet) or, for merged segments, a list of buffers for one writev.
+    (virtio header + packet) or, for merged segments, buffers for one writev: a list for TCP,
+    a tuple for UDP (merged only when `udp` is true: the kernel must take GSO_UDP_L4 writes).
+
+    UDP datagrams merge as Linux's UDP GRO merges them: one flow (addresses, ports, IP
+    fields), equal payload sizes but a shorter last one, which ends the group, at most
+    UDP_MAX_SEGMENTS, and only with a checksum (IPv4's optional zero one stays as it is).
 
     Order is kept within every flow: a packet that cannot be merged closes all open groups
     before it is placed, and a segment that does not continue its flow's group closes it.
@@ -264,8 +283,37 @@ def coalesce(packets):
             if b0 == 0x45:
                 if p[9] == 6 and not (p[6] & 0x3F) and not p[7]:  # TCP, not a fragment
                     ihl = 20
-            elif b0 >> 4 == 6 and p[6] == 6:
-                ihl = 40
+                elif p[9] == 17 and udp and not (p[6] & 0x3F) and not p[7]:
+                    ihl = -20
+            elif b0 >> 4 == 6:
+                if p[6] == 6:
+                    ihl = 40
+                elif p[6] == 17 and udp:
+                    ihl = -40
+        if ihl < 0:  # UDP
+            ihl = -ihl
+            hl = ihl + 8
+            if (n > hl and (p[ihl + 6] or p[ihl + 7])
+                    and (p[ihl + 4] << 8) | p[ihl + 5] == n - ihl):
+                layout = (ihl << 8) | hl
+                mask = masks.get(layout)
+                if mask is None:
+                    mask = masks[layout] = _udp_mask(ihl)
+                key = from_bytes(p[:hl], "big") & mask
+                plen = n - hl
+                g = groups.get(key)
+                if g is not None:
+                    if (plen <= g[3] and not g[7] and len(g[1]) < UDP_MAX_SEGMENTS
+                            and g[4] + plen <= MAX_SUPER - hl):
+                        g[1].append(p)
+                        g[4] += plen
+                        g[7] = plen < g[3]
+                        continue
+                    out[g[0]] = _merged(g)
+                groups[key] = [len(out), [p], 0, plen, plen, ihl, hl, False]
+                out.append(None)
+                continue
+            ihl = 0  # no checksum, or lengths that disagree: written as it is
         if ihl:
             flags = p[ihl + 13]
             hl = ihl + (p[ihl + 12] >> 4) * 4
@@ -315,6 +363,8 @@ def _merged(g):
     first = segs[0]
     h = bytearray(first[:hl])
     total = hl + g[4]
+    if hl == ihl + 8:
+        return _merged_udp(g, h, total)
     if ihl == 20:
         struct.pack_into("!H", h, 2, total)
         h[10] = h[11] = 0
@@ -333,3 +383,30 @@ def _merged(g):
     parts = [_VNET.pack(F_NEEDS_CSUM, gso, hl, g[3], ihl, 16) + h]
     parts += [s[hl:] for s in segs]
     return parts
+
+
+def _merged_udp(g, h, total):
+    """One GSO_UDP_L4 write: the first datagram's headers with the lengths of the whole, the
+    UDP checksum field holding the pseudo-header sum (the kernel cuts the payload at `size`
+    and finishes each datagram's lengths and checksums), then each payload."""
+    ihl, hl = g[5], g[6]
+    ulen = total - ihl
+    if ihl == 20:
+        struct.pack_into("!H", h, 2, total)
+        h[10] = h[11] = 0
+        struct.pack_into("!H", h, 10, ~fold(ones_sum(h[:20])) & 0xFFFF)
+        pseudo = ones_sum(h[12:20]) + 17 + ulen
+    else:
+        struct.pack_into("!H", h, 4, ulen)
+        pseudo = ones_sum(h[8:40]) + 17 + ulen
+    struct.pack_into("!HH", h, ihl + 4, ulen, fold(pseudo))
+    parts = [_VNET.pack(F_NEEDS_CSUM, GSO_UDP_L4, hl, g[3], ihl, 6) + h]
+    parts += [s[hl:] for s in g[1]]
+    return tuple(parts)
+
+
+def unmerge_udp(parts):
+    """A merged UDP write (coalesce's tuple) -> its datagrams, each with its own lengths and
+    checksums, for a kernel that refused the write."""
+    size = _VNET.unpack_from(parts[0], 0)[3]
+    return segment_udp(b"".join(parts)[VNET_HDR_LEN:], size)

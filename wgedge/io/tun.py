@@ -2,11 +2,13 @@
 
 With offloads (the default; WGEDGE_OFFLOAD=0 turns them off) the device is opened with
 IFF_VNET_HDR: writes merge consecutive TCP segments of a flow into one super-packet (GRO,
-see offload.py), one writev each. Reads stay MTU-sized by default, since cutting and
-checksumming TSO super-packets in Python costs more than the reads it saves
-(docs/performance.md); WGEDGE_TSO=1 asks for TUNSETOFFLOAD (checksum, TSO4/TSO6, USO where
-the kernel has it) and cuts what it gets. Each feature the kernel refuses is switched off on
-its own, and the device still works without any of them.
+see offload.py), one writev each, and UDP datagrams of a flow too where the kernel takes
+GSO_UDP_L4 writes (probed at start; switched off for good the first time one is refused).
+Reads stay MTU-sized by default, since cutting and checksumming TSO super-packets in
+Python costs more than the reads it saves (docs/performance.md); WGEDGE_TSO=1 asks for
+TUNSETOFFLOAD (checksum, TSO4/TSO6, USO where the kernel has it) and cuts what it gets.
+Each feature the kernel refuses is switched off on its own, and the device still works
+without any of them.
 
 A full TUN queue drops rather than blocks: `write_batch` counts what the kernel refused.
 """
@@ -71,6 +73,7 @@ class Tun:
         self.write_drops = 0
         self.vnet_hdr = offloads
         self.offloads = []
+        self.udp_gro = False  # merged UDP writes (GSO_UDP_L4) accepted by this kernel
         if offloads:
             self._enable_offloads()
 
@@ -83,6 +86,16 @@ class Tun:
             # stay MTU-sized and only the write side coalesces (GRO).
             fcntl.ioctl(self.fd, TUNSETOFFLOAD, 0)
             self.offloads = ["gro-write"]
+            # GSO_UDP_L4 in virtio headers came with TUN's USO offload (Linux 6.2): a kernel
+            # that grants USO also takes merged UDP writes. Ask, then turn it off again, so
+            # that reads keep coming with their checksums done.
+            try:
+                fcntl.ioctl(self.fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_USO4 | TUN_F_USO6)
+            except OSError:
+                return
+            fcntl.ioctl(self.fd, TUNSETOFFLOAD, 0)
+            self.udp_gro = True
+            self.offloads.append("udp-gro-write")
             return
         for flags, names in (
                 (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6,
@@ -92,6 +105,7 @@ class Tun:
             try:
                 fcntl.ioctl(self.fd, TUNSETOFFLOAD, flags)
                 self.offloads = names
+                self.udp_gro = "uso4" in names
                 return
             except OSError:
                 continue
@@ -136,11 +150,14 @@ class Tun:
         write = os.write
         fd = self.fd
         if self.vnet_hdr:
-            packets = offload.coalesce(packets)
+            packets = offload.coalesce(packets, self.udp_gro)
         for p in packets:
             try:
-                if p.__class__ is list:  # a merged super-packet: header and payloads
+                cls = p.__class__
+                if cls is list:  # merged TCP segments: header and payloads
                     os.writev(fd, p)
+                elif cls is tuple:  # merged UDP datagrams
+                    self._write_udp(p)
                 else:
                     write(fd, p)
             except BlockingIOError:
@@ -150,6 +167,20 @@ class Tun:
                     self.write_drops += 1
                 else:
                     raise
+
+    def _write_udp(self, parts):
+        try:
+            os.writev(self.fd, parts)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            # This kernel refuses GSO_UDP_L4 after all: never again, and these datagrams go
+            # one by one (cut and checksummed here, once).
+            self.udp_gro = False
+            if "udp-gro-write" in self.offloads:
+                self.offloads.remove("udp-gro-write")
+            for datagram in offload.unmerge_udp(parts):
+                os.write(self.fd, offload.PLAIN_HDR + datagram)
 
     def close(self):
         if self.fd >= 0:
