@@ -42,6 +42,11 @@ class Site:
         return rows
 
 
+def python_in(ns, script, *args):
+    """A Python process running `script` inside namespace `ns` (a test's server side)."""
+    return subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", script] + list(args))
+
+
 def build(nets, tmp_path, impl_a, impl_b, outer6=False, psk=False, env=None):
     ns_a, ns_b = nets.ns("a"), nets.ns("b")
     nets.link(ns_a, ns_b, "10.200.0.1", "10.200.0.2", "fd20::1", "fd20::2")
@@ -111,17 +116,17 @@ def test_tcp_transfer_byte_identical(nets, tmp_path, impl_b, env):
     src.write_bytes(data)
     out = tmp_path / "received"
     port = 5555
-    server = subprocess.Popen(
-        ["ip", "netns", "exec", b.ns, "python3", "-c",
-         "import socket,sys\n"
-         "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-         "s.bind(('%s', %d)); s.listen(1); c,_=s.accept()\n"
-         "f=open(sys.argv[1],'wb')\n"
-         "while True:\n"
-         "  d=c.recv(65536)\n"
-         "  if not d: break\n"
-         "  f.write(d)\n"
-         "f.close()\n" % (b.tun4, port), str(out)])
+    server = python_in(
+        b.ns,
+        "import socket,sys\n"
+        "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "s.bind(('%s', %d)); s.listen(1); c,_=s.accept()\n"
+        "f=open(sys.argv[1],'wb')\n"
+        "while True:\n"
+        "  d=c.recv(65536)\n"
+        "  if not d: break\n"
+        "  f.write(d)\n"
+        "f.close()\n" % (b.tun4, port), str(out))
     try:
         time.sleep(0.5)
         sh("python3", "-c",
@@ -142,16 +147,16 @@ def test_udp_datagrams_arrive_exact_and_in_order(nets, tmp_path, impl_a):
     its exact bytes, in the order sent."""
     a, b = build(nets, tmp_path, impl_a, "wgedge")
     out = tmp_path / "received.json"
-    server = subprocess.Popen(
-        ["ip", "netns", "exec", b.ns, "python3", "-c",
-         "import json,socket,sys\n"
-         "s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-         "s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 23)\n"
-         "s.bind(('%s', 5301)); s.settimeout(3); got=[]\n"
-         "try:\n"
-         "  while True: got.append(s.recv(4096).hex())\n"
-         "except socket.timeout: pass\n"
-         "json.dump(got, open(sys.argv[1], 'w'))\n" % b.tun4, str(out)])
+    server = python_in(
+        b.ns,
+        "import json,socket,sys\n"
+        "s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 23)\n"
+        "s.bind(('%s', 5301)); s.settimeout(3); got=[]\n"
+        "try:\n"
+        "  while True: got.append(s.recv(4096).hex())\n"
+        "except socket.timeout: pass\n"
+        "json.dump(got, open(sys.argv[1], 'w'))\n" % b.tun4, str(out))
     try:
         time.sleep(0.5)
         sh("python3", "-c",
