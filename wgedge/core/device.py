@@ -35,7 +35,7 @@ _U32 = wire.Struct("<I").unpack_from
 
 
 def _end_run(window, first, nxt, st, endpoint, nbytes, had_data):
-    """The end of a run of one keypair's data messages in receive_datagrams: record the
+    """The end of a run of one keypair's data messages in receive_trains: record the
     counters first..nxt-1 it accepted in order (if any) in the replay window, and add what the
     run's authenticated messages showed (latest endpoint, bytes, data seen) to the peer's entry
     in `seen`."""

@@ -7,10 +7,10 @@ Rules kept here:
   an update is bounded whatever the jump.
 - Call it only after the packet authenticated: a forged counter must never move the window.
 
-Hot path. The engine (device.receive_datagrams) accepts a run of counters that arrive in
-order just above the greatest with one comparison each and records the run with
-`accept_run`, which leaves the same state as `check_and_update` on each; anything else goes
-through `check_and_update`, after the pending run is recorded.
+Hot path. The engine (device.receive_trains) accepts a run of counters that arrive in order
+just above the greatest with one comparison each and records the run with `accept_run`,
+which leaves the same state as `check_and_update` on each; anything else goes through
+`check_and_update`, after the pending run is recorded.
 """
 
 from wgedge.core import consts as C

@@ -356,6 +356,18 @@ def coalesce(packets, udp=False):
     return out
 
 
+def _set_ip_length(h, ihl, total, proto):
+    """Make the IP header in `h` (IPv4 without options, or IPv6) that of a `total`-byte
+    packet, IPv4 header checksum included; -> the unfolded pseudo-header sum for `proto`."""
+    if ihl == 20:
+        struct.pack_into("!H", h, 2, total)
+        h[10] = h[11] = 0
+        struct.pack_into("!H", h, 10, ~fold(ones_sum(h[:20])) & 0xFFFF)
+        return ones_sum(h[12:20]) + proto + total - 20
+    struct.pack_into("!H", h, 4, total - 40)
+    return ones_sum(h[8:40]) + proto + total - 40
+
+
 def _merged(g):
     segs, ihl, hl = g[1], g[5], g[6]
     if len(segs) == 1:
@@ -365,16 +377,8 @@ def _merged(g):
     total = hl + g[4]
     if hl == ihl + 8:
         return _merged_udp(g, h, total)
-    if ihl == 20:
-        struct.pack_into("!H", h, 2, total)
-        h[10] = h[11] = 0
-        struct.pack_into("!H", h, 10, ~fold(ones_sum(h[:20])) & 0xFFFF)
-        pseudo = ones_sum(h[12:20]) + 6 + total - 20
-        gso = GSO_TCPV4
-    else:
-        struct.pack_into("!H", h, 4, total - 40)
-        pseudo = ones_sum(h[8:40]) + 6 + total - 40
-        gso = GSO_TCPV6
+    pseudo = _set_ip_length(h, ihl, total, 6)
+    gso = GSO_TCPV4 if ihl == 20 else GSO_TCPV6
     h[ihl + 13] |= segs[-1][ihl + 13] & _TCP_PSH
     # Partial checksum: the pseudo-header sum, uncomplemented; the kernel adds the rest.
     struct.pack_into("!H", h, ihl + 16, fold(pseudo))
@@ -390,16 +394,8 @@ def _merged_udp(g, h, total):
     UDP checksum field holding the pseudo-header sum (the kernel cuts the payload at `size`
     and finishes each datagram's lengths and checksums), then each payload."""
     ihl, hl = g[5], g[6]
-    ulen = total - ihl
-    if ihl == 20:
-        struct.pack_into("!H", h, 2, total)
-        h[10] = h[11] = 0
-        struct.pack_into("!H", h, 10, ~fold(ones_sum(h[:20])) & 0xFFFF)
-        pseudo = ones_sum(h[12:20]) + 17 + ulen
-    else:
-        struct.pack_into("!H", h, 4, ulen)
-        pseudo = ones_sum(h[8:40]) + 17 + ulen
-    struct.pack_into("!HH", h, ihl + 4, ulen, fold(pseudo))
+    pseudo = _set_ip_length(h, ihl, total, 17)
+    struct.pack_into("!HH", h, ihl + 4, total - ihl, fold(pseudo))
     parts = [_VNET.pack(F_NEEDS_CSUM, GSO_UDP_L4, hl, g[3], ihl, 6) + h]
     parts += [s[hl:] for s in g[1]]
     return tuple(parts)

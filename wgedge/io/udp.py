@@ -253,23 +253,6 @@ class Udp:
                 self._send_one(data, endpoint)
             return
         i, n = 0, len(datagrams)
-        if n > 1:
-            # The usual batch, one peer's data to one endpoint in equal sizes (the last may be
-            # shorter): checked with C-level list operations, sent in GSO runs that fit.
-            endpoint = datagrams[0][1]
-            parts = [d for d, _ in datagrams]
-            size = len(parts[0])
-            per = min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // size)
-            same = list(map(len, parts)).count(size)
-            if (per > 1 and [e for _, e in datagrams].count(endpoint) == n
-                    and (same == n or same == n - 1 and len(parts[-1]) < size)):
-                for i in range(0, n, per):
-                    run = parts[i:i + per]
-                    if len(run) > 1:
-                        self._send_gso(run, size, endpoint)
-                    else:
-                        self._send_one(run[0], endpoint)
-                return
         while i < n:
             data, endpoint = datagrams[i]
             size = len(data)
