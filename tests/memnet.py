@@ -130,3 +130,18 @@ class Net:
             self._collect(n, n.device.handle_timer(self.now))
             self.pump()
         self.now = end
+
+
+def as_trains(batch):
+    """Group consecutive [(datagram, endpoint)] as a UDP GRO read would: one endpoint, equal
+    sizes, only the last of a train shorter. An empty datagram is a train of its own (size 1,
+    closed), since nothing can follow it inside one read."""
+    trains = []
+    for data, endpoint in batch:
+        if trains:
+            buf, size, ep, closed = trains[-1]
+            if not closed and ep == endpoint and 0 < len(data) <= size:
+                trains[-1] = (buf + data, size, ep, len(data) < size)
+                continue
+        trains.append((bytes(data), len(data) or 1, endpoint, not data))
+    return [(memoryview(buf), size, ep) for buf, size, ep, _ in trains]

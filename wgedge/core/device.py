@@ -17,6 +17,10 @@ Rules kept here:
   host string and port (what `socket.recvfrom` returns). Cookies and rate limits key on them.
 - Security checks live here, in the tested core: mac1/cookie before any DH, the allowed-IPs
   check on every decrypted packet, replay and key-age checks before a packet is delivered.
+- A datagram that does not authenticate changes nothing but a drop counter: endpoint,
+  timers, keypair validity and rotation, replay windows, byte counters and last handshake move
+  only for authenticated, non-replayed messages. Handshake messages that fail may also move
+  the load meter and cookie/rate-limit state, nothing of a peer.
 
 `receive_trains`, `send_packets` and `Peer.send_data` are the hot path, written for speed.
 """
@@ -34,17 +38,24 @@ _NONCE = wire.NONCE.pack
 _U32 = wire.Struct("<I").unpack_from
 
 
-def _end_run(window, first, nxt, st, endpoint, nbytes, had_data):
+def _end_run(window, first, nxt, seen, kp, endpoint, nbytes, n_data):
     """The end of a run of one keypair's data messages in receive_trains: record the
     counters first..nxt-1 it accepted in order (if any) in the replay window, and add what the
-    run's authenticated messages showed (latest endpoint, bytes, data seen) to the peer's entry
-    in `seen`."""
+    run's authenticated messages showed (latest endpoint, bytes, data messages, the keypair) to
+    the peer's entry in `seen`. A run with no authenticated message (nbytes == 0) adds
+    nothing: its peer gets no entry, so _account changes nothing for it."""
     if nxt != first:
         window.accept_run(first, nxt - 1)
     if nbytes:
-        st[0] = endpoint
-        st[1] += nbytes
-        st[2] = st[2] or had_data
+        peer = kp.peer
+        st = seen.get(peer)
+        if st is None:
+            seen[peer] = [endpoint, nbytes, n_data, {kp: True}]
+        else:
+            st[0] = endpoint
+            st[1] += nbytes
+            st[2] += n_data
+            st[3][kp] = True
 
 
 _FIRST = (0,)  # the offsets of a train of one
@@ -276,10 +287,16 @@ class Device:
         shorter, as one UDP GRO read returns them (a lone datagram is a train of one).
         Transport data is decrypted, replay-checked and routed per datagram; the per-peer
         bookkeeping (roaming, counters, timers, key confirmation) is done once per run of data
-        messages, before any handshake message is looked at and at the end."""
+        messages, before any handshake message is looked at and at the end.
+
+        The rule this loop keeps (tests/test_auth_rule.py): a datagram that does not
+        authenticate changes nothing but a drop counter. Before the AEAD opens a message only
+        lookups happen; the replay window, the run's endpoint and bytes, and with them the
+        peer's entry in `seen` (endpoint, rx_bytes, timers, key confirmation), move only for
+        messages that decrypted and passed the replay check (paper 6.5)."""
         out = Output(self)
         touched = {}
-        seen = {}  # peer -> [latest endpoint, bytes, data seen, {keypair: True}]
+        seen = {}  # peer -> [latest endpoint, bytes, data messages, {keypair: True}]
         unpack_header = _DATA_HEADER
         nonce = _NONCE
         keypair_index = self.keypair_index
@@ -290,12 +307,11 @@ class Device:
         last_receiver = None
         kp = None
         limit = -1  # counters >= limit are refused: REJECT_AFTER_MESSAGES, or -1 (keypair unusable)
-        st = None
-        # The current run's authenticated packets: latest endpoint, bytes, data seen. Kept in
+        # The current run's authenticated packets: latest endpoint, bytes, data messages. Kept in
         # locals and added to its peer's entry in `seen` when the run ends.
         run_ep = None
         run_bytes = 0
-        run_data = False
+        run_data = 0
         last_src = None
         src_ok = False
         data_min = C.DATA_MIN_LEN
@@ -318,10 +334,10 @@ class Device:
                     mtype = 0
                 if mtype != 4:
                     if run_bytes or nxt != first:
-                        _end_run(window, first, nxt, st, run_ep, run_bytes, run_data)
+                        _end_run(window, first, nxt, seen, kp, run_ep, run_bytes, run_data)
                         first = nxt = -1
                         run_bytes = 0
-                        run_data = False
+                        run_data = 0
                     if seen:
                         self._account(seen, now, out, touched)
                         seen = {}
@@ -333,9 +349,9 @@ class Device:
                     continue
                 if receiver != last_receiver:
                     if run_bytes or nxt != first:
-                        _end_run(window, first, nxt, st, run_ep, run_bytes, run_data)
+                        _end_run(window, first, nxt, seen, kp, run_ep, run_bytes, run_data)
                         run_bytes = 0
-                        run_data = False
+                        run_data = 0
                     first = nxt = -1
                     # Lookups and checks that hold for a whole run of one keypair's packets.
                     kp = keypair_index.get(receiver)
@@ -351,14 +367,10 @@ class Device:
                         first = nxt = window.greatest + 1
                     else:
                         limit = -1
-                    peer = kp.peer
-                    st = seen.get(peer)
-                    if st is None:
-                        st = seen[peer] = [endpoint, 0, False, {}]
-                    st[3][kp] = True
                     last_src = None
                 if counter >= limit:
-                    kp.receiving_valid = False
+                    # Judged on the packet's unauthenticated counter: refuse it, change
+                    # nothing (kernel: the limit is checked against authenticated counters).
                     out.drop(C.DROP_EXPIRED_KEYPAIR)
                     continue
                 try:
@@ -380,7 +392,7 @@ class Device:
                 run_bytes += end - off
                 if not plain:
                     continue  # a keepalive
-                run_data = True
+                run_data += 1
                 n = len(plain)
                 b0 = plain[0]
                 if b0 >> 4 == 4 and n >= 20:
@@ -402,7 +414,7 @@ class Device:
                     continue
                 tun.append(plain if length == n else plain[:length])
         if run_bytes or nxt != first:
-            _end_run(window, first, nxt, st, run_ep, run_bytes, run_data)
+            _end_run(window, first, nxt, seen, kp, run_ep, run_bytes, run_data)
         if seen:
             self._account(seen, now, out, touched)
         for peer in touched:
@@ -411,7 +423,7 @@ class Device:
 
     def _account(self, seen, now, out, touched):
         """Per-peer effects of a run of authenticated data messages (kernel receive.c)."""
-        for peer, (endpoint, nbytes, had_data, keypairs) in seen.items():
+        for peer, (endpoint, nbytes, n_data, keypairs) in seen.items():
             touched[peer] = True
             peer.endpoint = endpoint
             peer.rx_bytes += nbytes
@@ -423,8 +435,8 @@ class Device:
             t = peer.timers
             t.any_authenticated_packet_received(now)
             t.any_authenticated_packet_traversal(now)
-            if had_data:
-                t.data_received(now)
+            if n_data:
+                t.data_received(now, n_data)
             if pairs.current in keypairs:
                 peer.keep_key_fresh_on_receive(now, out)
 

@@ -51,11 +51,14 @@ class Timers:
         if NEW_HANDSHAKE not in self.deadlines:
             self._mod(NEW_HANDSHAKE, now + C.KEEPALIVE_TIMEOUT + C.REKEY_TIMEOUT + self._jitter())
 
-    def data_received(self, now):
-        """A transport packet with data arrived: answer with a keepalive if we stay silent."""
+    def data_received(self, now, count=1):
+        """`count` transport packets with data arrived: answer with a keepalive if we stay
+        silent. The same state as `count` calls for one packet each (the kernel's per-packet
+        hook), so how the engine batches its calls changes nothing."""
         if SEND_KEEPALIVE not in self.deadlines:
             self._mod(SEND_KEEPALIVE, now + C.KEEPALIVE_TIMEOUT)
-        else:
+            count -= 1
+        if count > 0:
             self.need_another_keepalive = True
 
     def any_authenticated_packet_sent(self, now):
