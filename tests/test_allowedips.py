@@ -75,6 +75,44 @@ def test_random_sets_against_brute_force(n):
     check()
 
 
+@pytest.mark.parametrize("n", [4, 16])
+def test_inserts_moves_and_removes_against_a_reference(n):
+    """Any sequence of insert / remove / remove_peer: lookups, sizes and each peer's entries,
+    in the order the peer was first given them, match a plain list-based reference."""
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.one_of(
+        st.tuples(st.just("insert"), st.integers(0, 7), st.sampled_from("abc")),
+        st.tuples(st.just("remove"), st.integers(0, 7), st.sampled_from("abc")),
+        st.tuples(st.just("remove_peer"), st.just(0), st.sampled_from("abc")),
+    ), max_size=40), st.lists(st.tuples(st.binary(min_size=n, max_size=n),
+                                        st.integers(0, n * 8)), min_size=8, max_size=8))
+    def check(ops, pool):
+        t = AllowedIPs()
+        ref = []  # [(prefix, bits, peer)] in the order each peer was given each prefix
+        for op, i, peer in ops:
+            pfx, bits = mask(pool[i][0], pool[i][1]), pool[i][1]
+            owner = [e for e in ref if e[:2] == (pfx, bits)]
+            if op == "insert":
+                t.insert(pool[i][0], bits, peer)
+                if not owner or owner[0][2] != peer:
+                    ref = [e for e in ref if e[:2] != (pfx, bits)] + [(pfx, bits, peer)]
+            elif op == "remove":
+                expect = bool(owner) and owner[0][2] == peer
+                assert t.remove(pool[i][0], bits, peer) is expect
+                if expect:
+                    ref.remove(owner[0])
+            else:
+                t.remove_peer(peer)
+                ref = [e for e in ref if e[2] != peer]
+            assert len(t) == len(ref)
+        for peer in "abc":
+            assert t.entries(peer) == [(p, b) for p, b, q in ref if q == peer]
+        for addr, _ in pool:
+            assert t.lookup(addr) == brute(ref, addr)
+
+    check()
+
+
 def test_ip_text():
     for text in ("0.0.0.0", "255.255.255.255", "::", "::1", "fd00::1", "2001:db8::1:0:0:1",
                  "2001:db8:0:1:1:1:1:1", "1::", "::ffff:1.2.3.4"):

@@ -226,3 +226,32 @@ def test_uapi_errors_under_micropython(micropython):
               "        print('errno', e.errno, e.message)\n")
     out = micropython(script).splitlines()
     assert [line.split()[1] for line in out] == ["-22", "-22", "-71"]
+
+
+def test_allowedips_moves_and_order_under_micropython(micropython):
+    """Per-peer prefixes are a dict; MicroPython's dicts keep no insertion order, so entries()
+    must give the order the peer was given them by itself."""
+    script = (
+        "from wgedge.core.allowedips import AllowedIPs\n"
+        "from wgedge.core.ipaddr import parse_cidr, format_cidr\n"
+        "t = AllowedIPs()\n"
+        "for i in range(40):\n"
+        "    a, b = parse_cidr('10.%d.0.0/16' % (39 - i))\n"
+        "    t.insert(a, b, 'p' if i % 3 else 'q')\n"
+        "for i in range(0, 40, 5):\n"
+        "    a, b = parse_cidr('10.%d.0.0/16' % i)\n"
+        "    t.insert(a, b, 'q')\n"
+        "t.remove(*parse_cidr('10.1.0.0/16'), 'p')\n"
+        "for peer in ('p', 'q'):\n"
+        "    print(peer, ' '.join(format_cidr(a, b) for a, b in t.entries(peer)))\n"
+        "print(len(t), t.lookup(parse_cidr('10.5.1.1/32')[0]))\n")
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(compile(script, "<allowedips>", "exec"), {})
+    assert micropython(script) == buf.getvalue()
+    # 10.35 was p's third but moved to q; q lists its own first, then the ones it took
+    assert buf.getvalue().startswith("p 10.38.0.0/16 10.37.0.0/16 10.34.0.0/16")
+    assert "10.0.0.0/16 10.5.0.0/16 10.10.0.0/16" in buf.getvalue().splitlines()[1]
