@@ -215,8 +215,24 @@ class Device:
         if d != peer.deadline:
             peer.deadline = d
             if d is not None and not peer.removed:
+                if len(self._heap) >= 2 * len(self.peers) + 32:
+                    self._rebuild_heap()  # holds `peer` at `d` now
+                    return
                 self._heap_seq += 1
                 timers.heap_push(self._heap, (d, self._heap_seq, peer))
+
+    def _rebuild_heap(self):
+        """Entries of peers that re-armed or went away are skipped lazily, and would pile up
+        (each handshake leaves two until their deadline passes). Rebuilding from the live
+        deadlines once the heap holds twice as many entries as there are peers keeps it at
+        O(peers) for O(1) amortized work per push. A sorted list is a valid heap."""
+        live = []
+        for p in self.peers.values():
+            if p.deadline is not None:
+                self._heap_seq += 1
+                live.append((p.deadline, self._heap_seq, p))
+        live.sort()
+        self._heap = live
 
     def handle_timer(self, now):
         out = Output(self)
