@@ -149,8 +149,8 @@ def build(items, b, genuine, old):
 
 def receive(b, batch, now, how, cuts=()):
     """Deliver `batch` one datagram at a time or as GRO-shaped trains, in calls split at
-    `cuts`; -> (tun packets, datagrams sent)."""
-    tun, sent = [], []
+    `cuts`; -> (tun packets, datagrams sent, endpoints reported authenticated)."""
+    tun, sent, auth = [], [], []
     bounds = sorted({c % (len(batch) + 1) for c in cuts} | {0, len(batch)})
     for lo, hi in zip(bounds, bounds[1:], strict=False):
         part = batch[lo:hi]
@@ -160,7 +160,8 @@ def receive(b, batch, now, how, cuts=()):
             out = b.device.receive_datagrams(part, now)
         tun += out.tun
         sent += [(bytes(d), e) for d, e in out.datagrams()]
-    return tun, sent
+        auth += out.authenticated
+    return tun, sent, auth
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
@@ -176,13 +177,13 @@ def test_hostile_datagrams_alone_change_nothing(items, how):
     drops_before = sum(b.device.drops.values())
     batch = [(hostile(item, b, genuine, old) if item[0] != "replay" else old[1], SOURCES[n % 3])
              for n, item in enumerate(items)]
-    tun, sent = receive(b, batch, net.now, how)
-    assert tun == [] and sent == []
+    tun, sent, auth = receive(b, batch, net.now, how)
+    assert tun == [] and sent == [] and auth == []
     assert snapshot(b.device) == before
     assert sum(b.device.drops.values()) - drops_before == len(batch)
     # and the session still works afterwards: alice's genuine traffic gets through
-    tun, _ = receive(b, [(d, ALICE_EP) for d in genuine], net.now, how)
-    assert len(tun) == N_DATA
+    tun, _, auth = receive(b, [(d, ALICE_EP) for d in genuine], net.now, how)
+    assert len(tun) == N_DATA and set(auth) == {ALICE_EP}
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
@@ -202,7 +203,8 @@ def test_hostile_datagrams_mixed_in_leave_what_the_genuine_ones_leave(items, cut
             out = receive(b, clean, net.now, "one", ref_cuts)
         else:
             out = receive(b, mixed, net.now, how, cuts)
-        results.append((how, out, snapshot(b.device)))
+        tun, sent, auth = out
+        results.append((how, (tun, sent, set(auth)), snapshot(b.device)))
         # time moves on: the timers the datagrams armed fire alike
         net.now += C.KEEPALIVE_TIMEOUT + 1
         fired = [(bytes(d), e) for d, e in b.device.handle_timer(net.now).datagrams()]

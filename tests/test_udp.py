@@ -244,3 +244,41 @@ def test_train_falls_back_to_single_datagrams_when_gso_fails():
     u.send_trains([(memoryview(_train(sizes)), 200, ("10.0.0.2", 51820))])
     assert sock.sent == [bytes([i]) * n for i, n in enumerate(sizes)]
     assert u.gso is False and u.send_drops == 0
+
+
+def test_reply_source_is_learned_only_for_authenticated_endpoints(udp):
+    """A datagram's local address becomes the source of our replies only once the core says
+    that endpoint authenticated: a forged one, from a peer's address to another local
+    address of ours, must not move where replies leave from (issue 12)."""
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        peer.bind(("127.0.0.1", 0))
+        endpoint = peer.getsockname()
+        peer.sendto(b"\x04" + bytes(40), ("127.0.0.1", udp.port))
+        assert cut(udp.recv_batch(udp.v4, 8))[0][1] == endpoint
+        udp.learn_sources([endpoint])  # authenticated: replies leave from 127.0.0.1
+        assert udp.sources[endpoint][2][4:8] == socket.inet_aton("127.0.0.1")
+        peer.sendto(b"\x04" + bytes(40), ("127.0.0.2", udp.port))  # forged: same source
+        assert cut(udp.recv_batch(udp.v4, 8))[0][1] == endpoint
+        udp.learn_sources([])  # it did not authenticate
+        assert udp.sources[endpoint][2][4:8] == socket.inet_aton("127.0.0.1")
+        udp.send_batch([(b"reply", endpoint)])
+        assert peer.recvfrom(100) == (b"reply", ("127.0.0.1", udp.port))
+        # a genuine datagram to the other address moves it (the peer roamed to it)
+        peer.sendto(b"\x04" + bytes(40), ("127.0.0.2", udp.port))
+        udp.recv_batch(udp.v4, 8)
+        udp.learn_sources([endpoint])
+        udp.send_batch([(b"reply", endpoint)])
+        assert peer.recvfrom(100) == (b"reply", ("127.0.0.2", udp.port))
+    finally:
+        peer.close()
+
+
+def test_reply_sources_are_cut_back_to_the_peers_endpoints(udp):
+    """Authenticated roaming adds entries; past twice the peers' count (+64) the table keeps
+    only the peers' current endpoints."""
+    udp._arrived_at = {("10.0.0.%d" % (i % 250), 1000 + i): (0, 8, bytes(12))
+                       for i in range(300)}
+    live = {("10.0.0.1", 1001), ("10.0.0.7", 1007)}
+    udp.learn_sources(list(udp._arrived_at), lambda: live)
+    assert set(udp.sources) == live

@@ -72,6 +72,10 @@ class Output:
         self.trains = []
         self.tun = []  # [packet] to write to the TUN device
         self.dropped = []  # [reason], also counted in device.drops
+        # [endpoint] that authenticated messages came from (each now a peer's endpoint): the
+        # I/O layer keeps a reply source address only for these, never for a datagram that
+        # did not authenticate.
+        self.authenticated = []
         self._drops = device.drops
 
     def datagrams(self):
@@ -442,6 +446,7 @@ class Device:
         for peer, (endpoint, nbytes, n_data, keypairs) in seen.items():
             touched[peer] = True
             peer.endpoint = endpoint
+            out.authenticated.append(endpoint)
             peer.rx_bytes += nbytes
             pairs = peer.keypairs
             for kp in keypairs:
@@ -545,6 +550,7 @@ class Device:
             peer, commit = result
             commit(sender)
             peer.endpoint = endpoint
+            out.authenticated.append(endpoint)
             peer.rx_bytes += len(data)
             self._send_response(peer, now, out)
         else:
@@ -557,6 +563,7 @@ class Device:
                 out.drop(C.DROP_BAD_HANDSHAKE)
                 return None
             peer.endpoint = endpoint
+            out.authenticated.append(endpoint)
             peer.rx_bytes += len(data)
             if peer.begin_session(now) is not None:
                 peer.handshake_complete(now)

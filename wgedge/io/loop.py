@@ -171,7 +171,11 @@ class Interface:
                                 sock, HANDSHAKE_BATCH if sock in self.udp.handshake_sockets
                                 else BATCH)
                             if batch:
-                                self._emit(device.receive_trains(batch, now))
+                                out = device.receive_trains(batch, now)
+                                if out.authenticated:
+                                    self.udp.learn_sources(out.authenticated,
+                                                           self._peer_endpoints)
+                                self._emit(out)
                     elif kind == "tun":
                         if mask & (select.EPOLLERR | select.EPOLLHUP):
                             log.info("interface %s is gone, stopping", self.ifname)
@@ -204,6 +208,9 @@ class Interface:
                     self._emit(device.handle_timer(now))
         finally:
             self.close()
+
+    def _peer_endpoints(self):
+        return {p.endpoint for p in self.device.peers.values() if p.endpoint is not None}
 
     def _udp_socket(self, fd):
         for s in self.udp.sockets if self.udp else ():

@@ -5,7 +5,10 @@ Rules kept here:
   for IPv6, so the core can compare them with those set through `wg`.
 - Replies leave from the local address the peer last reached us on (IP_PKTINFO /
   IPV6_PKTINFO), which matters on multi-homed routers. If that address has gone, the send
-  is retried once without it and the stale source is forgotten.
+  is retried once without it and the stale source is forgotten. A datagram's local address
+  is only remembered once the core says it authenticated (`learn_sources` with
+  Output.authenticated): a forged datagram, from a peer's address to another of ours,
+  must not move where our replies leave from, and the table stays as small as the peers.
 - A full socket buffer drops (counted) rather than blocks.
 - Socket buffers are capped at SOCKET_BUFFER bytes each, so memory stays bounded.
 - UDP GSO: consecutive datagrams to one endpoint with one size (the last may be shorter)
@@ -123,6 +126,7 @@ class Udp:
         self.sockets = []
         self.handshake_sockets = []  # the second socket of each steered pair
         self.sources = {}  # endpoint -> (level, type, pktinfo bytes) to send from
+        self._arrived_at = {}  # the same, for the datagrams of the last recv_batch only
         self.send_drops = 0
         self.fwmark = fwmark
         self.port = 0
@@ -208,7 +212,7 @@ class Udp:
         batch = []
         count = 0
         recvmsg = sock.recvmsg
-        sources = self.sources
+        sources = self._arrived_at = {}  # kept by learn_sources once authenticated
         for _ in range(limit):
             try:
                 data, anc, _flags, addr = recvmsg(_MAX_DATAGRAM, _ANC_SIZE)
@@ -352,6 +356,22 @@ class Udp:
                 self.send_drops += 1
             else:
                 raise
+
+    def learn_sources(self, endpoints, live_endpoints=None):
+        """Remember, for each endpoint that authenticated in the last batch, the local address
+        its datagram arrived at, as the source for our replies. `live_endpoints()` gives the
+        peers' endpoints; when the table grows past twice their number (peers roamed), it is
+        cut back to them."""
+        arrived = self._arrived_at
+        sources = self.sources
+        for endpoint in endpoints:
+            src = arrived.get(endpoint)
+            if src is not None:
+                sources[endpoint] = src
+        if live_endpoints is not None and len(sources) > 64:
+            live = live_endpoints()
+            if len(sources) > 2 * len(live) + 64:
+                self.sources = {e: sources[e] for e in live if e in sources}
 
     def clear_source(self, endpoint):
         self.sources.pop(endpoint, None)
