@@ -2,7 +2,8 @@
 root-only; a config file or key file with keys readable by others is warned about.
 
 Canaries (key-shaped text) are put in every slot of a UCI and a wg-quick file, one at a time
-and all at once: `wgedge check` never repeats them.
+and all at once: `wgedge check` never repeats them. Two routers under their watchdogs, with
+canaries in a valid file and then a broken one, never log or print them, nor their keys.
 """
 
 import base64
@@ -10,7 +11,9 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -366,3 +369,222 @@ def test_key_files_readable_by_others_are_warned_about(tmp_path, capsys):
     assert ("%s:%d: option 'preshared_key_file': " % (conf, psk_line)) in out, out
     assert "private_key_file" not in out, out
     assert_no_secret(out, REAL_SECRETS, "warnings")
+
+
+class PrivateMounts:
+    """A mount namespace of the test's own, so its wgedge instances see only each other and
+    leave the host's alone: /var/run/wireguard and /var/run/wgedge are empty tmpfs and
+    /etc/hosts is `hosts`. /dev is a tmpfs holding only the devices wgedge needs, and /dev/log
+    leads to a syslog socket this object reads: the daemons and watchdogs log there (and to
+    /var/log/wgedge-IFNAME.log, also the test's, if they fall back to a file), so the test
+    sees every line they log. `run` executes inside, in a network namespace if given."""
+
+    DEVICES = ("null", "zero", "full", "random", "urandom", "net/tun")
+
+    def __init__(self, tmp_path):
+        self.logs = tmp_path / "log"
+        self.logs.mkdir()
+        (tmp_path / "hostdev").mkdir()
+        self.hosts = tmp_path / "hosts"
+        self.hosts.write_text("127.0.0.1 localhost\n")
+        self.syslog = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.syslog.bind(str(tmp_path / "syslog.sock"))
+        self.lines = []
+        threading.Thread(target=self._receive, daemon=True).start()
+        self.holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private",
+                                        "sleep", "3600"])
+        mine = os.readlink("/proc/self/ns/mnt")
+        deadline = time.monotonic() + 10
+        while os.readlink("/proc/%d/ns/mnt" % self.holder.pid) == mine:
+            assert time.monotonic() < deadline, "unshare did not make a mount namespace"
+            time.sleep(0.01)
+        steps = ["mkdir -p /var/run/wireguard /var/run/wgedge",
+                 "mount -t tmpfs -o mode=0700 tmpfs /var/run/wireguard",
+                 "mount -t tmpfs -o mode=0700 tmpfs /var/run/wgedge",
+                 "mount --bind %s /var/log" % self.logs,
+                 "mount --bind %s /etc/hosts" % self.hosts,
+                 "mount --rbind /dev %s/hostdev" % tmp_path,
+                 "mount -t tmpfs -o mode=0755 tmpfs /dev",
+                 "mkdir /dev/net /dev/shm",
+                 "ln -s /proc/self/fd /dev/fd",
+                 "ln -s %s/syslog.sock /dev/log" % tmp_path]
+        for dev in self.DEVICES:
+            steps += ["touch /dev/%s" % dev, "mount --bind %s/hostdev/%s /dev/%s"
+                      % (tmp_path, dev, dev)]
+        self.run("sh", "-c", " && ".join(["set -e"] + steps))
+
+    def _receive(self):
+        while True:
+            try:
+                data = self.syslog.recv(65536)
+            except OSError:
+                return
+            self.lines.append(data.decode(errors="replace").rstrip("\0"))
+
+    def run(self, *cmd, ns=None, check=True):
+        prefix = ["nsenter", "-t", str(self.holder.pid), "-m", "--"]
+        if ns is not None:
+            prefix += ["ip", "netns", "exec", ns]
+        env = dict(os.environ, PYTHONPATH=ROOT, LOG_LEVEL="debug")
+        res = subprocess.run(prefix + list(cmd), capture_output=True, text=True, timeout=120,
+                             env=env)
+        if check and res.returncode != 0:
+            raise AssertionError("%s failed (%d):\n%s\n%s" % (" ".join(cmd), res.returncode,
+                                                              res.stdout, res.stderr))
+        return res
+
+    def wgedge(self, ns, *args, check=True):
+        return self.run(sys.executable, "-m", "wgedge", *args, ns=ns, check=check)
+
+    def read(self, path):
+        return self.run("cat", path).stdout
+
+    def log(self, ifname):
+        """Every line logged for `ifname`: syslog, then the fallback file."""
+        text = "".join(line + "\n" for line in list(self.lines) if " %s: " % ifname in line)
+        try:
+            return text + (self.logs / ("wgedge-%s.log" % ifname)).read_text()
+        except OSError:
+            return text
+
+    def wait_log(self, ifname, text, seconds=30):
+        deadline = time.monotonic() + seconds
+        while text not in self.log(ifname):
+            assert time.monotonic() < deadline, "no %r in the log of %s:\n%s" % (
+                text, ifname, self.log(ifname))
+            time.sleep(0.2)
+
+    def close(self):
+        self.holder.kill()
+        self.holder.wait()
+        self.syslog.close()
+
+
+def site_configs(tmp_path, a, b, keys):
+    """Router A: keys inline, the canaries where a valid file may hold anything (an ignored
+    option, a peer's section name, descriptions); a peer `ghost` that never answers, named by
+    a host name, so the watchdog re-resolves it. Router B: keys in files, its private key file
+    readable by its group."""
+    conf_a = tmp_path / "a.uci"
+    conf_a.write_text(
+        "config interface '%(a)s'\n\toption proto 'wireguard'\n"
+        "\toption private_key '%(priv_a)s'\n\toption listen_port '51820'\n"
+        "\tlist addresses '10.9.0.1/24'\n\toption zone '%(alnum)s'\n"
+        "config wireguard_%(a)s '%(alnum)s'\n\toption description '%(blob)s'\n"
+        "\toption public_key '%(pub_b)s'\n\toption preshared_key '%(psk)s'\n"
+        "\tlist allowed_ips '10.9.0.2/32'\n\toption endpoint_host 'peer-b.test'\n"
+        "\toption endpoint_port '51820'\n"
+        "config wireguard_%(a)s\n\toption description '%(key)s'\n"
+        "\toption public_key '%(pub_ghost)s'\n\tlist allowed_ips '10.9.0.3/32'\n"
+        "\toption endpoint_host 'ghost.test'\n"
+        "config wgedge 'settings'\n\toption check_interval '1'\n"
+        "\toption stale_handshake '30'\n"
+        % dict(keys, a=a, alnum=ALNUM_CANARY, blob=BLOB_CANARY, key=KEY_CANARY))
+    conf_a.chmod(0o600)
+    (tmp_path / "b.key").write_text(keys["priv_b"] + "\n")
+    (tmp_path / "b.key").chmod(0o640)
+    (tmp_path / "b.psk").write_text(keys["psk"] + "\n")
+    (tmp_path / "b.psk").chmod(0o600)
+    conf_b = tmp_path / "b.uci"
+    conf_b.write_text(
+        "config interface '%(b)s'\n\toption proto 'wireguard'\n"
+        "\toption private_key_file 'b.key'\n\toption listen_port '51820'\n"
+        "\tlist addresses '10.9.0.2/24'\n"
+        "config wireguard_%(b)s\n\toption public_key '%(pub_a)s'\n"
+        "\toption preshared_key_file 'b.psk'\n\tlist allowed_ips '10.9.0.1/32'\n"
+        "\toption endpoint_host '10.77.0.1'\n\toption endpoint_port '51820'\n"
+        % dict(keys, b=b))
+    conf_b.chmod(0o600)
+    return conf_a, conf_b
+
+
+@pytest.mark.root
+def test_canaries_and_keys_stay_out_of_logs_status_and_json(nets, tmp_path):
+    """Two routers under their watchdogs, logging at debug level, in a mount namespace of the
+    test's own. Every path that logs or prints config text is driven: `up` (with a key file
+    warning), traffic, a re-resolved host name (the log names the peer), a broken file with the
+    canaries in addresses, ports, names and option names (`reload`, then SIGHUP, then a
+    daemon killed while the file is broken), `status`, `status --json`, `down`, a hardware
+    watchdog that cannot be opened. No canary and no private or preshared key (base64 or hex)
+    appears in any output or log line."""
+
+    ns_a, ns_b = nets.ns("ka"), nets.ns("kb")
+    nets.link(ns_a, ns_b, "10.77.0.1", "10.77.0.2")
+    a, b, c = "wka" + nets.tag, "wkb" + nets.tag, "wkc" + nets.tag
+    keys = {}
+    keys["priv_a"], keys["pub_a"] = genkey()
+    keys["priv_b"], keys["pub_b"] = genkey()
+    keys["pub_ghost"] = genkey()[1]
+    keys["psk"] = sh("wg", "genpsk").stdout.strip()
+    secrets = CANARIES + tuple(
+        v for k in ("priv_a", "priv_b", "psk")
+        for v in (keys[k], base64.b64decode(keys[k]).hex()))
+    conf_a, conf_b = site_configs(tmp_path, a, b, keys)
+    run = PrivateMounts(tmp_path)
+    printed = []
+    try:
+        run.hosts.write_text("127.0.0.1 localhost\n10.77.0.2 peer-b.test\n"
+                             "10.77.0.9 ghost.test\n")
+        res = run.wgedge(ns_b, "up", str(conf_b))
+        nets.ifnames.append((ns_b, b, "wgedge"))
+        printed.append(res.stdout + res.stderr)
+        assert "b.uci:3: option 'private_key_file': the key file is readable by group or " \
+               "others (mode 640)" in res.stderr
+        res = run.wgedge(ns_a, "up", str(conf_a))
+        nets.ifnames.append((ns_a, a, "wgedge"))
+        printed.append(res.stdout + res.stderr)
+        run.run("ping", "-c", "5", "-i", "0.2", "-W", "2", "10.9.0.2", ns=ns_a)
+
+        run.hosts.write_text("127.0.0.1 localhost\n10.77.0.2 peer-b.test\n"
+                             "10.77.0.10 ghost.test\n")
+        run.wait_log(a, "now resolves to 10.77.0.10:51820")
+
+        broken = conf_a.read_text().replace(
+            "listen_port '51820'", "listen_port '%s'" % KEY_CANARY).replace(
+            "list addresses '10.9.0.1/24'", "list addresses '%s'\n\toption %s '1'"
+            % (BLOB_CANARY, ALNUM_CANARY)).replace(
+            "config wgedge 'settings'", "config wireguard_%s '%s'\nconfig wgedge 'settings'"
+            % (HEX_CANARY, KEY_CANARY))
+        conf_a.write_text(broken)
+        res = run.wgedge(ns_a, "reload", str(conf_a), check=False)
+        printed.append(res.stdout + res.stderr)
+        assert res.returncode == 1 and "a.uci:4: option 'listen_port'" in res.stderr
+        watchdog = int(run.read("/var/run/wgedge/%s.watchdog.pid" % a))
+        os.kill(watchdog, signal.SIGHUP)
+        run.wait_log(a, "reload refused")
+        os.kill(int(run.read("/var/run/wgedge/%s.pid" % a)), signal.SIGKILL)
+        run.wait_log(a, "config now invalid")
+        run.wait_log(a, "daemon restarted")
+
+        res = run.wgedge(ns_a, "status")
+        printed.append(res.stdout + res.stderr)
+        assert keys["pub_a"] in res.stdout and keys["pub_b"] in res.stdout
+        res = run.wgedge(ns_a, "status", "--json")
+        printed.append(res.stdout + res.stderr)
+        assert {i["interface"] for i in json.loads(res.stdout)} == {a, b}
+        for ifname, ns in ((a, ns_a), (b, ns_b)):
+            res = run.wgedge(ns, "down", ifname)
+            printed.append(res.stdout + res.stderr)
+
+        # A path is never quoted either: a watchdog_device that cannot be opened.
+        conf_c = tmp_path / "c.uci"
+        conf_c.write_text("config interface '%s'\n\toption proto 'wireguard'\n"
+                          "\toption private_key '%s'\nconfig wgedge\n"
+                          "\toption watchdog_device '/nonexistent/%s'\n"
+                          % (c, keys["priv_a"], BLOB_CANARY))
+        conf_c.chmod(0o600)
+        res = run.wgedge(ns_a, "up", str(conf_c), check=False)
+        printed.append(res.stdout + res.stderr)
+        assert res.returncode == 1
+        assert "cannot open watchdog_device: No such file or directory" in res.stderr
+    finally:
+        logs = {ifname: run.log(ifname) for ifname in (a, b, c)}
+        for ifname, ns in ((a, ns_a), (b, ns_b)):
+            run.wgedge(ns, "down", ifname, check=False)
+        run.close()
+    assert "up under the watchdog" in logs[a] and "up under the watchdog" in logs[b]
+    for ifname, text in logs.items():
+        assert_no_secret(text, secrets, "the log of %s" % ifname)
+    for text in printed:
+        assert_no_secret(text, secrets, "wgedge output")
+    assert "peer at line 14: ghost.test now resolves to 10.77.0.10:51820" in logs[a], logs[a]
