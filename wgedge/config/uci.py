@@ -23,7 +23,8 @@ that value cannot be (part of) a key:
 - any other value, option name, section name or keyword is quoted only when it does not hold
   KEY_RUN (16) or more base64 characters in a row (`shown`); otherwise its length is given
   instead. A key is 44 such characters, a truncated or mistyped one may be any length, while
-  addresses, ports, booleans, host names and interface names (15 at most) have no such run.
+  addresses, ports, booleans and interface names (15 at most) have no such run, host names
+  seldom one.
 - an option name is printed as given only when it is one of the schema's names; a name the
   user wrote that matches none goes through `option_name` first.
 - as a last guard for a message that forgot the rule, ConfigError replaces any such run in
