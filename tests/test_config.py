@@ -99,7 +99,7 @@ def test_syntax_quotes_escapes_joins_semicolons_comments():
     loaded = model.from_uci(text, "f")
     assert [str(e) for e in loaded.errors] == [
         "f:5: option 'description': unknown option for a wireguard interface",
-        "f:9: option 'endpoint_host': expected a host name or address"]
+        "f:9: option 'endpoint_host': expected a host name or an IP address, got 'a b'"]
     assert len(loaded.interfaces[0].peers) == 1
     assert len(loaded.interfaces[0].peers[0].allowed_ips) == 2
 
@@ -172,7 +172,16 @@ def test_key_file_addition(tmp_path):
     assert loaded.errors == [] and loaded.interfaces[0].private_key == model.decode_key(KEY_A)
     conf.write_text("config interface 'wg0'\n\toption proto 'wireguard'\n"
                     "\toption private_key_file 'missing.key'\n")
-    assert "cannot read key file" in str(model.load(str(conf)).errors[0])
+    assert str(model.load(str(conf)).errors[0]).endswith(
+        "wgedge:3: option 'private_key_file': cannot read the key file: No such file or "
+        "directory (a relative path starts at the config file's directory)")
+    key.write_bytes(b"\xff\xfe")
+    conf.write_text("config interface 'wg0'\n\toption proto 'wireguard'\n"
+                    "\toption private_key_file '%s'\n" % key)
+    assert "the key file is not text" in str(model.load(str(conf)).errors[0])
+    key.write_text(KEY_A[:-2] + "\n")
+    assert "the key file holds no valid key: a key is 44 base64 characters" in str(
+        model.load(str(conf)).errors[0])
 
 
 def test_generate_is_accepted_and_written_back(tmp_path):
@@ -241,3 +250,155 @@ def test_random_text_only_gives_loader_errors(text):
     wq = wgquick.from_text(text, "/f/wg0.conf")
     for e in wq.errors + wq.warnings:
         assert isinstance(e, uci.ConfigError)
+
+
+# --- messages never quote what could be a key (the rule at the top of wgedge/config/uci.py) ----
+# (row, text, key_like): 16 base64 characters in a row make a text key_like, whatever else is
+# around them; addresses, ports, host names and interface names have no such run.
+KEY_LIKE_ROWS = [
+    (1, KEY_A, True),
+    (2, KEY_A[:16], True),
+    (3, KEY_A[:15], False),
+    (4, "10.0.0.1/24 " + KEY_A[:20], True),
+    (5, "x" * 15 + "." + "y" * 15, False),
+    (6, "a" * 16, True),
+    (7, "0123456789abcdef" * 4, True),  # a key in hex, as `wg` sends it
+    (8, "2001:db8:1234:5678::1/128", False),
+    (9, "192.168.100.200/24", False),
+    (10, "wg_office_links", False),
+    (11, "laptop.example.net", False),
+    (12, "", False),
+    (13, "+/=+/=+/=+/=+/=+/", True),
+]
+
+
+@pytest.mark.parametrize("row,text,expected", KEY_LIKE_ROWS)
+def test_key_like_rows(row, text, expected):
+    assert uci.key_like(text) is expected
+    if expected:
+        assert uci.shown(text) == "%d characters that could be a key (not shown)" % len(text)
+        assert text not in uci.redact("a " + text + " b")
+    else:
+        assert uci.shown(text) == repr(text)
+        assert uci.redact("a " + text + " b") == "a " + text + " b"
+
+
+def test_config_error_redacts_its_message_as_a_last_guard():
+    e = uci.ConfigError("f", 3, "got " + KEY_A + " here", uci.option_name(KEY_A[:-1]))
+    assert str(e) == ("f:3: option '[43 characters that could be a key, not shown]': got "
+                      "[44 characters that could be a key, not shown] here")
+    assert KEY_A[:16] not in repr(e) and KEY_A[:16] not in e.message
+    assert str(uci.ConfigError("f", 3, "x", "PersistentKeepalive")) == \
+        "f:3: option 'PersistentKeepalive': x"
+
+
+# Where a key pasted into the wrong option lands: still file, line, option, what was expected.
+ALNUM_B = KEY_B[:20].replace("+", "x")  # passes as an option or section name
+PASTED = "config interface 'wg0'\n\toption proto 'wireguard'\n\toption private_key '%s'\n" % KEY_A
+
+
+@pytest.mark.parametrize("line,expected", [
+    ("\tlist addresses '%s'" % KEY_B,
+     "f:4: option 'addresses': expected an address with an optional prefix length, like "
+     "10.0.0.1/24 or fd00::1/64, got 44 characters that could be a key (not shown)"),
+    ("\tlist addresses '10.0.0.300/24'", "f:4: option 'addresses': bad IPv4 address '10.0.0.300'"),
+    ("\toption listen_port '%s'" % KEY_B,
+     "f:4: option 'listen_port': expected a number from 0 to 65535, got 44 characters that "
+     "could be a key (not shown)"),
+    ("\toption listen_port 'x1'", "f:4: option 'listen_port': expected a number from 0 to "
+     "65535, got 'x1'"),
+    ("\toption mtu '\u00b2'", "f:4: option 'mtu': expected a number from 1280 to 9000"),
+    ("\toption mtu '99999999999999999999'", "f:4: option 'mtu': must be from 1280 to 9000, "
+     "got 20 characters that could be a key (not shown)"),
+    ("\toption fwmark '0x%s'" % KEY_B[:10], "f:4: option 'fwmark': expected a mark from 0 to "
+     "4294967295, decimal or 0x hex, got '0x%s'" % KEY_B[:10]),
+    ("\toption fwmark '0x1ffffffff'", "f:4: option 'fwmark': expected a mark"),
+    ("\toption nohostroute '%s'" % KEY_B, "f:4: option 'nohostroute': expected a boolean "
+     "(0/1, no/yes, off/on, false/true), got 44 characters that could be a key (not shown)"),
+    ("\toption %s '1'" % ALNUM_B, "f:4: option '[20 characters that could be a key, not "
+     "shown]': unknown option for a wireguard interface"),
+    ("\tlist mtu '1400'", "f:4: option 'mtu': takes one value: write `option mtu`, not `list`"),
+    ("config wireguard_%s" % ALNUM_B, "f:4: peer section for interface 20 characters that "
+     "could be a key (not shown), which is not a wireguard interface in this file"),
+    ("config interface '%s'" % KEY_B, "f:4: bad section name 44 characters that could be a "
+     "key (not shown): use letters, digits and _"),
+    ("config interface '%s'\n\toption proto 'wireguard'" % ALNUM_B, "f:4: interface name 20 "
+     "characters that could be a key (not shown) is longer than 15 characters"),
+    ("%s" % KEY_B, "f:4: unknown keyword 44 characters that could be a key (not shown) "
+     "(expected config, option or list)"),
+    ("config wgedge\n\toption watchdog_device '%s'" % KEY_B, "f:5: option 'watchdog_device': "
+     "expected an absolute path, like /dev/watchdog"),
+])
+def test_a_key_in_the_wrong_option_is_not_echoed(line, expected):
+    loaded = model.from_uci(PASTED + line + "\n", "f")
+    got = [str(e) for e in loaded.errors]
+    assert any(g.startswith(expected) for g in got), got
+    for text in got:
+        assert KEY_A[:12] not in text and KEY_B[:12] not in text
+
+
+def test_endpoint_host_is_a_host_name_or_an_address():
+    for good in ("laptop.example.net", "10.0.0.2", "fd00::2", "[fd00::2]", "a_b.example.",
+                 "fe80::1%eth0.2", "fe80::1%br-lan",
+                 "x" * 63 + ".net"):
+        assert model.valid_host(good.strip("[]")), good
+    for bad in ("", "a b", KEY_A, "10.0.0.300", "1.2.3", "-a.net", "a..net", "x" * 64 + ".net",
+                "caf\u00e9.net", "a/b", "10.0.0.1%eth0", "fe80::1%", "fe80::1%a b"):
+        assert not model.valid_host(bad), bad
+
+
+def test_peer_label_never_a_key():
+    peer = model.PeerConfig()
+    peer.line = 7
+    peer.name = KEY_B[:20].replace("+", "x").replace("/", "y")
+    assert model.peer_label(peer) == "at line 7"
+    peer.description = "Site B office"
+    assert model.peer_label(peer) == "Site B office"
+    peer.description = "key " + KEY_A
+    peer.name = "site_b"
+    assert model.peer_label(peer) == "site_b"
+
+
+def test_wg_quick_messages_name_line_option_and_not_the_key():
+    text = WGQUICK.replace("Address = 10.2.0.1/24", "Address = 10.2.0.1/24, " + KEY_C) \
+        .replace("MTU = 1380", "MTU = " + KEY_C).replace("[Peer]", "[%s]" % KEY_C) + \
+        "[Peer]\nPublicKey = %s\nAllowedIPs = 10.2.0.9/32\nEndpoint = %s:51820\n" \
+        "PersistentKeepalive = %s\nFwMark = 1\n" % (KEY_A, KEY_C, KEY_C)
+    got = [str(e) for e in wgquick.from_text(text, "/x/wg7.conf").errors]
+    shown_key = "44 characters that could be a key (not shown)"
+    assert got[:4] == [
+        "/x/wg7.conf:3: option 'Address': expected an address with an optional prefix length, "
+        "like 10.0.0.1/24 or fd00::1/64, got " + shown_key,
+        "/x/wg7.conf:5: option 'MTU': expected an MTU from 1280 to 9000, got " + shown_key,
+        "/x/wg7.conf:8: unknown section 46 characters that could be a key (not shown) "
+        "(expected [Interface] or [Peer])",
+        "/x/wg7.conf:9: option 'PublicKey': outside a section (expected [Interface] or [Peer] "
+        "first)"], got
+    assert got[-3:] == [
+        "/x/wg7.conf:16: option 'Endpoint': expected a host name or an IP address before the "
+        "port, got 50 characters that could be a key (not shown)",
+        "/x/wg7.conf:17: option 'PersistentKeepalive': expected off or 0 to 65535 seconds, got "
+        + shown_key,
+        "/x/wg7.conf:18: option 'FwMark': unknown option in [peer]"], got
+    assert not any(KEY_C[:12] in g for g in got)
+
+
+def test_the_secrets_rule_gives_the_same_messages_under_micropython(micropython):
+    """uci.py is MicroPython-safe: its rule (shown, redact, the ConfigError guard) and the
+    parser's refusals read the same there."""
+    text = ("config interface '%s'\n%s\nconfig %s 'x'\n\toption %s '1'\n"
+            "config wgedge\n\toption %s 'x'\n" % (KEY_A, KEY_B, KEY_C, KEY_A, ALNUM_B))
+    script = ("from wgedge.config import uci\n"
+              "sections, errors = uci.parse(%r, 'f')\n"
+              "for e in errors:\n    print(str(e))\n"
+              "for t in %r:\n    print(uci.shown(t), '|', uci.redact('a ' + t + ' b'))\n"
+              "print(uci.ConfigError('f', 2, 'got ' + %r, uci.option_name(%r)))\n"
+              % (text, [row[1] for row in KEY_LIKE_ROWS], KEY_A, ALNUM_B))
+    _, errors = uci.parse(text, "f")
+    refusals = "".join("%s\n" % e for e in errors)
+    assert len(errors) == 4 and not any(k[:12] in refusals for k in (KEY_A, KEY_B, KEY_C))
+    expected = refusals + "".join(
+        "%s | %s\n" % (uci.shown(row[1]), uci.redact("a " + row[1] + " b"))
+        for row in KEY_LIKE_ROWS)
+    expected += "%s\n" % uci.ConfigError("f", 2, "got " + KEY_A, uci.option_name(ALNUM_B))
+    assert micropython(script) == expected

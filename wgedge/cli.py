@@ -45,6 +45,8 @@ def _print_problems(loaded):
 
 
 def _key_file_warning(path):
+    """The config file itself. The key files it names are checked by the loader
+    (wgedge/config/model.py), whose warnings _print_problems prints with file, line, option."""
     try:
         mode = os.stat(path).st_mode
     except OSError:

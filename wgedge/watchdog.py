@@ -25,7 +25,7 @@ import sys
 import time
 
 from wgedge import control_client, manage
-from wgedge.config.model import load
+from wgedge.config.model import load, peer_label
 
 log = logging.getLogger("wgedge")
 
@@ -139,7 +139,7 @@ class Watchdog:
             if fresh is None or fresh == cur.get("endpoint"):
                 continue
             log.info("%s: peer %s: %s now resolves to %s (was %s), updating the endpoint",
-                     self.ifname, peer.description or peer.name or "?", peer.endpoint_host,
+                     self.ifname, peer_label(peer), peer.endpoint_host,
                      fresh, cur.get("endpoint"))
             try:
                 control_client.request(self.ifname, "set=1\npublic_key=%s\nupdate_only=true\n"
@@ -206,7 +206,10 @@ class Watchdog:
         signal.signal(signal.SIGHUP, self._on_hup)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         if self.settings.watchdog_device:
-            self.hw = open(self.settings.watchdog_device, "wb", buffering=0)
+            try:
+                self.hw = open(self.settings.watchdog_device, "wb", buffering=0)
+            except OSError as exc:  # its text would quote the path: the rule in config/uci.py
+                raise manage.ManageError("cannot open watchdog_device: %s" % exc.strerror)
             log.info("feeding hardware watchdog %s", self.settings.watchdog_device)
         try:
             self._start_child()

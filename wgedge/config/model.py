@@ -7,15 +7,19 @@ Rules kept here:
   `option proto 'wireguard'`, peers in sections of type `wireguard_NAME`. Section types
   OpenWrt keeps in /etc/config/network (globals, device, route, ...) and interfaces of other
   protocols are ignored with a warning; anything else is an error.
-- wgedge's additions: `private_key_file` / `preshared_key_file` (a key kept in its own file),
-  and a `config wgedge` section for the watchdog (see docs/configuration.md).
+- wgedge's additions: `private_key_file` / `preshared_key_file` (a key kept in its own file,
+  warned about when group or others may read it), and a `config wgedge` section for the
+  watchdog (see docs/configuration.md).
+- No message made here quotes a value that could be a key: the rule is at the top of
+  wgedge/config/uci.py (key options and paths never quoted, other values only through
+  `shown`, which gives just the length of anything with 16 base64 characters in a row).
 """
 
 import os
 
 from wgedge.config import uci
-from wgedge.config.uci import ConfigError
-from wgedge.core.ipaddr import format_cidr, mask, parse_cidr
+from wgedge.config.uci import ConfigError, key_like, option_name, shown
+from wgedge.core.ipaddr import format_cidr, mask, parse_cidr, parse_ip
 
 GENERATE = "generate"
 DEFAULT_PATH = "/etc/config/wgedge"
@@ -41,7 +45,8 @@ _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 
 def decode_key(text):
-    """A WireGuard key: 44 characters of base64 for 32 bytes. ValueError says what is wrong."""
+    """A WireGuard key: 44 characters of base64 for 32 bytes. ValueError says what is wrong,
+    never quoting any of `text` (it may be a private key)."""
     text = text.strip()
     if len(text) != 44 or text[43] != "=" or text[42] == "=":
         raise ValueError("a key is 44 base64 characters ending in '=' (like `wg genkey` "
@@ -121,23 +126,116 @@ class Loaded:
         return None
 
 
+def peer_label(peer):
+    """How a log line names a peer: its description or section name, unless that could be a
+    key (the rule in uci.py), else the line of its section."""
+    for text in (peer.description, peer.name):
+        if text and not key_like(text):
+            return text
+    return "at line %d" % peer.line
+
+
+def _digits(value):
+    return bool(value) and all(c in "0123456789" for c in value)
+
+
 def _int(value, low, high):
-    if not value or not value.isdigit():
-        raise ValueError("expected a number from %d to %d, got %r" % (low, high, value))
-    v = int(value)
-    if v < low or v > high:
-        raise ValueError("must be from %d to %d, got %d" % (low, high, v))
-    return v
+    if not _digits(value):
+        raise ValueError("expected a number from %d to %d, got %s" % (low, high, shown(value)))
+    if len(value) > 12 or not low <= int(value) <= high:
+        raise ValueError("must be from %d to %d, got %s" % (low, high, shown(value)))
+    return int(value)
 
 
-def _key_from_file(path, base):
-    full = path if path.startswith("/") else os.path.join(os.path.dirname(base), path)
+def parse_fwmark(value):
+    """A firewall mark: decimal or 0x hex up to 32 bits; 'off' is 0 (as `wg` takes it)."""
+    text = value.lower()
+    if text == "off":
+        return 0
+    if text.startswith("0x") and 2 < len(text) <= 10 and all(
+            c in "0123456789abcdef" for c in text[2:]):
+        return int(text, 16)
+    if _digits(text) and len(text) <= 10 and int(text) <= 0xFFFFFFFF:
+        return int(text)
+    raise ValueError("expected a mark from 0 to 4294967295, decimal or 0x hex, got %s"
+                     % shown(value))
+
+
+def parse_address(value):
+    """parse_cidr, whose message quotes the text: kept only when the text is not key_like."""
+    try:
+        return parse_cidr(value)
+    except ValueError:
+        if key_like(value):
+            raise ValueError("expected an address with an optional prefix length, like "
+                             "10.0.0.1/24 or fd00::1/64, got %s" % shown(value)) from None
+        raise
+
+
+def valid_host(host):
+    """An IP address (IPv6 with an optional %zone), or a DNS name: dot-separated labels of
+    1-63 letters, digits, '-' or '_' (no '-' at either end), the last not all digits (so a
+    bad IPv4 address is no name)."""
+    address, percent, zone = host.partition("%")
+    try:
+        parse_ip(address)
+        return not percent or (":" in address and 1 <= len(zone) <= 15 and all(
+            c.isalnum() and c.isascii() or c in "-_." for c in zone))
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host
+    if not name or len(name) > 253:
+        return False
+    labels = name.split(".")
+    for label in labels:
+        if not 1 <= len(label) <= 63 or label[0] == "-" or label[-1] == "-":
+            return False
+        if not all(c.isalnum() and c.isascii() or c in "-_" for c in label):
+            return False
+    return not _digits(labels[-1])
+
+
+def _read_key_file(name, config_path):
+    """(key, permission bits) of key file `name`, relative to the config file's directory.
+    Its ValueError quotes neither the path nor the contents (the rule in uci.py)."""
+    relative = not name.startswith("/")
+    full = os.path.join(os.path.dirname(config_path), name) if relative else name
+    where = " (a relative path starts at the config file's directory)" if relative else ""
     try:
         with open(full) as f:
+            mode = os.fstat(f.fileno()).st_mode & 0o777
             text = f.read().strip()
     except OSError as exc:
-        raise ValueError("cannot read key file %s: %s" % (full, exc.strerror))
-    return decode_key(text)
+        raise ValueError("cannot read the key file: %s%s" % (exc.strerror or "error", where))
+    except UnicodeDecodeError:
+        raise ValueError("the key file is not text: it must hold one base64 key") from None
+    try:
+        return decode_key(text), mode
+    except ValueError as exc:
+        raise ValueError("the key file holds no valid key: %s" % exc) from None
+
+
+def _key_from_file(s, option, path, err, warn):
+    """The key in the file named by `option` of section `s`, or None after an error; a file
+    that group or others may read gets a warning."""
+    line = s.line_of(option)
+    try:
+        key, mode = _read_key_file(s.get(option), path)
+    except ValueError as exc:
+        err(ConfigError(path, line, str(exc), option))
+        return None
+    if mode & 0o077:
+        warn(ConfigError(path, line, "the key file is readable by group or others (mode %o): "
+                         "chmod 600 it" % mode, option))
+    return key
+
+
+def _single_values(s, options, path, err):
+    """An option of `options` given with `list` is an error (it would be ignored)."""
+    for key in s.lists:
+        if key in options:
+            err(ConfigError(path, s.line_of(key), "takes one value: write `option %s`, not "
+                            "`list`" % key, key))
 
 
 def _values(section, key):
@@ -163,19 +261,19 @@ def from_uci(text, path):
         if s.type == "interface":
             proto = s.get("proto")
             if proto != "wireguard":
-                warn(ConfigError(path, s.line, "interface %r is proto %r, not wireguard: "
-                                 "ignored" % (s.name, proto)))
+                warn(ConfigError(path, s.line, "interface %s is proto %s, not wireguard: "
+                                 "ignored" % (shown(s.name), shown(proto))))
                 continue
             if s.name is None:
                 err(ConfigError(path, s.line, "a wireguard interface section needs a name "
                                 "(the interface name)"))
                 continue
             if len(s.name) > 15:
-                err(ConfigError(path, s.line, "interface name %r is longer than 15 characters"
-                                % s.name))
+                err(ConfigError(path, s.line, "interface name %s is longer than 15 characters"
+                                % shown(s.name)))
                 continue
             if s.name in by_name:
-                err(ConfigError(path, s.line, "interface %r defined twice" % s.name))
+                err(ConfigError(path, s.line, "interface %s defined twice" % shown(s.name)))
                 continue
             iface = _interface(s, path, err, warn)
             if iface is not None:
@@ -188,14 +286,14 @@ def from_uci(text, path):
         elif s.type in OPENWRT_NETWORK_TYPES:
             warn(ConfigError(path, s.line, "section type %r is not wgedge's: ignored" % s.type))
         else:
-            err(ConfigError(path, s.line, "unknown section type %r (expected interface, "
-                            "wireguard_IFNAME or wgedge)" % s.type))
+            err(ConfigError(path, s.line, "unknown section type %s (expected interface, "
+                            "wireguard_IFNAME or wgedge)" % shown(s.type)))
     for s in peer_sections:
         ifname = s.type[len("wireguard_"):]
         iface = by_name.get(ifname)
         if iface is None:
-            err(ConfigError(path, s.line, "peer section for interface %r, which is not a "
-                            "wireguard interface in this file" % ifname))
+            err(ConfigError(path, s.line, "peer section for interface %s, which is not a "
+                            "wireguard interface in this file" % shown(ifname)))
             continue
         peer = _peer(s, path, err, warn)
         if peer is not None:
@@ -217,10 +315,12 @@ def _interface(s, path, err, warn):
                 warn(ConfigError(path, line, "OpenWrt option accepted but ignored by wgedge",
                                  key))
             continue
-        err(ConfigError(path, line, "unknown option for a wireguard interface", key))
+        err(ConfigError(path, line, "unknown option for a wireguard interface", option_name(key)))
+    _single_values(s, [o for o in INTERFACE_OPTIONS + _USED_GENERIC if o != "addresses"], path,
+                   err)
     try:
         if s.get("disabled") is not None and uci.parse_bool(s.get("disabled")):
-            warn(ConfigError(path, s.line, "interface %r is disabled: skipped" % s.name))
+            warn(ConfigError(path, s.line, "interface %s is disabled: skipped" % shown(s.name)))
             return None
     except ValueError as exc:
         err(ConfigError(path, s.line_of("disabled"), str(exc), "disabled"))
@@ -238,12 +338,9 @@ def _interface(s, path, err, warn):
             err(ConfigError(path, s.line_of("private_key"), str(exc), "private_key"))
     elif key_file is not None:
         iface.private_key_file = key_file
-        try:
-            iface.private_key = _key_from_file(key_file, path)
-        except ValueError as exc:
-            err(ConfigError(path, s.line_of("private_key_file"), str(exc), "private_key_file"))
+        iface.private_key = _key_from_file(s, "private_key_file", path, err, warn)
     else:
-        err(ConfigError(path, s.line, "interface %r has no private_key" % s.name,
+        err(ConfigError(path, s.line, "interface %s has no private_key" % shown(s.name),
                         "private_key"))
     for opt, low, high, attr in (("listen_port", 0, 65535, "listen_port"),
                                  ("mtu", 1280, 9000, "mtu"),
@@ -252,15 +349,15 @@ def _interface(s, path, err, warn):
         if value is None:
             continue
         try:
-            if opt == "fwmark" and value.lower().startswith("0x"):
-                setattr(iface, attr, int(value, 16))
+            if opt == "fwmark":
+                setattr(iface, attr, parse_fwmark(value))
             else:
                 setattr(iface, attr, _int(value, low, high))
         except ValueError as exc:
             err(ConfigError(path, s.line_of(opt), str(exc), opt))
     for value, line in _values(s, "addresses"):
         try:
-            addr, bits = parse_cidr(value)
+            addr, bits = parse_address(value)
             if "/" not in value:
                 value = format_cidr(addr, bits)
             iface.addresses.append(value)
@@ -280,7 +377,8 @@ def _peer(s, path, err, warn):
     peer.line = s.line
     for key in s.order:
         if key not in PEER_OPTIONS:
-            err(ConfigError(path, s.line_of(key), "unknown option for a peer", key))
+            err(ConfigError(path, s.line_of(key), "unknown option for a peer", option_name(key)))
+    _single_values(s, [o for o in PEER_OPTIONS if o != "allowed_ips"], path, err)
     try:
         if s.get("disabled") is not None and uci.parse_bool(s.get("disabled")):
             return None
@@ -304,18 +402,14 @@ def _peer(s, path, err, warn):
         except ValueError as exc:
             err(ConfigError(path, s.line_of("preshared_key"), str(exc), "preshared_key"))
     elif psk_file is not None:
-        try:
-            peer.preshared_key = _key_from_file(psk_file, path)
-        except ValueError as exc:
-            err(ConfigError(path, s.line_of("preshared_key_file"), str(exc),
-                            "preshared_key_file"))
+        peer.preshared_key = _key_from_file(s, "preshared_key_file", path, err, warn)
     ips = _values(s, "allowed_ips")
     if not ips:
         err(ConfigError(path, s.line, "peer has no allowed_ips: it could never send or "
                         "receive anything", "allowed_ips"))
     for value, line in ips:
         try:
-            addr, bits = parse_cidr(value)
+            addr, bits = parse_address(value)
             peer.allowed_ips.append((mask(addr, bits), bits))
         except ValueError as exc:
             err(ConfigError(path, line, str(exc), "allowed_ips"))
@@ -327,11 +421,11 @@ def _peer(s, path, err, warn):
                 err(ConfigError(path, s.line_of(opt), str(exc), opt))
     host = s.get("endpoint_host")
     if host is not None:
-        if not host or " " in host:
-            err(ConfigError(path, s.line_of("endpoint_host"), "expected a host name or "
-                            "address", "endpoint_host"))
-        else:
+        if valid_host(host.strip("[]")):
             peer.endpoint_host = host.strip("[]")
+        else:
+            err(ConfigError(path, s.line_of("endpoint_host"), "expected a host name or an IP "
+                            "address, got %s" % shown(host), "endpoint_host"))
     port = s.get("endpoint_port")
     if port is not None:
         try:
@@ -355,10 +449,16 @@ def _peer(s, path, err, warn):
 def _settings(s, path, settings, err):
     for key in s.order:
         if key not in WGEDGE_OPTIONS:
-            err(ConfigError(path, s.line_of(key), "unknown option for the wgedge section", key))
+            err(ConfigError(path, s.line_of(key), "unknown option for the wgedge section",
+                            option_name(key)))
+    _single_values(s, WGEDGE_OPTIONS, path, err)
     dev = s.get("watchdog_device")
     if dev is not None:
-        settings.watchdog_device = dev
+        if dev.startswith("/"):
+            settings.watchdog_device = dev
+        else:  # the path is not quoted: see uci.py
+            err(ConfigError(path, s.line_of("watchdog_device"), "expected an absolute path, "
+                            "like /dev/watchdog", "watchdog_device"))
     for opt, low, high in (("watchdog_interval", 1, 3600), ("check_interval", 1, 3600),
                            ("stale_handshake", 30, 86400)):
         if s.get(opt) is not None:

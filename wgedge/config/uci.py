@@ -10,11 +10,83 @@ the next character), adjacent pieces joined ('a'"b"c is abc).
 
 Rules kept here: parsing never stops at the first error; every error carries the file, line
 and a message, and `parse` returns (sections, errors). Nothing here knows WireGuard.
+
+Secrets in messages (the rule for every config error and warning, here, in model.py and in
+wgquick.py): a key pasted into the wrong place (an address, a port, a section name) must not
+come back in a message, which reaches terminals, syslog and bug reports. A message names the
+file, the line, the option and what was expected; it quotes the offending value only when
+that value cannot be (part of) a key:
+- the value of a key option (private_key, public_key, preshared_key, PrivateKey, PublicKey,
+  PresharedKey) and the contents of a key file are never quoted, whatever they hold;
+- a path (private_key_file, preshared_key_file, watchdog_device) is never quoted: the option
+  and line say which one, and a path is as base64-shaped as a key;
+- any other value, option name, section name or keyword is quoted only when it does not hold
+  KEY_RUN (16) or more base64 characters in a row (`shown`); otherwise its length is given
+  instead. A key is 44 such characters, a truncated or mistyped one may be any length, while
+  addresses, ports, booleans and interface names (15 at most) have no such run, host names
+  seldom one.
+- an option name is printed as given only when it is one of the schema's names; a name the
+  user wrote that matches none goes through `option_name` first.
+- as a last guard for a message that forgot the rule, ConfigError replaces any such run in
+  its message by the run's length (`redact`).
 """
+
+B64_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+KEY_RUN = 16
+
+
+def _key_runs(text):
+    """[(start, end)] of the runs of KEY_RUN or more base64 characters in `text`."""
+    runs = []
+    start = -1
+    n = len(text)
+    for i in range(n + 1):
+        inside = i < n and text[i] in B64_CHARS
+        if inside and start < 0:
+            start = i
+        elif not inside and start >= 0:
+            if i - start >= KEY_RUN:
+                runs.append((start, i))
+            start = -1
+    return runs
+
+
+def key_like(text):
+    """True when `text` could be (part of) a key: KEY_RUN or more base64 characters in a row."""
+    return bool(_key_runs(text))
+
+
+def shown(text):
+    """`text` as a message may quote it: quoted, or only its length when it is key_like."""
+    if text is None:
+        return "nothing"
+    if key_like(text):
+        return "%d characters that could be a key (not shown)" % len(text)
+    return repr(text)
+
+
+def option_name(name):
+    """An option name the user wrote, as ConfigError may print it (see the rule above)."""
+    return redact(name)
+
+
+def redact(text):
+    """`text` with every key_like run replaced by its length: the last guard of the rule."""
+    out = []
+    end = 0
+    for start, stop in _key_runs(text):
+        out.append(text[end:start])
+        out.append("[%d characters that could be a key, not shown]" % (stop - start))
+        end = stop
+    out.append(text[end:])
+    return "".join(out)
 
 
 class ConfigError(Exception):
     def __init__(self, path, line, message, option=None):
+        """`option`: a name of the schema, or a name the user wrote passed through
+        option_name(). The message is redacted here, as the rule's last guard."""
+        message = redact(message)
         super().__init__(message)
         self.path = path
         self.line = line
@@ -150,14 +222,14 @@ def parse(text, path="<config>"):
                     current = None
                     continue
                 if not valid_name(words[1]):
-                    errors.append(ConfigError(path, lineno, "bad section type %r: use letters, "
-                                              "digits and _" % words[1]))
+                    errors.append(ConfigError(path, lineno, "bad section type %s: use letters, "
+                                              "digits and _" % shown(words[1])))
                     current = None
                     continue
                 name = words[2] if len(words) == 3 else None
                 if name is not None and not valid_name(name):
-                    errors.append(ConfigError(path, lineno, "bad section name %r: use letters, "
-                                              "digits and _" % name))
+                    errors.append(ConfigError(path, lineno, "bad section name %s: use letters, "
+                                              "digits and _" % shown(name)))
                     current = None
                     continue
                 current = Section(words[1], name, lineno)
@@ -169,27 +241,29 @@ def parse(text, path="<config>"):
                 key, value = words[1], words[2]
                 if current is None:
                     errors.append(ConfigError(path, lineno, "%s outside a config section"
-                                              % keyword, key))
+                                              % keyword, option_name(key)))
                     continue
                 if not valid_name(key):
-                    errors.append(ConfigError(path, lineno, "bad option name %r" % key))
+                    errors.append(ConfigError(path, lineno, "bad option name %s: use letters, "
+                                              "digits and _" % shown(key)))
                     continue
                 if key not in current.order:
                     current.order.append(key)
                 if keyword == "option":
                     if key in current.lists:
-                        errors.append(ConfigError(path, lineno, "already given as a list", key))
+                        errors.append(ConfigError(path, lineno, "already given as a list",
+                                                  option_name(key)))
                         continue
                     current.options[key] = (value, lineno)
                 else:
                     if key in current.options:
                         errors.append(ConfigError(path, lineno, "already given as an option",
-                                                  key))
+                                                  option_name(key)))
                         continue
                     current.lists.setdefault(key, []).append((value, lineno))
             else:
-                errors.append(ConfigError(path, lineno, "unknown keyword %r (expected config, "
-                                          "option or list)" % keyword))
+                errors.append(ConfigError(path, lineno, "unknown keyword %s (expected config, "
+                                          "option or list)" % shown(keyword)))
     return sections, errors
 
 
@@ -203,4 +277,5 @@ def parse_bool(text):
         return True
     if t in FALSE_WORDS:
         return False
-    raise ValueError("expected a boolean (0/1, no/yes, off/on, false/true), got %r" % text)
+    raise ValueError("expected a boolean (0/1, no/yes, off/on, false/true), got %s"
+                     % shown(text))

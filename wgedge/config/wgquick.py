@@ -3,13 +3,26 @@
 The interface is named after the file (wg0.conf -> wg0). wg-quick routes every peer's
 AllowedIPs, so `route_allowed_ips` is on. Options wgedge does not act on (DNS, Table, the
 Pre/Post hooks, SaveConfig) are accepted with a warning; unknown ones are errors.
+
+No message made here quotes a value that could be a key, by the rule at the top of
+wgedge/config/uci.py: PrivateKey, PublicKey and PresharedKey values never, section names,
+keys and other values only through `shown` (just the length of anything holding 16 base64
+characters in a row).
 """
 
 import os
 
-from wgedge.config.model import InterfaceConfig, Loaded, PeerConfig, decode_key
-from wgedge.config.uci import ConfigError
-from wgedge.core.ipaddr import mask, parse_cidr
+from wgedge.config.model import (
+    InterfaceConfig,
+    Loaded,
+    PeerConfig,
+    decode_key,
+    parse_address,
+    parse_fwmark,
+    valid_host,
+)
+from wgedge.config.uci import ConfigError, option_name, shown
+from wgedge.core.ipaddr import mask
 
 _IGNORED = ("dns", "table", "preup", "postup", "predown", "postdown", "saveconfig")
 
@@ -23,15 +36,22 @@ def _endpoint(value):
     if value.startswith("["):
         close = value.find("]")
         if close < 0 or value[close + 1:close + 2] != ":":
-            raise ValueError("expected [address]:port, got %r" % value)
+            raise ValueError("expected [address]:port, got %s" % shown(value))
         host, port = value[1:close], value[close + 2:]
     else:
         host, sep, port = value.rpartition(":")
-        if not sep or not host:
-            raise ValueError("expected host:port, got %r" % value)
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError("bad port in %r" % value)
+        if not sep or not host or ":" in host:
+            raise ValueError("expected host:port or [address]:port, got %s" % shown(value))
+    if not valid_host(host):
+        raise ValueError("expected a host name or an IP address before the port, got %s"
+                         % shown(value))
+    if not _port(port, 1):
+        raise ValueError("expected a port from 1 to 65535 after the host, got %s" % shown(value))
     return host, int(port)
+
+
+def _port(text, low):
+    return text.isascii() and text.isdigit() and len(text) <= 5 and low <= int(text) <= 65535
 
 
 def from_text(text, path):
@@ -64,7 +84,8 @@ def from_text(text, path):
                 peer.route_allowed_ips = True
                 iface.peers.append(peer)
             else:
-                err(ConfigError(path, lineno, "unknown section [%s]" % line[1:-1]))
+                err(ConfigError(path, lineno, "unknown section %s (expected [Interface] or "
+                                "[Peer])" % shown(line)))
             continue
         key, eq, value = line.partition("=")
         key, value = key.strip(), value.strip()
@@ -77,18 +98,18 @@ def from_text(text, path):
                 if k == "privatekey":
                     iface.private_key = decode_key(value)
                 elif k == "listenport":
-                    if not value.isdigit() or int(value) > 65535:
-                        raise ValueError("a port from 0 to 65535")
+                    if not _port(value, 0):
+                        raise ValueError("expected a port from 0 to 65535, got %s" % shown(value))
                     iface.listen_port = int(value)
                 elif k == "fwmark":
-                    iface.fwmark = 0 if value == "off" else int(value, 0)
+                    iface.fwmark = parse_fwmark(value)
                 elif k == "address":
                     for a in _split_list(value):
-                        parse_cidr(a)
+                        parse_address(a)
                         iface.addresses.append(a)
                 elif k == "mtu":
-                    if not value.isdigit() or not 1280 <= int(value) <= 9000:
-                        raise ValueError("an MTU from 1280 to 9000")
+                    if not _port(value, 1280) or int(value) > 9000:
+                        raise ValueError("expected an MTU from 1280 to 9000, got %s" % shown(value))
                     iface.mtu = int(value)
                 elif k in _IGNORED:
                     warn(ConfigError(path, lineno, "accepted but ignored by wgedge", key))
@@ -101,20 +122,22 @@ def from_text(text, path):
                     peer.preshared_key = decode_key(value)
                 elif k == "allowedips":
                     for a in _split_list(value):
-                        addr, bits = parse_cidr(a)
+                        addr, bits = parse_address(a)
                         peer.allowed_ips.append((mask(addr, bits), bits))
                 elif k == "endpoint":
                     peer.endpoint_host, peer.endpoint_port = _endpoint(value)
                 elif k == "persistentkeepalive":
+                    if value != "off" and not _port(value, 0):
+                        raise ValueError("expected off or 0 to 65535 seconds, got %s"
+                                         % shown(value))
                     peer.persistent_keepalive = 0 if value == "off" else int(value)
-                    if not 0 <= peer.persistent_keepalive <= 65535:
-                        raise ValueError("0-65535 seconds")
                 else:
                     raise KeyError(key)
             else:
-                err(ConfigError(path, lineno, "%s outside a section" % key))
+                err(ConfigError(path, lineno, "outside a section (expected [Interface] or "
+                                "[Peer] first)", option_name(key)))
         except KeyError:
-            err(ConfigError(path, lineno, "unknown option in [%s]" % section, key))
+            err(ConfigError(path, lineno, "unknown option in [%s]" % section, option_name(key)))
         except ValueError as exc:
             err(ConfigError(path, lineno, str(exc), key))
     if not seen_interface:
