@@ -155,3 +155,29 @@ def test_internal_error_in_a_set_answers_and_keeps_the_daemon(monkeypatch):
     monkeypatch.undo()
     reply, keep = iface._control_request("get=1", [])
     assert keep and reply.endswith(b"errno=0\n\n")
+
+
+CANARY = "cHJpdmF0ZWtleWNhbmFyeXByaXZhdGVrZXljYW5hcnk="  # base64 of 32 bytes, key-shaped
+CANARY_HEX = "70726976617465" + "6b6579" * 19  # 64 hex digits, key-shaped
+
+
+@pytest.mark.parametrize("line", [
+    "private_key=" + CANARY, "private_key=" + CANARY_HEX + "0", "listen_port=" + CANARY,
+    "fwmark=" + CANARY, "replace_peers=" + CANARY, CANARY, CANARY[:-1], CANARY_HEX,
+    "bogus=" + CANARY, CANARY + "=" + CANARY_HEX, "public_key=" + CANARY,
+    "PEER endpoint=" + CANARY, "PEER allowed_ip=" + CANARY, "PEER allowed_ip=-" + CANARY,
+    "PEER preshared_key=" + CANARY, "PEER persistent_keepalive_interval=" + CANARY,
+    "PEER protocol_version=" + CANARY, "PEER remove=" + CANARY, "PEER " + CANARY,
+    "PEER private_key=" + CANARY_HEX, "PEER unknown=" + CANARY_HEX,
+])
+def test_errors_name_the_line_and_key_never_the_value(line):
+    """UapiError messages are logged: a value on a malformed line may be a pasted key."""
+    lines = [line]
+    if line.startswith("PEER "):
+        lines = ["public_key=" + "00" * 32, line[5:]]
+    with pytest.raises(uapi.UapiError) as info:
+        uapi.parse_set(lines)
+    message = info.value.message
+    assert "line %d" % len(lines) in message
+    for secret in (CANARY, CANARY[:12], CANARY_HEX[:16], CANARY_HEX[-16:], "cHJpdmF0"):
+        assert secret not in message, message

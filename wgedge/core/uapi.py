@@ -10,6 +10,9 @@ Rules kept here:
 - Keys are 64 lowercase hex digits; endpoints are `ip:port` or `[ipv6]:port` literals (`wg`
   resolves host names before it talks to us).
 - `last_handshake_time_*` is Unix epoch time: monotonic `last_handshake` + `wall_offset`.
+- An error message names the line number, the key (only one this protocol knows) and what was
+  expected, never the value: errors are logged, and a value on a malformed line may be a key
+  pasted in the wrong place.
 """
 
 from wgedge.core.ipaddr import format_cidr, format_ip, parse_cidr, parse_ip
@@ -25,6 +28,16 @@ _DEVICE_KEYS = ("private_key", "listen_port", "fwmark", "replace_peers")
 _PEER_KEYS = ("remove", "update_only", "preshared_key", "endpoint",
               "persistent_keepalive_interval", "replace_allowed_ips", "allowed_ip",
               "protocol_version")
+# What each key takes, for error messages (which never repeat the value).
+_EXPECTED = {
+    "private_key": "64 hex digits", "public_key": "64 hex digits",
+    "preshared_key": "64 hex digits", "listen_port": "a number 0-65535",
+    "fwmark": "a number 0-4294967295", "replace_peers": "'true'", "remove": "'true'",
+    "update_only": "'true'", "replace_allowed_ips": "'true'",
+    "endpoint": "address:port or [IPv6 address]:port",
+    "persistent_keepalive_interval": "a number 0-65535",
+    "allowed_ip": "address/prefix-length, '-' before it to remove", "protocol_version": "1",
+}
 
 
 class UapiError(Exception):
@@ -108,7 +121,8 @@ def parse_set(lines):
     for lineno, line in enumerate(lines, 1):
         key, eq, value = line.partition("=")
         if not eq:
-            raise UapiError(EPROTO, "line %d: expected key=value, got %r" % (lineno, line))
+            raise UapiError(EPROTO, "line %d: expected key=value (a line of %d characters "
+                            "without '=')" % (lineno, len(line)))
         try:
             if key == "public_key":
                 in_peer = True
@@ -140,9 +154,16 @@ def parse_set(lines):
                         raise ValueError("only protocol_version=1 exists, got %r" % value)
             else:
                 where = "a peer" if in_peer else "the interface"
-                raise UapiError(EINVAL, "line %d: %r is not a key for %s" % (lineno, key, where))
-        except ValueError as exc:
-            raise UapiError(EINVAL, "line %d: %s" % (lineno, exc))
+                if key in _DEVICE_KEYS or key in _PEER_KEYS:
+                    raise UapiError(EINVAL, "line %d: %s is not a key for %s"
+                                    % (lineno, key, where))
+                # An unknown key is not repeated: it may be a pasted key (base64 ends in '=').
+                raise UapiError(EINVAL, "line %d: unknown key (%d characters) for %s"
+                                % (lineno, len(key), where))
+        except ValueError:
+            # The helpers' messages quote the value: say what was expected instead.
+            raise UapiError(EINVAL, "line %d: %s takes %s (got %d characters)"
+                            % (lineno, key, _EXPECTED[key], len(value)))
     return ops
 
 

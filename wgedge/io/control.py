@@ -6,11 +6,13 @@ Rules kept here:
 - Requests end with a blank line; several may follow each other on one connection.
 - Limits: MAX_CONNECTIONS at once, MAX_REQUEST bytes buffered per connection; beyond them the
   connection is closed. A request is answered by `handler(op, lines) -> reply bytes`.
+- Log lines never quote what a client sent (a key may be in it).
 """
 
 import errno
 import os
 import socket
+import traceback
 
 SOCKET_DIR = "/var/run/wireguard"
 MAX_CONNECTIONS = 16
@@ -23,6 +25,15 @@ def socket_path(ifname, directory=SOCKET_DIR):
 
 class ControlError(Exception):
     pass
+
+
+def where_it_failed(exc):
+    """A bug's type and the files, lines and functions it passed, without its message (which
+    may quote a value from a request, a key among them)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return "%s at %s" % (type(exc).__name__, " < ".join(
+        "%s:%d in %s" % (os.path.basename(f.filename), f.lineno, f.name)
+        for f in reversed(frames)) or "?")
 
 
 def _still_alive(path):

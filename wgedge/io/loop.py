@@ -7,6 +7,10 @@
 
 No busy waiting: with nothing to do, epoll sleeps until the core's next deadline (or forever).
 This module only moves bytes and re-arms one timer; every protocol decision is in the core.
+
+Log lines never carry key material: a refused control request is logged by what was wrong
+(line number, key name, length), and an internal error by its type and where it happened,
+not by its message.
 """
 
 import errno
@@ -18,7 +22,7 @@ import time
 
 from wgedge.core import uapi
 from wgedge.core.device import Device, Output
-from wgedge.io.control import ControlServer, socket_path
+from wgedge.io.control import ControlServer, socket_path, where_it_failed
 from wgedge.io.tun import Tun
 from wgedge.io.udp import Udp
 
@@ -73,15 +77,17 @@ class Interface:
             except uapi.UapiError as exc:
                 log.error("control: refused set: %s", exc.message)
                 return b"errno=%d\n\n" % exc.errno, True
-            except Exception:  # noqa: BLE001 - a bug must not take the tunnel down
-                log.exception("control: internal error applying a set request")
+            except Exception as exc:  # noqa: BLE001 - a bug must not take the tunnel down
+                log.error("control: internal error applying a set request: %s",
+                          where_it_failed(exc))
                 return b"errno=%d\n\n" % uapi.ENOANO, True
             if self.udp is not None and self.udp.fwmark != self.device.fwmark:
                 self.udp.set_fwmark(self.device.fwmark)
             self._ensure_udp()
             self._emit(out)
             return b"errno=0\n\n", True
-        log.error("control: unknown operation %r", op[:40])
+        log.error("control: unknown operation (a line of %d characters); closing the "
+                  "connection", len(op))
         return b"errno=%d\n\n" % uapi.EPROTO, False
 
     def _rebind(self, port):
