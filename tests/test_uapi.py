@@ -154,4 +154,116 @@ def test_internal_error_in_a_set_answers_and_keeps_the_daemon(monkeypatch):
     assert (reply, keep) == (b"errno=%d\n\n" % uapi.ENOANO, True)
     monkeypatch.undo()
     reply, keep = iface._control_request("get=1", [])
-    assert keep and reply.endswith(b"errno=0\n\n")
+    assert keep and b"".join(reply).endswith(b"errno=0\n\n")
+
+
+def _many_peers(dev, count, prefixes_each=1, base=0):
+    """Peers with made-up public keys (any 32 bytes will do) and 10.x.y.z/32 prefixes."""
+    keys = []
+    lines = []
+    for i in range(base, base + count):
+        key = bytes([7]) + i.to_bytes(4, "big") + bytes(27)
+        keys.append(key)
+        lines.append("public_key=" + uapi.key_to_hex(key))
+        lines.append("endpoint=192.0.2.%d:%d" % (i % 250 + 1, 1000 + i))
+        for j in range(prefixes_each):
+            n = i * prefixes_each + j
+            lines.append("allowed_ip=10.%d.%d.%d/32" % (n >> 16 & 255, n >> 8 & 255, n & 255))
+    apply(dev, "\n".join(lines))
+    return keys
+
+
+def test_get_pieces_join_to_the_get_lines_answer():
+    dev = device()
+    assert list(uapi.get_pieces(dev)) == []
+    apply(dev, "private_key=%s\nlisten_port=51820" % uapi.key_to_hex(K1))
+    _many_peers(dev, 5)
+    _many_peers(dev, 1, prefixes_each=3 * uapi.ALLOWED_IPS_PER_PIECE + 7, base=100)
+    pieces = list(uapi.get_pieces(dev))
+    assert "".join(pieces) == "\n".join(uapi.get_lines(dev)) + "\n"
+    # A piece is whole lines and at most ALLOWED_IPS_PER_PIECE prefixes: the work per piece
+    # is bounded however many prefixes one peer has.
+    assert all(p.endswith("\n") for p in pieces)
+    assert max(p.count("allowed_ip=") for p in pieces) <= uapi.ALLOWED_IPS_PER_PIECE
+    assert len(pieces) == 1 + 5 + 4
+
+
+PEER_FIELDS = ["public_key", "preshared_key", "protocol_version", "endpoint",
+               "last_handshake_time_sec", "last_handshake_time_nsec", "tx_bytes", "rx_bytes",
+               "persistent_keepalive_interval"]
+
+
+def _peer_blocks(text):
+    """-> {public key hex: (fields in order, [allowed ips])}; asserts every block is whole."""
+    blocks = {}
+    current = None
+    for line in text.rstrip("\n").split("\n"):
+        key, eq, value = line.partition("=")
+        assert eq and value, line
+        if key == "public_key":
+            current = blocks.setdefault(value, ([], []))
+            assert not current[0], "peer listed twice"
+        if current is None:
+            continue  # interface lines
+        if key == "allowed_ip":
+            current[1].append(value)
+        else:
+            assert not current[1], "peer field after its allowed IPs: " + line
+            current[0].append(key)
+    for fields, _ in blocks.values():
+        assert fields == PEER_FIELDS, fields
+    return blocks
+
+
+def test_get_pieces_while_the_device_changes_between_pieces():
+    """What a get spanning wake-ups shows (uapi.get_pieces): never half a peer; peers removed
+    before their turn are left out, peers added after the start are not listed, and a
+    peer's allowed IPs are those it had at its turn."""
+    dev = device()
+    apply(dev, "private_key=%s" % uapi.key_to_hex(K1))
+    keys = _many_peers(dev, 40, prefixes_each=2)
+    big = _many_peers(dev, 1, prefixes_each=2 * uapi.ALLOWED_IPS_PER_PIECE, base=500)[0]
+    later = _many_peers(dev, 5, base=600)
+    hexes = [uapi.key_to_hex(k) for k in keys + [big] + later]
+    pieces = []
+    for i, piece in enumerate(uapi.get_pieces(dev)):
+        pieces.append(piece)
+        if i == 3:
+            apply(dev, "public_key=%s\nremove=true" % hexes[0])  # already shown: stays
+            apply(dev, "public_key=%s\nremove=true" % hexes[20])  # not yet: left out
+            apply(dev, "public_key=%s\nallowed_ip=10.99.0.1/32" % hexes[30])  # not yet: shown
+            _many_peers(dev, 3, base=900)  # added after the start: not listed
+        if i == 41:  # the big peer's first piece (of three) was just made
+            apply(dev, "public_key=%s\nremove=true" % uapi.key_to_hex(big))
+            apply(dev, "public_key=%s\nremove=true" % hexes[-1])
+    blocks = _peer_blocks("".join(pieces))
+    expected = [h for h in hexes if h not in (hexes[20], hexes[-1])]
+    assert list(blocks) == expected
+    assert "10.99.0.1/32" in blocks[hexes[30]][1]
+    assert len(blocks[uapi.key_to_hex(big)][1]) == 2 * uapi.ALLOWED_IPS_PER_PIECE
+
+
+CANARY = "cHJpdmF0ZWtleWNhbmFyeXByaXZhdGVrZXljYW5hcnk="  # base64 of 32 bytes, key-shaped
+CANARY_HEX = "70726976617465" + "6b6579" * 19  # 64 hex digits, key-shaped
+
+
+@pytest.mark.parametrize("line", [
+    "private_key=" + CANARY, "private_key=" + CANARY_HEX + "0", "listen_port=" + CANARY,
+    "fwmark=" + CANARY, "replace_peers=" + CANARY, CANARY, CANARY[:-1], CANARY_HEX,
+    "bogus=" + CANARY, CANARY + "=" + CANARY_HEX, "public_key=" + CANARY,
+    "PEER endpoint=" + CANARY, "PEER allowed_ip=" + CANARY, "PEER allowed_ip=-" + CANARY,
+    "PEER preshared_key=" + CANARY, "PEER persistent_keepalive_interval=" + CANARY,
+    "PEER protocol_version=" + CANARY, "PEER remove=" + CANARY, "PEER " + CANARY,
+    "PEER private_key=" + CANARY_HEX, "PEER unknown=" + CANARY_HEX,
+])
+def test_errors_name_the_line_and_key_never_the_value(line):
+    """UapiError messages are logged: a value on a malformed line may be a pasted key."""
+    lines = [line]
+    if line.startswith("PEER "):
+        lines = ["public_key=" + "00" * 32, line[5:]]
+    with pytest.raises(uapi.UapiError) as info:
+        uapi.parse_set(lines)
+    message = info.value.message
+    assert "line %d" % len(lines) in message
+    for secret in (CANARY, CANARY[:12], CANARY_HEX[:16], CANARY_HEX[-16:], "cHJpdmF0"):
+        assert secret not in message, message

@@ -10,6 +10,12 @@ Rules kept here:
 - Keys are 64 lowercase hex digits; endpoints are `ip:port` or `[ipv6]:port` literals (`wg`
   resolves host names before it talks to us).
 - `last_handshake_time_*` is Unix epoch time: monotonic `last_handshake` + `wall_offset`.
+- An error message names the line number, the key (only one this protocol knows) and what was
+  expected, never the value: errors are logged, and a value on a malformed line may be a key
+  pasted in the wrong place.
+- `get_pieces` yields the `get=1` answer peer by peer, so a server can send it as the client
+  reads; each piece is a whole peer (or a whole slice of one peer's allowed IPs) as it is when
+  the piece is made.
 """
 
 from wgedge.core.ipaddr import format_cidr, format_ip, parse_cidr, parse_ip
@@ -25,6 +31,17 @@ _DEVICE_KEYS = ("private_key", "listen_port", "fwmark", "replace_peers")
 _PEER_KEYS = ("remove", "update_only", "preshared_key", "endpoint",
               "persistent_keepalive_interval", "replace_allowed_ips", "allowed_ip",
               "protocol_version")
+# What each key takes, for error messages (which never repeat the value).
+_EXPECTED = {
+    "private_key": "64 hex digits", "public_key": "64 hex digits",
+    "preshared_key": "64 hex digits", "listen_port": "a number 0-65535",
+    "fwmark": "a number 0-4294967295", "replace_peers": "'true'", "remove": "'true'",
+    "update_only": "'true'", "replace_allowed_ips": "'true'",
+    "endpoint": "address:port or [IPv6 address]:port",
+    "persistent_keepalive_interval": "a number 0-65535",
+    "allowed_ip": "address/prefix-length, '-' before it to remove", "protocol_version": "1",
+}
+ALLOWED_IPS_PER_PIECE = 256  # allowed_ip lines per get_pieces piece (under 14 KiB)
 
 
 class UapiError(Exception):
@@ -108,7 +125,8 @@ def parse_set(lines):
     for lineno, line in enumerate(lines, 1):
         key, eq, value = line.partition("=")
         if not eq:
-            raise UapiError(EPROTO, "line %d: expected key=value, got %r" % (lineno, line))
+            raise UapiError(EPROTO, "line %d: expected key=value (a line of %d characters "
+                            "without '=')" % (lineno, len(line)))
         try:
             if key == "public_key":
                 in_peer = True
@@ -140,9 +158,16 @@ def parse_set(lines):
                         raise ValueError("only protocol_version=1 exists, got %r" % value)
             else:
                 where = "a peer" if in_peer else "the interface"
-                raise UapiError(EINVAL, "line %d: %r is not a key for %s" % (lineno, key, where))
-        except ValueError as exc:
-            raise UapiError(EINVAL, "line %d: %s" % (lineno, exc))
+                if key in _DEVICE_KEYS or key in _PEER_KEYS:
+                    raise UapiError(EINVAL, "line %d: %s is not a key for %s"
+                                    % (lineno, key, where))
+                # An unknown key is not repeated: it may be a pasted key (base64 ends in '=').
+                raise UapiError(EINVAL, "line %d: unknown key (%d characters) for %s"
+                                % (lineno, len(key), where))
+        except ValueError:
+            # The helpers' messages quote the value: say what was expected instead.
+            raise UapiError(EINVAL, "line %d: %s takes %s (got %d characters)"
+                            % (lineno, key, _EXPECTED[key], len(value)))
     return ops
 
 
@@ -201,8 +226,7 @@ def apply_set(device, ops, now, out, bind=None):
             device.touch(peer)
 
 
-def get_lines(device):
-    """The `get=1` answer as a list of lines, in wireguard-go's order."""
+def _interface_lines(device):
     lines = []
     if device.private_key is not None:
         lines.append("private_key=" + key_to_hex(device.private_key))
@@ -210,24 +234,65 @@ def get_lines(device):
         lines.append("listen_port=%d" % device.listen_port)
     if device.fwmark:
         lines.append("fwmark=%d" % device.fwmark)
+    return lines
+
+
+def _peer_lines(device, peer):
+    """A peer's lines up to (not including) its allowed_ip lines."""
+    lines = ["public_key=" + key_to_hex(peer.public_key),
+             "preshared_key=" + key_to_hex(peer.preshared_key),
+             "protocol_version=1"]
+    if peer.endpoint is not None:
+        lines.append("endpoint=" + format_endpoint(peer.endpoint))
+    if peer.last_handshake is None:
+        sec = nsec = 0
+    else:
+        wall = peer.last_handshake + device.wall_offset
+        sec = int(wall)
+        nsec = int((wall - sec) * 1e9)
+    lines.append("last_handshake_time_sec=%d" % sec)
+    lines.append("last_handshake_time_nsec=%d" % nsec)
+    lines.append("tx_bytes=%d" % peer.tx_bytes)
+    lines.append("rx_bytes=%d" % peer.rx_bytes)
+    lines.append("persistent_keepalive_interval=%d" % peer.persistent_keepalive_interval)
+    return lines
+
+
+def get_lines(device):
+    """The `get=1` answer as a list of lines, in wireguard-go's order."""
+    lines = _interface_lines(device)
     for peer in device.peers.values():
-        lines.append("public_key=" + key_to_hex(peer.public_key))
-        lines.append("preshared_key=" + key_to_hex(peer.preshared_key))
-        lines.append("protocol_version=1")
-        if peer.endpoint is not None:
-            lines.append("endpoint=" + format_endpoint(peer.endpoint))
-        if peer.last_handshake is None:
-            sec = nsec = 0
-        else:
-            wall = peer.last_handshake + device.wall_offset
-            sec = int(wall)
-            nsec = int((wall - sec) * 1e9)
-        lines.append("last_handshake_time_sec=%d" % sec)
-        lines.append("last_handshake_time_nsec=%d" % nsec)
-        lines.append("tx_bytes=%d" % peer.tx_bytes)
-        lines.append("rx_bytes=%d" % peer.rx_bytes)
-        lines.append("persistent_keepalive_interval=%d" % peer.persistent_keepalive_interval)
+        lines.extend(_peer_lines(device, peer))
         for addr, bits in device.allowed_ips.entries(peer):
             lines.append("allowed_ip=" + format_cidr(addr, bits))
     return lines
 
+
+def get_pieces(device):
+    """The `get=1` answer as a generator of text pieces, each a run of whole lines ending in
+    a newline; joined, they are `get_lines` with a newline after each line.
+
+    Between pieces the caller may let the device change (the control socket sends a large
+    answer as the client reads it, other requests and traffic running in between). What the
+    answer then shows: the interface as it was at the first piece, the peers that existed at
+    the first piece and still exist when their turn comes (one removed meanwhile is left
+    out, one added meanwhile is not listed), each peer's fields as they are at its turn, and
+    its allowed IPs as they were at its turn. A piece is never part of a line, and a peer's
+    fields and allowed IPs are taken together, so no peer is ever half shown.
+    """
+    head = _interface_lines(device)
+    if head:
+        yield "\n".join(head) + "\n"
+    for peer in list(device.peers.values()):
+        if device.peers.get(peer.public_key) is not peer:
+            continue  # removed (or removed and added again) since the get began
+        lines = _peer_lines(device, peer)
+        entries = device.allowed_ips.entries(peer)
+        # Formatting is the costly part: at most ALLOWED_IPS_PER_PIECE prefixes per piece.
+        first = ALLOWED_IPS_PER_PIECE - 1
+        for addr, bits in entries[:first]:
+            lines.append("allowed_ip=" + format_cidr(addr, bits))
+        yield "\n".join(lines) + "\n"
+        for start in range(first, len(entries), ALLOWED_IPS_PER_PIECE):
+            yield "".join("allowed_ip=" + format_cidr(addr, bits) + "\n"
+                          for addr, bits in entries[start:start + ALLOWED_IPS_PER_PIECE])

@@ -1,20 +1,64 @@
 """The control socket: /var/run/wireguard/IFNAME.sock, speaking the userspace API.
 
-Rules kept here:
-- The socket is created under umask 077 and chmod 0600: root only.
-- A stale socket file (left by a crashed run) is replaced; one that still answers is not.
-- Requests end with a blank line; several may follow each other on one connection.
-- Limits: MAX_CONNECTIONS at once, MAX_REQUEST bytes buffered per connection; beyond them the
-  connection is closed. A request is answered by `handler(op, lines) -> reply bytes`.
+The server lives inside the interface's event loop (io/loop.py), beside the tunnel's packets,
+so nothing a client does may make the loop wait or grow without bound. Rules kept here:
+
+- The socket is created under umask 077 and chmod 0600: root only. A stale socket file (left
+  by a crashed run) is replaced; one that still answers is not.
+- Requests end with a blank line; several may follow each other on one connection. They are
+  answered in order, one at a time, by `handler(op, lines) -> (reply, keep)`: `reply` is bytes
+  or an iterator of bytes pieces (a large `get`), `keep=False` closes after the reply.
+- Backpressure, not buffering: while a connection's reply is unsent, its further requests are
+  neither read nor answered, and an iterator reply is advanced only as the client takes what
+  was made before. A client that does not read fills its own socket buffers, not our memory.
+- Nothing blocks and every wake-up is bounded: sockets are non-blocking, and `service(now)`
+  reads at most READ_CHUNK bytes and makes at most REPLY_STEP bytes of reply (plus one piece)
+  per connection. One request is always answered whole (a set applies all at once), which is
+  bounded by MAX_REQUEST.
+- Deadlines, with time an argument (`service(now)`, `next_deadline()`): an idle connection is
+  closed after IDLE_TIMEOUT; a request must be complete REQUEST_TIMEOUT after its first byte
+  (a client that stops writing, or trickles); a client must read some of its reply at least
+  every REPLY_TIMEOUT (a client that stops reading; checked with SIOCOUTQ, since the kernel
+  reports a socket writable again only once most of its buffer is read).
+- At most MAX_CONNECTIONS at once. When the table is full a new connection evicts the one that
+  has been idle longest, so idle clients cannot lock `wg` out; only when none is idle is the
+  new one closed (the busy ones end by their deadlines).
+- Memory: a request may hold MAX_REQUEST bytes (8 MiB) until its blank line, and all
+  connections' unfinished requests together MAX_BUFFERED (16 MiB); a read beyond either closes
+  its connection. A connection holds at most REPLY_STEP plus one piece (under 32 KiB) of
+  unsent reply. So the buffers stay under 19 MiB (16 MiB of requests, up to an eighth more
+  for bytearray growth, 16 x 32 KiB of replies), plus the decoding of the one request being
+  answered (a few times its size), plus what the kernel holds in the sockets' own buffers.
+- Log lines say what a client did wrong, never what it sent (a key may be in it).
+
+The server watches its listener and connections with its own epoll, whose descriptor
+(`fileno()`) the loop watches: readable whenever a connection can be read or written.
 """
 
 import errno
+import fcntl
+import logging
 import os
+import select
 import socket
+import struct
+import termios
+import traceback
+
+log = logging.getLogger("wgedge")
 
 SOCKET_DIR = "/var/run/wireguard"
 MAX_CONNECTIONS = 16
-MAX_REQUEST = 8 << 20
+MAX_REQUEST = 8 << 20  # one request, up to its blank line (a setconf of about 25k peers)
+MAX_BUFFERED = 16 << 20  # all connections' unfinished requests together
+READ_CHUNK = 64 << 10  # read from one connection per wake-up
+REPLY_STEP = 16 << 10  # reply made for one connection per wake-up (about 0.6 ms of a get)
+IDLE_TIMEOUT = 30.0  # seconds a connection may sit between requests
+REQUEST_TIMEOUT = 10.0  # seconds from a request's first byte to its blank line
+REPLY_TIMEOUT = 10.0  # seconds a client may read none of its reply
+
+_IN = select.EPOLLIN
+_OUT = select.EPOLLOUT
 
 
 def socket_path(ifname, directory=SOCKET_DIR):
@@ -23,6 +67,24 @@ def socket_path(ifname, directory=SOCKET_DIR):
 
 class ControlError(Exception):
     pass
+
+
+def where_it_failed(exc):
+    """A bug's type and the files, lines and functions it passed, without its message (which
+    may quote a value from a request, a key among them)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return "%s at %s" % (type(exc).__name__, " < ".join(
+        "%s:%d in %s" % (os.path.basename(f.filename), f.lineno, f.name)
+        for f in reversed(frames)) or "?")
+
+
+def _unread(sock):
+    """How much of what was sent on `sock` the client has not read yet (SIOCOUTQ; in the
+    kernel's accounting, which falls as the client reads whole writes)."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+    except OSError:
+        return 0
 
 
 def _still_alive(path):
@@ -37,11 +99,42 @@ def _still_alive(path):
         probe.close()
 
 
+class _Conn:
+    """One client: what it sent, what it is owed, and by when it must move."""
+
+    __slots__ = ("sock", "fd", "inbuf", "scan", "owing", "out", "pieces", "keep", "eof",
+                 "deadline", "idle_since", "mask", "unread")
+
+    def __init__(self, sock, now, idle_timeout):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.inbuf = bytearray()  # unanswered bytes: requests not yet taken
+        self.scan = 0  # where to look for the next blank line in inbuf
+        self.owing = False  # a request was taken and its reply is not all sent
+        self.out = bytearray()  # reply bytes made but not yet taken by the kernel
+        self.pieces = None  # the rest of an iterator reply
+        self.keep = True
+        self.eof = False  # the client will send nothing more
+        self.deadline = now + idle_timeout
+        self.idle_since = now
+        self.mask = _IN
+        self.unread = 0  # _unread() when the kernel last refused more of the reply
+
+    def idle(self):
+        return not self.inbuf and not self.owing
+
+
 class ControlServer:
-    def __init__(self, path, handler):
+    def __init__(self, path, handler, idle_timeout=IDLE_TIMEOUT,
+                 request_timeout=REQUEST_TIMEOUT, reply_timeout=REPLY_TIMEOUT):
         self.path = path
         self.handler = handler
-        self.conns = {}  # fd -> [socket, buffer]
+        self.idle_timeout = idle_timeout
+        self.request_timeout = request_timeout
+        self.reply_timeout = reply_timeout
+        self.conns = {}  # fd -> _Conn
+        self.buffered = 0  # bytes in every connection's inbuf
+        self._ready = set()  # fds with a whole request waiting for the next wake-up
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         if os.path.exists(path):
             if _still_alive(path):
@@ -57,82 +150,238 @@ class ControlServer:
             os.umask(old_umask)
         os.chmod(path, 0o600)
         self.listener.listen(16)
+        self.epoll = select.epoll()
+        self.epoll.register(self.listener.fileno(), _IN)
 
     def fileno(self):
-        return self.listener.fileno()
+        """Readable when `service` has something to do (the loop watches this)."""
+        return self.epoll.fileno()
 
-    def accept(self):
-        """Accept pending connections; returns the new sockets (for the loop to watch)."""
-        new = []
+    def next_deadline(self):
+        """The monotonic time by which `service` must run even without an event, or None."""
+        if self._ready:
+            return 0.0
+        if not self.conns:
+            return None
+        return min(c.deadline for c in self.conns.values())
+
+    def service(self, now):
+        """Accept, read, answer, write and enforce deadlines: a bounded amount of each."""
+        served = set()
+        for fd, mask in self.epoll.poll(0, MAX_CONNECTIONS + 1):
+            if fd == self.listener.fileno():
+                self._accept(now)
+            elif fd in self.conns:
+                served.add(fd)
+                self._serve(self.conns[fd], now, mask)
+        for fd in list(self._ready - served):
+            if fd in self.conns:
+                self._serve(self.conns[fd], now, 0)
+        for conn in list(self.conns.values()):
+            if conn.deadline <= now and not self._reading_still(conn, now):
+                self._expire(conn)
+
+    # --- connections ---------------------------------------------------------------------------
+    def _accept(self, now):
         while True:
             try:
-                conn, _ = self.listener.accept()
-            except BlockingIOError:
-                return new
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ECONNABORTED):
-                    return new
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ECONNABORTED, errno.ENOBUFS,
+                                 errno.ENOMEM):
+                    return
                 raise
-            if len(self.conns) >= MAX_CONNECTIONS:
-                conn.close()
+            if len(self.conns) >= MAX_CONNECTIONS and not self._evict_idle():
+                log.debug("control: refused a connection: all %d are busy", MAX_CONNECTIONS)
+                sock.close()
                 continue
-            conn.setblocking(False)
-            self.conns[conn.fileno()] = [conn, b""]
-            new.append(conn)
+            sock.setblocking(False)
+            conn = _Conn(sock, now, self.idle_timeout)
+            self.conns[conn.fd] = conn
+            self.epoll.register(conn.fd, _IN)
 
-    def readable(self, fd):
-        """Read from a connection and answer every complete request. Returns False when the
-        connection is finished and has been closed."""
-        entry = self.conns.get(fd)
-        if entry is None:
+    def _evict_idle(self):
+        idle = [c for c in self.conns.values() if c.idle()]
+        if not idle:
             return False
-        conn = entry[0]
+        oldest = min(idle, key=lambda c: c.idle_since)
+        log.debug("control: closed the connection idle longest to let a new one in")
+        self.close(oldest.fd)
+        return True
+
+    def _reading_still(self, conn, now):
+        """A client owed a reply that read some since the kernel was last full has a new
+        deadline (the kernel wakes us only once it has read most of its buffer)."""
+        if not conn.owing:
+            return False
+        unread = _unread(conn.sock)
+        if unread >= conn.unread:
+            return False
+        conn.unread = unread
+        conn.deadline = now + self.reply_timeout
+        return True
+
+    def _expire(self, conn):
+        if conn.owing:
+            log.info("control: closed a connection that read none of its reply for %gs",
+                     self.reply_timeout)
+        elif conn.inbuf:
+            log.info("control: closed a connection that did not finish its request (%d bytes) "
+                     "within %gs", len(conn.inbuf), self.request_timeout)
+        else:
+            log.debug("control: closed a connection idle for %gs", self.idle_timeout)
+        self.close(conn.fd)
+
+    def close(self, fd):
+        conn = self.conns.pop(fd, None)
+        if conn is None:
+            return
+        self._ready.discard(fd)
+        self.buffered -= len(conn.inbuf)
         try:
-            chunk = conn.recv(65536)
-        except BlockingIOError:
+            self.epoll.unregister(fd)
+        except OSError:
+            pass
+        conn.sock.close()
+        conn.pieces = None
+
+    # --- one connection's turn -----------------------------------------------------------------
+    def _serve(self, conn, now, mask):
+        """Send what is owed, then read once and answer whole requests, within a budget."""
+        self._ready.discard(conn.fd)
+        budget = REPLY_STEP
+        may_read = bool(mask & (_IN | select.EPOLLHUP | select.EPOLLERR))
+        while True:
+            if conn.owing:
+                budget = self._send(conn, now, budget)
+                if budget is None:
+                    return  # closed
+                if conn.out or conn.pieces is not None:
+                    break  # the kernel is full (EPOLLOUT wakes us) or the budget is spent
+                conn.owing = False
+                if not conn.keep:
+                    self.close(conn.fd)
+                    return
+                conn.idle_since = now
+                conn.deadline = now + (self.request_timeout if conn.inbuf else self.idle_timeout)
+            end = self._request_end(conn)
+            if end is None:
+                return  # closed: request too long
+            if end < 0:
+                if conn.eof:
+                    self.close(conn.fd)  # nothing whole is left, and nothing more will come
+                    return
+                if not may_read:
+                    break
+                may_read = False
+                if not self._read(conn, now):
+                    return  # closed
+                continue
+            if budget <= 0:
+                self._ready.add(conn.fd)  # answered at the next wake-up
+                break
+            budget -= end + 2
+            self._answer(conn, end, now)
+        want = _OUT if conn.owing else _IN
+        if want != conn.mask:
+            conn.mask = want
+            self.epoll.modify(conn.fd, want)
+
+    def _read(self, conn, now):
+        try:
+            chunk = conn.sock.recv(READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
             return True
         except OSError:
             chunk = b""
         if not chunk:
-            self.close(fd)
+            conn.eof = True
+            return True
+        if not conn.inbuf:
+            conn.deadline = now + self.request_timeout  # a request begins
+        conn.inbuf += chunk
+        self.buffered += len(chunk)
+        if self.buffered > MAX_BUFFERED:
+            log.info("control: closed a connection: unfinished requests hold over %d bytes",
+                     MAX_BUFFERED)
+            self.close(conn.fd)
             return False
-        buf = entry[1] + chunk
-        while True:
-            end = buf.find(b"\n\n")
-            if end < 0:
-                break
-            request, buf = buf[:end], buf[end + 2:]
-            lines = request.decode("utf-8", "replace").split("\n")
-            reply, keep = self.handler(lines[0], lines[1:])
-            if not self._send(conn, reply) or not keep:
-                self.close(fd)
-                return False
-        if len(buf) > MAX_REQUEST:
-            self.close(fd)
-            return False
-        entry[1] = buf
         return True
 
-    @staticmethod
-    def _send(conn, data):
-        conn.setblocking(True)
-        conn.settimeout(5.0)
-        try:
-            conn.sendall(data)
-            return True
-        except OSError:
-            return False
-        finally:
-            conn.setblocking(False)
+    def _request_end(self, conn):
+        """-> index of the next request's blank line in inbuf, -1 if it is not whole yet, or
+        None if it grew too long (the connection is then closed)."""
+        end = conn.inbuf.find(b"\n\n", conn.scan)
+        if end >= 0:
+            return end
+        if len(conn.inbuf) > MAX_REQUEST:
+            log.info("control: closed a connection: request over %d bytes", MAX_REQUEST)
+            self.close(conn.fd)
+            return None
+        conn.scan = max(0, len(conn.inbuf) - 1)
+        return -1
 
-    def close(self, fd):
-        entry = self.conns.pop(fd, None)
-        if entry is not None:
-            entry[0].close()
+    def _answer(self, conn, end, now):
+        request = bytes(conn.inbuf[:end])
+        del conn.inbuf[:end + 2]
+        self.buffered -= end + 2
+        conn.scan = 0
+        lines = request.decode("utf-8", "replace").split("\n")
+        del request
+        try:
+            reply, keep = self.handler(lines[0], lines[1:])
+        except Exception as exc:  # noqa: BLE001 - a bug must not take the loop down
+            log.error("control: internal error answering a request: %s", where_it_failed(exc))
+            reply, keep = b"", False
+        if isinstance(reply, (bytes, bytearray)):
+            conn.out += reply
+        else:
+            conn.pieces = iter(reply)
+        conn.keep = keep
+        conn.owing = True
+        conn.deadline = now + self.reply_timeout
+
+    def _send(self, conn, now, budget):
+        """Make reply pieces while under REPLY_STEP and the budget, and hand them to the
+        kernel until it is full. -> the budget left, or None if the connection was closed."""
+        while True:
+            while conn.pieces is not None and len(conn.out) < REPLY_STEP and budget > 0:
+                try:
+                    piece = next(conn.pieces)
+                except StopIteration:
+                    conn.pieces = None
+                    break
+                except Exception as exc:  # noqa: BLE001 - a bug must not take the loop down
+                    log.error("control: internal error making a reply: %s",
+                              where_it_failed(exc))
+                    self.close(conn.fd)
+                    return None
+                conn.out += piece
+                budget -= len(piece)
+            if not conn.out:
+                return budget
+            try:
+                sent = conn.sock.send(conn.out)
+            except (BlockingIOError, InterruptedError):
+                conn.unread = _unread(conn.sock)
+                return budget
+            except OSError:
+                self.close(conn.fd)  # the client went away
+                return None
+            del conn.out[:sent]
+            conn.deadline = now + self.reply_timeout
+            if conn.out:
+                conn.unread = _unread(conn.sock)  # the kernel is full
+                return budget
+            if conn.pieces is None or budget <= 0:
+                return budget
 
     def shutdown(self):
         for fd in list(self.conns):
             self.close(fd)
+        self.epoll.close()
         self.listener.close()
         try:
             os.unlink(self.path)

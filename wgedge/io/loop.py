@@ -3,10 +3,17 @@
     UDP socket --> device.receive_trains(batch, now)    --> TUN writes, UDP sends
     TUN device --> device.send_packets(batch, now)      --> UDP sends
     timer      --> device.handle_timer(now)             (epoll timeout = next deadline)
-    wg tool    --> control socket --> uapi --> device
+    wg tool    --> control.service(now) --> uapi --> device   (io/control.py)
 
-No busy waiting: with nothing to do, epoll sleeps until the core's next deadline (or forever).
-This module only moves bytes and re-arms one timer; every protocol decision is in the core.
+No busy waiting: with nothing to do, epoll sleeps until the next deadline, the core's or the
+control socket's (or forever). This module only moves bytes and re-arms one timer; every
+protocol decision is in the core. The control socket shares the loop with the tunnel, so it
+never blocks and does a bounded amount per wake-up (io/control.py); a large `get` is sent
+piece by piece as the client reads it (uapi.get_pieces).
+
+Log lines never carry key material: a refused control request is logged by what was wrong
+(line number, key name, length), and an internal error by its type and where it happened,
+not by its message.
 """
 
 import errno
@@ -18,7 +25,7 @@ import time
 
 from wgedge.core import uapi
 from wgedge.core.device import Device, Output
-from wgedge.io.control import ControlServer, socket_path
+from wgedge.io.control import ControlServer, socket_path, where_it_failed
 from wgedge.io.tun import Tun
 from wgedge.io.udp import Udp
 
@@ -58,12 +65,11 @@ class Interface:
 
     # --- control requests ----------------------------------------------------------------------
     def _control_request(self, op, lines):
-        """-> (reply bytes, keep connection)."""
+        """-> (reply bytes or an iterator of bytes pieces, keep connection)."""
         if op == "get=1":
             if any(lines):
                 return b"errno=%d\n\n" % uapi.EPROTO, False
-            body = "\n".join(uapi.get_lines(self.device))
-            return ((body + "\n" if body else "") + "errno=0\n\n").encode(), True
+            return self._get_reply(), True
         if op == "set=1":
             now = self._refresh_clock()
             try:
@@ -73,16 +79,25 @@ class Interface:
             except uapi.UapiError as exc:
                 log.error("control: refused set: %s", exc.message)
                 return b"errno=%d\n\n" % exc.errno, True
-            except Exception:  # noqa: BLE001 - a bug must not take the tunnel down
-                log.exception("control: internal error applying a set request")
+            except Exception as exc:  # noqa: BLE001 - a bug must not take the tunnel down
+                log.error("control: internal error applying a set request: %s",
+                          where_it_failed(exc))
                 return b"errno=%d\n\n" % uapi.ENOANO, True
             if self.udp is not None and self.udp.fwmark != self.device.fwmark:
                 self.udp.set_fwmark(self.device.fwmark)
             self._ensure_udp()
             self._emit(out)
             return b"errno=0\n\n", True
-        log.error("control: unknown operation %r", op[:40])
+        log.error("control: unknown operation (a line of %d characters); closing the "
+                  "connection", len(op))
         return b"errno=%d\n\n" % uapi.EPROTO, False
+
+    def _get_reply(self):
+        """The `get=1` answer, made piece by piece as the client takes it: what a get that
+        spans wake-ups shows is described at uapi.get_pieces."""
+        for piece in uapi.get_pieces(self.device):
+            yield piece.encode()
+        yield b"errno=0\n\n"
 
     def _rebind(self, port):
         if self.udp is None:
@@ -139,7 +154,7 @@ class Interface:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.epoll.register(self._wake_r, select.EPOLLIN)
         self._fd_kind = {self._wake_r: "wake", self.tun.fileno(): "tun",
-                         self.control.fileno(): "listen"}
+                         self.control.fileno(): "control"}
         self.epoll.register(self.tun.fileno(), select.EPOLLIN)
         self.epoll.register(self.control.fileno(), select.EPOLLIN)
         if self.udp is not None:
@@ -150,9 +165,14 @@ class Interface:
         if ready is not None:
             ready()
         device = self.device
+        control = self.control
         try:
             while self.running:
                 deadline = device.get_timer()
+                control_deadline = control.next_deadline()
+                if control_deadline is not None and (deadline is None
+                                                     or control_deadline < deadline):
+                    deadline = control_deadline
                 if deadline is None:
                     timeout = -1
                 else:
@@ -162,6 +182,7 @@ class Interface:
                 except InterruptedError:
                     continue
                 now = self._refresh_clock()
+                control_due = control_deadline is not None and control_deadline <= now
                 for fd, mask in events:
                     kind = self._fd_kind.get(fd)
                     if kind == "udp":
@@ -191,18 +212,15 @@ class Interface:
                             raise
                         if packets:
                             self._emit(device.send_packets(packets, now))
-                    elif kind == "listen":
-                        for conn in self.control.accept():
-                            self.epoll.register(conn.fileno(), select.EPOLLIN)
-                            self._fd_kind[conn.fileno()] = "conn"
-                    elif kind == "conn":
-                        if not self.control.readable(fd):
-                            self._fd_kind.pop(fd, None)
+                    elif kind == "control":
+                        control_due = True
                     elif kind == "wake":
                         try:
                             os.read(self._wake_r, 64)
                         except OSError:
                             pass
+                if control_due and self.running:
+                    control.service(now)
                 deadline = device.get_timer()
                 if deadline is not None and deadline <= now:
                     self._emit(device.handle_timer(now))
