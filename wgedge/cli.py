@@ -143,13 +143,33 @@ def cmd_reload(args):
             print("wgedge: %s is not running: use up" % iface.name, file=sys.stderr)
             code = 1
             continue
-        try:
-            manage.configure(iface, first=False)
+        ok, message = _reload_one(iface)
+        if ok:
             print("%s reloaded" % iface.name)
-        except Exception as exc:  # noqa: BLE001
-            print("wgedge: %s: reload failed: %s" % (iface.name, exc), file=sys.stderr)
+        else:
+            print("wgedge: %s: reload failed, the running configuration is unchanged: %s"
+                  % (iface.name, message), file=sys.stderr)
             code = 1
     return code
+
+
+def _reload_one(iface):
+    """-> (ok, message). Under a watchdog the watchdog does it (its copy of the configuration
+    must stay the one that runs); otherwise manage.configure, all or nothing either way."""
+    from wgedge import manage
+
+    wd = manage.read_pid(manage.watchdog_pid_path(iface.name))
+    if wd is not None:
+        running_from = (manage.read_state(iface.name) or {}).get("config")
+        if running_from and os.path.realpath(running_from) != os.path.realpath(iface.path):
+            return False, ("it runs from %s under its watchdog: reload that file, or down "
+                           "and up this one" % running_from)
+        return manage.reload_through_watchdog(iface.name, wd)
+    try:
+        manage.configure(iface, first=False)
+    except Exception as exc:  # noqa: BLE001 - reported; configure changed nothing
+        return False, str(exc)
+    return True, ""
 
 
 def cmd_status(args):
