@@ -1,4 +1,4 @@
-"""`wgedge up/reload/down` as transactions: all or nothing.
+"""`wgedge up/reload/down` as transactions: all or nothing, one owner per interface.
 
 Root only. Each test runs in its own network namespace and its own private /var/run/wgedge and
 /var/run/wireguard (tests/private_run.py), so it never meets another wgedge on the host.
@@ -163,3 +163,51 @@ def test_up_that_fails_half_way_leaves_nothing(nets, run, tmp_path, mode, failur
             res.stderr
     assert wait_nothing_left(run, ns, ifname) == []
     assert sh("ip", "route", "show", ns=ns).stdout == routes_before
+
+
+def test_two_ups_at_once_one_wins_and_down_leaves_nothing(nets, run, tmp_path):
+    ns = nets.ns("c")
+    ifname = "wgc" + nets.tag
+    priv, _ = genkey()
+    _, pub = genkey()
+    conf = tmp_path / "wg.uci"
+    write_conf(conf, ifname, priv, ["10.77.0.1/24"], [("p1", pub, ["10.77.0.2/32"], "")])
+    procs = [subprocess.Popen(run.wgedge_cmd("up", str(conf), ns=ns), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(120), p.stdout.read(), p.stderr.read()) for p in procs]
+    codes = sorted(r[0] for r in results)
+    assert codes[0] == 0 and codes[1] != 0, results
+    loser = [r for r in results if r[0] != 0][0]
+    assert "already" in loser[2] and ifname in loser[2] and "Traceback" not in loser[2], loser
+    assert len(run.sh("wg", "show", "interfaces", ns=ns).stdout.split()) == 1
+    run.wgedge("down", ifname, ns=ns)
+    assert wait_nothing_left(run, ns, ifname) == []
+
+
+def test_two_daemons_of_one_name_at_once_one_wins(nets, run, tmp_path):
+    # Two namespaces, one name, shared run directories (as on a host where wireguard-go
+    # instances live in several namespaces): the control socket path is the same, so only
+    # one may run. A leftover socket file makes the stale check run in both.
+    ns_a, ns_b = nets.ns("a"), nets.ns("b")
+    ifname = "wgd" + nets.tag
+    run.sh("python3", "-c", "import socket; s = socket.socket(socket.AF_UNIX); "
+           "s.bind('/var/run/wireguard/%s.sock')" % ifname)
+    procs = [subprocess.Popen(run.wgedge_cmd(ifname, ns=ns), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for ns in (ns_a, ns_b)]
+    results = [(p.wait(60), p.stderr.read()) for p in procs]
+    codes = [r[0] for r in results]
+    assert sorted(codes)[0] == 0 and sorted(codes)[1] != 0, results
+    assert "in use" in results[codes.index(0) ^ 1][1], results
+    winner, loser = (ns_a, ns_b) if codes[0] == 0 else (ns_b, ns_a)
+    assert run.sh("wg", "show", ifname, ns=winner).returncode == 0
+    # `up` of the same name is refused too, before it creates anything.
+    priv, _ = genkey()
+    conf = tmp_path / "wg.uci"
+    write_conf(conf, ifname, priv, ["10.77.0.1/24"], [])
+    res = run.wgedge("up", str(conf), ns=loser, check=False)
+    assert res.returncode != 0 and "already" in res.stderr, res.stderr
+    assert sh("ip", "link", "show", ifname, ns=loser, check=False).returncode != 0
+    assert run.sh("wg", "show", ifname, ns=winner).returncode == 0
+    sh("ip", "link", "del", ifname, ns=winner)
+    for ns in (ns_a, ns_b):
+        assert wait_nothing_left(run, ns, ifname) == []

@@ -16,6 +16,8 @@ Rules kept here:
   interface under a watchdog is configured only by its watchdog; `wgedge reload` asks it
   (SIGHUP) and waits for the answer it writes to IFNAME.reload.json, so the watchdog's own
   copy of the configuration is always the one that runs.
+- One owner per interface (wgedge/runlock.py): `down` stops the watchdog and the daemon and
+  reports success only once it could take the interface's lock, i.e. nothing runs it any more.
 """
 
 import contextlib
@@ -28,7 +30,7 @@ import subprocess
 import sys
 import time
 
-from wgedge import control_client, netsetup
+from wgedge import control_client, netsetup, runlock
 from wgedge.config import model
 from wgedge.core.ipaddr import format_cidr, parse_ip
 from wgedge.core.uapi import key_to_hex
@@ -307,34 +309,49 @@ def _keep_record(ifname, previous_state, net):
         pass
 
 
-def start_daemon(ifname):
-    """Start the interface daemon detached (as `wgedge IFNAME` does) and wait for it."""
+def start_daemon(ifname, lock=None):
+    """Start the interface daemon detached (as `wgedge IFNAME` does) and wait for it. `lock`
+    (runlock) is handed down to it, so the daemon holds the interface for as long as it runs."""
+    env = None
+    pass_fds = ()
+    if lock is not None:
+        env = dict(os.environ, **{runlock.ENV: str(lock)})
+        pass_fds = (lock,)
     res = subprocess.run([sys.executable, "-m", "wgedge", ifname], capture_output=True,
-                         text=True, timeout=30)
+                         text=True, timeout=30, env=env, pass_fds=pass_fds)
     if res.returncode != 0:
         raise ManageError(res.stderr.strip() or "daemon failed to start")
 
 
-def down(ifname, quiet=False):
+def down(ifname, lock=None):
     """Undo `up`: stop the watchdog and the daemon, remove routes, addresses and the link.
-    Works after a crash too (stale pid files, a leftover socket)."""
+    Works after a crash too (stale pid files, a leftover socket). `lock` is the interface's
+    lock when the caller holds it already. Returns True once nothing runs the interface (its
+    lock could be taken), False if something still holds it."""
     wd = read_pid(watchdog_pid_path(ifname))
     if wd is not None:
         os.kill(wd, signal.SIGTERM)
-        wait_exit(wd, 10)
+        if not wait_exit(wd, 20):
+            os.kill(wd, signal.SIGKILL)
+            wait_exit(wd, 5)
     state = read_state(ifname) or {}
     try:
         netsetup.undo(ifname, state.get("net", {}))
     except Exception:  # noqa: BLE001 - tearing down: go on with the rest
         pass
     pid = read_pid(pid_path(ifname))
-    if pid is not None:
+    if pid is not None and not wait_exit(pid, 5):
+        os.kill(pid, signal.SIGKILL)
         wait_exit(pid, 5)
-        if read_pid(pid_path(ifname)) is not None:
-            os.kill(pid, signal.SIGKILL)
     for path in (state_path(ifname), watchdog_pid_path(ifname), pid_path(ifname),
                  reload_result_path(ifname), socket_path(ifname)):
         _unlink(path)
+    if lock is None:
+        lock = runlock.wait_acquire(ifname, 5.0)  # a process that is exiting may hold it
+        if lock is None:
+            return False
+    runlock.release(lock, ifname)
+    return True
 
 
 # --- reload through the watchdog -------------------------------------------------------------

@@ -20,7 +20,9 @@ Decisions, each logged:
   succeeded, so it always describes what runs.
 - After a restart the file is applied again; if the kernel now refuses it, the last
   configuration that ran is applied instead.
-- SIGTERM/SIGINT stop the daemon and undo everything `up` did.
+- The watchdog holds the interface's lock (wgedge/runlock.py) from `up` on and shares it with
+  each daemon it starts; SIGTERM/SIGINT stop the daemon, undo everything `up` did and remove
+  the lock, so a later `up` starts afresh.
 """
 
 import logging
@@ -31,7 +33,7 @@ import subprocess
 import sys
 import time
 
-from wgedge import control_client, manage
+from wgedge import control_client, manage, runlock
 from wgedge.config.model import load
 
 log = logging.getLogger("wgedge")
@@ -44,9 +46,10 @@ FAILED_CHECKS_BEFORE_KILL = 3
 
 
 class Watchdog:
-    def __init__(self, config_path, ifname):
+    def __init__(self, config_path, ifname, lock=None):
         self.config_path = config_path
         self.ifname = ifname
+        self.lock = lock  # runlock descriptor, handed to each daemon started
         self.reloads_started = self.reloads_done = 0
         self.child = None
         self.child_started = 0.0
@@ -91,8 +94,12 @@ class Watchdog:
 
     def _spawn(self):
         env = dict(os.environ, WGEDGE_SYSLOG="1")
+        pass_fds = ()
+        if self.lock is not None:
+            env[runlock.ENV] = str(self.lock)
+            pass_fds = (self.lock,)
         self.child = subprocess.Popen([sys.executable, "-m", "wgedge", "-f", self.ifname],
-                                      env=env, stdin=subprocess.DEVNULL,
+                                      env=env, stdin=subprocess.DEVNULL, pass_fds=pass_fds,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.child_started = time.monotonic()
         if not manage.wait_socket(self.ifname, 15.0, self.child):
@@ -244,6 +251,8 @@ class Watchdog:
     def run(self, ready=None):
         """Supervise until stopped; everything made is undone on the way out, also when the
         start itself fails (then the exception reaches `up`)."""
+        if self.lock is not None:
+            runlock.claim(self.lock)
         self._wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGTERM, self._on_stop)
@@ -309,3 +318,6 @@ class Watchdog:
                 self.hw.close()
             except OSError:
                 pass
+        if self.lock is not None:
+            runlock.release(self.lock, self.ifname)  # our daemon has exited: no one shares it
+            self.lock = None
