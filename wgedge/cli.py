@@ -69,7 +69,7 @@ def cmd_check(args):
 
 
 def cmd_up(args):
-    from wgedge import manage
+    from wgedge import manage, runlock
     from wgedge.config import model
 
     loaded = model.load(args.file)
@@ -83,51 +83,77 @@ def cmd_up(args):
     manage.generate_keys(loaded)
     code = 0
     for iface in loaded.interfaces:
+        # The interface's lock first: of two `up` at once exactly one gets past this line,
+        # and a loser changes nothing (wgedge/runlock.py).
+        try:
+            lock = runlock.acquire(iface.name)
+        except runlock.LockBusy as exc:
+            print("wgedge: %s is already up or being brought up by %s: use reload, or down "
+                  "first" % (iface.name, exc.holder()), file=sys.stderr)
+            code = 1
+            continue
         if os.path.exists(manage.socket_path(iface.name)) and manage.wait_socket(iface.name, 0.5):
+            # run by something that takes no lock, e.g. wireguard-go
+            runlock.release(lock, iface.name)
             print("wgedge: %s is already up (use reload)" % iface.name, file=sys.stderr)
             code = 1
             continue
-        try:
-            if args.no_watchdog:
-                manage.start_daemon(iface.name)
-                manage.configure(iface, first=True)
-            else:
-                code |= _start_watchdog(args.file, iface.name)
-                continue
-        except Exception as exc:  # noqa: BLE001 - reported, and the half-made link removed
-            print("wgedge: %s: %s" % (iface.name, exc), file=sys.stderr)
-            manage.down(iface.name)
-            code = 1
-            continue
-        print("%s is up" % iface.name)
+        if args.no_watchdog:
+            code |= _start_without_watchdog(iface, lock)
+        else:
+            code |= _start_watchdog(args.file, iface.name, lock)
     return code
 
 
-def _start_watchdog(path, ifname):
-    from wgedge import daemon, watchdog
+def _start_without_watchdog(iface, lock):
+    from wgedge import manage, runlock
+
+    try:
+        manage.start_daemon(iface.name, lock)
+        manage.configure(iface, first=True)
+    except Exception as exc:  # noqa: BLE001 - reported, and the half-made link removed
+        print("wgedge: %s: %s" % (iface.name, exc), file=sys.stderr)
+        manage.down(iface.name, lock)
+        return 1
+    runlock.release(lock)  # the daemon holds the interface from now on
+    print("%s is up" % iface.name)
+    return 0
+
+
+def _start_watchdog(path, ifname, lock):
+    from wgedge import daemon, runlock, watchdog
 
     def body(ready):
-        daemon.setup_logging(ifname, daemon.log_level(False), False, None)
-        watchdog.Watchdog(path, ifname).run(ready)
+        try:
+            daemon.setup_logging(ifname, daemon.log_level(False), False, None)
+            wd = watchdog.Watchdog(path, ifname, lock)
+        except BaseException:
+            runlock.release(lock, ifname)
+            raise
+        wd.run(ready)  # on failure it has undone everything and removed the lock
 
     code = daemon.detach(body)
+    # This copy of the lock only: the watchdog holds it (and cleaned up if it failed).
+    runlock.release(lock)
     if code == 0:
         print("%s is up (under the watchdog)" % ifname)
-    else:
-        from wgedge import manage
-
-        manage.down(ifname)
     return code
 
 
 def cmd_down(args):
-    from wgedge import manage
+    from wgedge import manage, runlock
 
     names = [args.ifname] if args.ifname else manage.running_interfaces()
+    code = 0
     for name in names:
-        manage.down(name)
-        print("%s is down" % name)
-    return 0
+        if manage.down(name):
+            print("%s is down" % name)
+        else:
+            pid = runlock.holder_pid(name)
+            print("wgedge: %s: still held by %s: not down" % (
+                name, "another wgedge" if pid is None else "pid %d" % pid), file=sys.stderr)
+            code = 1
+    return code
 
 
 def cmd_reload(args):
@@ -145,13 +171,33 @@ def cmd_reload(args):
             print("wgedge: %s is not running: use up" % iface.name, file=sys.stderr)
             code = 1
             continue
-        try:
-            manage.configure(iface, first=False)
+        ok, message = _reload_one(iface)
+        if ok:
             print("%s reloaded" % iface.name)
-        except Exception as exc:  # noqa: BLE001
-            print("wgedge: %s: reload failed: %s" % (iface.name, exc), file=sys.stderr)
+        else:
+            print("wgedge: %s: reload failed, the running configuration is unchanged: %s"
+                  % (iface.name, message), file=sys.stderr)
             code = 1
     return code
+
+
+def _reload_one(iface):
+    """-> (ok, message). Under a watchdog the watchdog does it (its copy of the configuration
+    must stay the one that runs); otherwise manage.configure, all or nothing either way."""
+    from wgedge import manage
+
+    wd = manage.read_pid(manage.watchdog_pid_path(iface.name))
+    if wd is not None:
+        running_from = (manage.read_state(iface.name) or {}).get("config")
+        if running_from and os.path.realpath(running_from) != os.path.realpath(iface.path):
+            return False, ("it runs from %s under its watchdog: reload that file, or down "
+                           "and up this one" % running_from)
+        return manage.reload_through_watchdog(iface.name, wd)
+    try:
+        manage.configure(iface, first=False)
+    except Exception as exc:  # noqa: BLE001 - reported; configure changed nothing
+        return False, str(exc)
+    return True, ""
 
 
 def cmd_status(args):

@@ -4,6 +4,11 @@ Without -f (and without WG_PROCESS_FOREGROUND=1) the process detaches, and the c
 returns only once the TUN device exists and the control socket accepts connections, so
 `wg-quick` can configure the interface right after it returns. A start-up failure is reported
 on stderr by the command that started it, with a non-zero exit code.
+
+Before it creates anything the daemon takes the interface's lock (wgedge/runlock.py), or
+adopts the one its watchdog or `wgedge up --no-watchdog` hands down: a second daemon for the
+same name fails with "in use" instead of racing the first for the TUN device and the control
+socket.
 """
 
 import gc
@@ -88,8 +93,34 @@ def _remove_pid(ifname):
         pass
 
 
+def _take_lock(ifname):
+    """-> (descriptor, removes the file at exit). The lock a starting watchdog or `up` hands
+    down in WGEDGE_LOCK_FD, or our own; a second daemon for the name stops here, before it
+    touches the TUN device or the control socket (wgedge/runlock.py)."""
+    from wgedge import runlock
+
+    inherited = os.environ.pop(runlock.ENV, None)
+    if inherited is not None:
+        return runlock.adopt(ifname, inherited), False
+    try:
+        return runlock.acquire(ifname), True
+    except runlock.LockBusy as exc:
+        raise runlock.LockError("interface %s is in use by %s" % (ifname, exc.holder())) \
+            from None
+
+
 def serve(ifname, crypto, ready=None):
-    """Create the interface and run its loop until stopped."""
+    """Take the interface's lock, create the interface and run its loop until stopped."""
+    from wgedge import runlock
+
+    lock, owned = _take_lock(ifname)
+    try:
+        _serve(ifname, crypto, ready)
+    finally:
+        runlock.release(lock, ifname if owned else None)
+
+
+def _serve(ifname, crypto, ready):
     from wgedge.io.loop import Interface
 
     iface = Interface(ifname, crypto)

@@ -4,16 +4,33 @@ The interface daemon is configured only through its control socket, with the sam
 protocol `wg` speaks; addresses and routes go through netsetup (pyroute2). Everything `up`
 did is recorded in /var/run/wgedge/IFNAME.state.json so `down` and `reload` can undo or
 adjust exactly that.
+
+Rules kept here:
+- `configure` applies a configuration completely or not at all. The steps that can fail come
+  first and are taken back if a later one fails: network additions (netsetup.apply), the
+  state file written aside, then the WireGuard settings in one `set` request (the daemon
+  validates and applies a request whole); only then are unwanted addresses and routes removed
+  and the state file moved into place. A failure raises ManageError, and the daemon, the link
+  and the state file are as they were.
+- One configurator at a time: `configure` holds a flock on /var/run/wgedge itself. An
+  interface under a watchdog is configured only by its watchdog; `wgedge reload` asks it
+  (SIGHUP) and waits for the answer it writes to IFNAME.reload.json, so the watchdog's own
+  copy of the configuration is always the one that runs.
+- One owner per interface (wgedge/runlock.py): `down` stops the watchdog and the daemon and
+  reports success only once it could take the interface's lock, i.e. nothing runs it any more.
 """
 
+import contextlib
+import fcntl
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 
-from wgedge import control_client, netsetup
+from wgedge import control_client, netsetup, runlock
 from wgedge.config import model
 from wgedge.core.ipaddr import format_cidr, parse_ip
 from wgedge.core.uapi import key_to_hex
@@ -33,6 +50,14 @@ def watchdog_pid_path(ifname):
     return os.path.join(RUN_DIR, ifname + ".watchdog.pid")
 
 
+def reload_result_path(ifname):
+    return os.path.join(RUN_DIR, ifname + ".reload.json")
+
+
+CONFIG_LOCK_WAIT = 60.0  # seconds configure waits for another configurator
+RELOAD_WAIT = 120.0  # a watchdog may first sit out a restart backoff (60 s at most)
+
+
 def read_state(ifname):
     try:
         with open(state_path(ifname)) as f:
@@ -41,13 +66,38 @@ def read_state(ifname):
         return None
 
 
-def write_state(ifname, state):
+def _write_aside(path, record):
+    """Write `record` as JSON next to `path` (0600) -> the temporary name to os.replace."""
     os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
-    tmp = state_path(ifname) + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(state, f)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, state_path(ifname))
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f)
+    except BaseException:
+        _unlink(tmp)
+        raise
+    return tmp
+
+
+def write_pid_file(path):
+    os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("%d\n" % os.getpid())
+    os.replace(tmp, path)
+
+
+def write_state(ifname, state):
+    os.replace(_write_aside(state_path(ifname), state), state_path(ifname))
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def read_pid(path):
@@ -171,70 +221,171 @@ def generate_keys(loaded):
 
 
 def wait_socket(ifname, seconds=10.0, proc=None):
+    """True once the control socket answers; False after `seconds`, or as soon as `proc`
+    (the daemon that should answer) has exited."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
         try:
             control_client.request(ifname, "get=1", timeout=1.0)
             return True
         except control_client.ControlClientError:
-            if proc is not None and proc.poll() is not None:
-                return False
             time.sleep(0.05)
     return False
 
 
+@contextlib.contextmanager
+def config_lock(seconds=CONFIG_LOCK_WAIT):
+    """One configurator at a time, whichever interface (a flock on the run directory)."""
+    os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
+    fd = os.open(RUN_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise ManageError("another wgedge has been changing interfaces for %d s: "
+                                      "nothing changed, try again" % seconds) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
+
+
 def configure(iface, first=True):
-    """Push keys and peers through the control socket, then addresses, MTU and routes.
-    Returns the network state to record."""
-    endpoints = {p.public_key: endpoint_text(p) for p in iface.peers}
-    if first:
-        control_client.request(iface.name, full_config(iface, endpoints))
-        previous = None
-    else:
-        cur_iface, cur_peers = control_client.get(iface.name)
-        text = diff_config(iface, endpoints, cur_iface, cur_peers)
-        if text:
-            control_client.request(iface.name, text)
-        previous = (read_state(iface.name) or {}).get("net")
+    """Apply `iface` completely or not at all (see the top of this file): the keys and peers
+    through the control socket, addresses, MTU and routes through netsetup. `first` replaces
+    all peers (a fresh daemon); otherwise only the difference is sent, so untouched peers keep
+    their sessions. Returns the network state recorded; raises ManageError with nothing
+    changed."""
+    endpoints = {p.public_key: endpoint_text(p) for p in iface.peers}  # DNS, before the lock
     ips = [e.rsplit(":", 1)[0].strip("[]") for e in endpoints.values() if e]
-    net = netsetup.apply(iface, previous, ips)
-    write_state(iface.name, {"config": os.path.abspath(iface.path), "net": net})
-    return net
+    with config_lock():
+        previous_state = None if first else read_state(iface.name)
+        previous = (previous_state or {}).get("net")
+        try:
+            if first:
+                text = full_config(iface, endpoints)
+            else:
+                cur_iface, cur_peers = control_client.get(iface.name)
+                text = diff_config(iface, endpoints, cur_iface, cur_peers)
+            change = netsetup.apply(iface, previous, ips)
+        except (netsetup.NetError, control_client.ControlClientError) as exc:
+            raise ManageError(str(exc)) from None
+        path = state_path(iface.name)
+        tmp = None
+        try:
+            tmp = _write_aside(path, {"config": os.path.abspath(iface.path),
+                                      "net": change.state})
+            if text:
+                control_client.request(iface.name, text)
+        except (OSError, control_client.ControlClientError) as exc:
+            if tmp is not None:
+                _unlink(tmp)
+            left = change.rollback()
+            if left != dict(netsetup.EMPTY, **(previous or {})):
+                _keep_record(iface.name, previous_state or {"config": os.path.abspath(iface.path)},
+                             left)
+            if isinstance(exc, control_client.ControlClientError):
+                raise ManageError(str(exc)) from None
+            raise ManageError("cannot write %s: %s" % (path, exc.strerror or exc)) from None
+        net = change.commit()
+        try:
+            os.replace(tmp, path)  # a rename within one directory: nothing left to refuse it
+        except OSError as exc:
+            raise ManageError("applied, but %s could not be updated: %s" % (path, exc)) from None
+        return net
 
 
-def start_daemon(ifname):
-    """Start the interface daemon detached (as `wgedge IFNAME` does) and wait for it."""
+def _keep_record(ifname, previous_state, net):
+    """A rollback the kernel refused in part: record what is left, so `down` removes it."""
+    try:
+        write_state(ifname, dict(previous_state, net=net))
+    except OSError:
+        pass
+
+
+def start_daemon(ifname, lock=None):
+    """Start the interface daemon detached (as `wgedge IFNAME` does) and wait for it. `lock`
+    (runlock) is handed down to it, so the daemon holds the interface for as long as it runs."""
+    env = None
+    pass_fds = ()
+    if lock is not None:
+        env = dict(os.environ, **{runlock.ENV: str(lock)})
+        pass_fds = (lock,)
     res = subprocess.run([sys.executable, "-m", "wgedge", ifname], capture_output=True,
-                         text=True, timeout=30)
+                         text=True, timeout=30, env=env, pass_fds=pass_fds)
     if res.returncode != 0:
         raise ManageError(res.stderr.strip() or "daemon failed to start")
 
 
-def down(ifname, quiet=False):
+def down(ifname, lock=None):
     """Undo `up`: stop the watchdog and the daemon, remove routes, addresses and the link.
-    Works after a crash too (stale pid files, a leftover socket)."""
-    import signal
-
+    Works after a crash too (stale pid files, a leftover socket). `lock` is the interface's
+    lock when the caller holds it already. Returns True once nothing runs the interface (its
+    lock could be taken), False if something still holds it."""
     wd = read_pid(watchdog_pid_path(ifname))
     if wd is not None:
         os.kill(wd, signal.SIGTERM)
-        wait_exit(wd, 10)
+        if not wait_exit(wd, 20):
+            os.kill(wd, signal.SIGKILL)
+            wait_exit(wd, 5)
     state = read_state(ifname) or {}
     try:
         netsetup.undo(ifname, state.get("net", {}))
     except Exception:  # noqa: BLE001 - tearing down: go on with the rest
         pass
     pid = read_pid(pid_path(ifname))
-    if pid is not None:
+    if pid is not None and not wait_exit(pid, 5):
+        os.kill(pid, signal.SIGKILL)
         wait_exit(pid, 5)
-        if read_pid(pid_path(ifname)) is not None:
-            os.kill(pid, signal.SIGKILL)
     for path in (state_path(ifname), watchdog_pid_path(ifname), pid_path(ifname),
-                 socket_path(ifname)):
+                 reload_result_path(ifname), socket_path(ifname)):
+        _unlink(path)
+    if lock is None:
+        lock = runlock.wait_acquire(ifname, 5.0)  # a process that is exiting may hold it
+        if lock is None:
+            return False
+    runlock.release(lock, ifname)
+    return True
+
+
+# --- reload through the watchdog -------------------------------------------------------------
+def read_reload_result(ifname):
+    try:
+        with open(reload_result_path(ifname)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def write_reload_result(ifname, record):
+    os.replace(_write_aside(reload_result_path(ifname), record), reload_result_path(ifname))
+
+
+def reload_through_watchdog(ifname, wd_pid, seconds=RELOAD_WAIT):
+    """Ask the watchdog `wd_pid` to reload (SIGHUP) and wait for the outcome it records in
+    IFNAME.reload.json -> (ok, message). Only a reload that started after this call counts:
+    the watchdog numbers them ('started', 'done')."""
+    before = read_reload_result(ifname) or {}
+    started = before.get("started", 0) if before.get("watchdog_pid") == wd_pid else 0
+    os.kill(wd_pid, signal.SIGHUP)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        rec = read_reload_result(ifname) or {}
+        if rec.get("watchdog_pid") == wd_pid and rec.get("done", 0) > started:
+            return bool(rec.get("ok")), rec.get("message", "")
         try:
-            os.unlink(path)
-        except OSError:
-            pass
+            os.kill(wd_pid, 0)
+        except ProcessLookupError:
+            return False, "its watchdog (pid %d) exited during the reload" % wd_pid
+        time.sleep(0.05)
+    return False, ("no answer from its watchdog (pid %d) within %d s; see the log"
+                   % (wd_pid, seconds))
 
 
 def wait_exit(pid, seconds):

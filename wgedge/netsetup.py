@@ -1,13 +1,22 @@
 """Addresses, MTU, routes and link state through pyroute2 (netlink), nothing else.
 
-Rules kept here: every change is recorded in the returned state so `wgedge down` (or a
-reload) undoes exactly what was done; errors raise NetError with a message naming what
-failed. Routes for a peer's allowed IPs are added only with `route_allowed_ips`; a /0 is
-split into two halves so the existing default route (which still carries the tunnel's own
-packets) is not replaced, and, unless `nohostroute`, a host route keeps the peer's endpoint on
-the path it had before.
+Rules kept here:
+- All or nothing. `apply` first makes every change that can fail (addresses and routes
+  added, MTU, host routes, link up) and takes them all back if one fails; what is no longer
+  wanted is removed only by `NetChange.commit()`, once the caller's own step (the WireGuard
+  settings) has succeeded too, or else `NetChange.rollback()` takes the additions back.
+  Removals do not fail (what is gone is gone), so nothing is ever left half-changed.
+- Every change is recorded in the state `apply` returns, so `wgedge down` (or the next
+  reload) undoes exactly what was done; errors raise NetError naming what failed and why.
+- Routes for a peer's allowed IPs are added only with `route_allowed_ips`; a /0 is split into
+  two halves so the existing default route (which still carries the tunnel's own packets) is
+  not replaced, and, unless `nohostroute`, a host route keeps the peer's endpoint on the path
+  it had before. Host routes are looked up and added before the tunnel's routes, which would
+  otherwise be the path the lookup finds.
 """
 
+import errno
+import os
 import socket
 
 from pyroute2 import IPRoute
@@ -20,8 +29,23 @@ class NetError(Exception):
     pass
 
 
+GONE = (errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL, errno.ENODEV)
+
+
 def _family(addr):
     return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+def _reason(exc):
+    """A NetlinkError as the kernel's words ('Permission denied'), not a tuple."""
+    code = getattr(exc, "code", 0)
+    if len(exc.args) > 1 and exc.args[1]:
+        return str(exc.args[1])
+    return os.strerror(code) if code else str(exc)
+
+
+def _same_address(a, b):
+    return parse_cidr(a) == parse_cidr(b)
 
 
 def route_prefixes(iface):
@@ -58,10 +82,11 @@ class NetSetup:
 
     def current_addresses(self):
         idx = self.index()
-        out = []
-        for msg in self.ipr.get_addr(index=idx):
-            out.append("%s/%d" % (msg.get_attr("IFA_ADDRESS"), msg["prefixlen"]))
-        return out
+        try:
+            msgs = self.ipr.get_addr(index=idx)
+        except NetlinkError as exc:
+            raise NetError("cannot read the addresses of %s: %s" % (self.ifname, _reason(exc)))
+        return ["%s/%d" % (m.get_attr("IFA_ADDRESS"), m["prefixlen"]) for m in msgs]
 
     def add_address(self, cidr):
         addr, bits = parse_cidr(cidr)
@@ -72,34 +97,60 @@ class NetSetup:
                 kwargs["flags"] = 0x02  # IFA_F_NODAD: usable at once, as wg-quick's users expect
             self.ipr.addr("add", index=self.index(), address=text, prefixlen=bits, **kwargs)
         except NetlinkError as exc:
-            if exc.code != 17:  # EEXIST: already there is fine
-                raise NetError("cannot add address %s to %s: %s" % (cidr, self.ifname, exc))
+            if exc.code != errno.EEXIST:  # already there is fine
+                hint = ""
+                if len(addr) == 16 and exc.code == errno.EACCES:
+                    hint = " (is IPv6 disabled on %s?)" % self.ifname
+                raise NetError("cannot add address %s to %s: %s%s"
+                               % (cidr, self.ifname, _reason(exc), hint))
 
-    def del_address(self, cidr):
+    def del_address(self, cidr, strict=False):
+        """Remove an address; already gone is fine. With `strict`, any other refusal raises
+        (a rollback must know what it could not take back)."""
         addr, bits = parse_cidr(cidr)
         try:
             self.ipr.addr("del", index=self.index(), address=cidr.split("/")[0], prefixlen=bits)
-        except NetlinkError:
+        except NetlinkError as exc:
+            if strict and exc.code not in GONE:
+                raise NetError("cannot remove address %s from %s: %s"
+                               % (cidr, self.ifname, _reason(exc)))
+        except NetError:  # the link is gone, and with it what was on it
             pass
 
-    def set_mtu_up(self, mtu):
+    def mtu(self):
+        try:
+            links = self.ipr.get_links(self.index())
+        except NetlinkError as exc:
+            raise NetError("cannot read the MTU of %s: %s" % (self.ifname, _reason(exc)))
+        return links[0].get_attr("IFLA_MTU") if links else None
+
+    def set_mtu(self, mtu):
         try:
             self.ipr.link("set", index=self.index(), mtu=mtu)
+        except NetlinkError as exc:
+            raise NetError("cannot set MTU %d on %s: %s" % (mtu, self.ifname, _reason(exc)))
+
+    def set_up(self):
+        try:
             self.ipr.link("set", index=self.index(), state="up")
         except NetlinkError as exc:
-            raise NetError("cannot set %s up with MTU %d: %s" % (self.ifname, mtu, exc))
+            raise NetError("cannot set %s up: %s" % (self.ifname, _reason(exc)))
 
     def add_route(self, dst, bits):
         try:
             self.ipr.route("replace", dst=dst, dst_len=bits, oif=self.index(),
                            family=_family(dst))
         except NetlinkError as exc:
-            raise NetError("cannot add route %s/%d via %s: %s" % (dst, bits, self.ifname, exc))
+            raise NetError("cannot add route %s/%d via %s: %s"
+                           % (dst, bits, self.ifname, _reason(exc)))
 
-    def del_route(self, dst, bits):
+    def del_route(self, dst, bits, strict=False):
         try:
             self.ipr.route("del", dst=dst, dst_len=bits, oif=self.index(), family=_family(dst))
-        except (NetlinkError, NetError):
+        except NetlinkError as exc:
+            if strict and exc.code not in GONE:
+                raise NetError("cannot remove route %s/%d: %s" % (dst, bits, _reason(exc)))
+        except NetError:  # the link is gone, and with it what was on it
             pass
 
     def endpoint_host_route(self, ip):
@@ -125,12 +176,13 @@ class NetSetup:
             return None
         return {"dst": ip, "dst_len": bits, "oif": oif, "gateway": gw, "family": fam}
 
-    def del_host_route(self, spec):
+    def del_host_route(self, spec, strict=False):
         try:
             kwargs = {k: v for k, v in spec.items() if v is not None}
             self.ipr.route("del", **kwargs)
-        except NetlinkError:
-            pass
+        except NetlinkError as exc:
+            if strict and exc.code not in GONE:
+                raise NetError("cannot remove route %s: %s" % (spec["dst"], _reason(exc)))
 
     def delete_link(self):
         try:
@@ -139,39 +191,109 @@ class NetSetup:
             pass
 
 
-def apply(iface, previous=None, endpoint_ips=()):
-    """Bring addresses, MTU, routes and link state to what `iface` asks for. `previous` is the
-    state this module returned last time (for a reload), so only the difference changes.
-    Returns the new state (a JSON-able dict)."""
-    previous = previous or {"addresses": [], "routes": [], "host_routes": []}
-    ns = NetSetup(iface.name)
-    try:
-        want_addrs = list(iface.addresses)
-        for cidr in previous["addresses"]:
-            if cidr not in want_addrs:
+EMPTY = {"addresses": [], "routes": [], "host_routes": []}
+
+
+class NetChange:
+    """The additions `apply` made, until `commit()` (then the removals) or `rollback()`."""
+
+    def __init__(self, ns, previous, state):
+        self.ns = ns
+        self.previous = previous
+        self.state = state  # what the link looks like after commit(): the record to keep
+        self.undo = []  # (what, callable) in the order the additions were made
+
+    def commit(self):
+        """Remove what is no longer wanted; returns the state. Cannot fail."""
+        ns, prev, state = self.ns, self.previous, self.state
+        try:
+            for spec in prev.get("host_routes", []):
+                if spec not in state["host_routes"]:
+                    ns.del_host_route(spec)
+            for r in prev.get("routes", []):
+                if r not in state["routes"]:
+                    ns.del_route(r[0], r[1])
+            removed = [c for c in prev.get("addresses", [])
+                       if not any(_same_address(c, w) for w in state["addresses"])]
+            for cidr in removed:
                 ns.del_address(cidr)
-        for cidr in want_addrs:
-            ns.add_address(cidr)
-        ns.set_mtu_up(iface.mtu)
-        want_routes = [list(r) for r in route_prefixes(iface)]
-        for r in previous["routes"]:
-            if r not in want_routes:
-                ns.del_route(r[0], r[1])
-        for r in want_routes:
+            if removed:
+                # The kernel drops every IPv4 route of a device with its last IPv4 address:
+                # put the wanted ones back (replace is a no-op for those still there).
+                for r in state["routes"]:
+                    try:
+                        ns.add_route(r[0], r[1])
+                    except NetError:
+                        pass
+        finally:
+            ns.close()
+        return state
+
+    def rollback(self):
+        """Take the additions back, newest first. Returns the state that now describes the
+        link: the previous one, plus any addition the kernel would not take back."""
+        left = dict(self.previous, addresses=list(self.previous.get("addresses", [])),
+                    routes=list(self.previous.get("routes", [])),
+                    host_routes=list(self.previous.get("host_routes", [])))
+        try:
+            for what, undo in reversed(self.undo):
+                try:
+                    undo()
+                except Exception:  # noqa: BLE001 - keep it recorded so `down` removes it
+                    kind, item = what
+                    if kind != "mtu":
+                        left[kind].append(item)
+        finally:
+            self.ns.close()
+        return left
+
+
+def apply(iface, previous=None, endpoint_ips=()):
+    """Make every change that can fail for the link to be what `iface` asks for; `previous` is
+    the state recorded last time (a reload), so only the difference changes. On failure all
+    of it is taken back and NetError raised; otherwise the caller gets a NetChange and must
+    `commit()` or `rollback()` it."""
+    previous = dict(EMPTY, **(previous or {}))
+    ns = NetSetup(iface.name)
+    state = {"addresses": list(iface.addresses), "host_routes": [], "mtu": iface.mtu,
+             "routes": [list(r) for r in route_prefixes(iface)]}
+    change = NetChange(ns, previous, state)
+    try:
+        present = ns.current_addresses()
+        for cidr in state["addresses"]:
+            if not any(_same_address(cidr, p) for p in present):
+                ns.add_address(cidr)
+                change.undo.append((("addresses", cidr), lambda c=cidr: ns.del_address(c, True)))
+        old_mtu = ns.mtu()
+        if old_mtu != iface.mtu:
+            ns.set_mtu(iface.mtu)
+            change.undo.append((("mtu", old_mtu), lambda m=old_mtu: ns.set_mtu(m)))
+        ns.set_up()
+        _host_routes(iface, ns, previous, state, change, endpoint_ips)
+        for r in state["routes"]:
             ns.add_route(r[0], r[1])
-        host_routes = previous.get("host_routes", [])
-        splits_default = any(r[1] == 1 for r in want_routes)
-        if splits_default and not iface.nohostroute:
-            known = {h["dst"] for h in host_routes}
-            for ip in endpoint_ips:
-                if ip not in known:
-                    spec = ns.endpoint_host_route(ip)
-                    if spec:
-                        host_routes.append(spec)
-        return {"addresses": want_addrs, "routes": want_routes, "host_routes": host_routes,
-                "mtu": iface.mtu}
-    finally:
-        ns.close()
+            if r not in previous["routes"]:
+                change.undo.append((("routes", r), lambda r=r: ns.del_route(r[0], r[1], True)))
+    except Exception:
+        change.rollback()
+        raise
+    return change
+
+
+def _host_routes(iface, ns, previous, state, change, endpoint_ips):
+    """Endpoints keep their path when the tunnel takes the default route (see the top)."""
+    if iface.nohostroute or not any(r[1] == 1 for r in state["routes"]):
+        return
+    known = {h["dst"]: h for h in previous["host_routes"]}
+    for ip in endpoint_ips:
+        if ip in known:
+            if known[ip] not in state["host_routes"]:
+                state["host_routes"].append(known[ip])
+            continue
+        spec = ns.endpoint_host_route(ip)
+        if spec and spec not in state["host_routes"]:
+            state["host_routes"].append(spec)
+            change.undo.append((("host_routes", spec), lambda s=spec: ns.del_host_route(s, True)))
 
 
 def undo(ifname, state):

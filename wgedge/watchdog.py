@@ -12,8 +12,17 @@ Decisions, each logged:
   (OpenWrt's wireguard_watchdog behaviour). Literal addresses are left alone.
 - With `watchdog_device` set, the hardware watchdog is fed only while all of that is healthy,
   and closed with the magic 'V' on a clean stop, so a stopped service does not reboot the box.
-- SIGHUP re-reads the file and applies the difference (a bad file is refused and logged);
-  SIGTERM/SIGINT stop the daemon and undo everything `up` did.
+- SIGHUP re-reads the file and applies the difference, all or nothing (manage.configure): a
+  bad file, or a change the kernel refuses, is logged and leaves everything as it was. Each
+  reload is numbered and its outcome written to IFNAME.reload.json, which is how `wgedge
+  reload` (which asks the watchdog rather than configuring the interface itself) learns it.
+  The watchdog's copy of the configuration changes only with a reload or restart that
+  succeeded, so it always describes what runs.
+- After a restart the file is applied again; if the kernel now refuses it, the last
+  configuration that ran is applied instead.
+- The watchdog holds the interface's lock (wgedge/runlock.py) from `up` on and shares it with
+  each daemon it starts; SIGTERM/SIGINT stop the daemon, undo everything `up` did and remove
+  the lock, so a later `up` starts afresh.
 """
 
 import logging
@@ -24,7 +33,7 @@ import subprocess
 import sys
 import time
 
-from wgedge import control_client, manage
+from wgedge import control_client, manage, runlock
 from wgedge.config.model import load, peer_label
 
 log = logging.getLogger("wgedge")
@@ -37,9 +46,11 @@ FAILED_CHECKS_BEFORE_KILL = 3
 
 
 class Watchdog:
-    def __init__(self, config_path, ifname):
+    def __init__(self, config_path, ifname, lock=None):
         self.config_path = config_path
         self.ifname = ifname
+        self.lock = lock  # runlock descriptor, handed to each daemon started
+        self.reloads_started = self.reloads_done = 0
         self.child = None
         self.child_started = 0.0
         self.backoff = 1.0
@@ -61,16 +72,38 @@ class Watchdog:
         return iface, loaded.settings
 
     # --- the child daemon ------------------------------------------------------------------
-    def _start_child(self):
+    def _start_child(self, candidates):
+        """Start a daemon and configure it with the first of `candidates` ((iface, settings)
+        pairs) that the kernel and the daemon accept; that one becomes the watchdog's copy.
+        A refused configuration changes nothing (manage.configure), so the next candidate
+        goes to the same fresh daemon. Raises the last error; the caller kills the child."""
+        self._spawn()
+        error = None
+        for iface, settings in candidates:
+            if error is not None:
+                log.error("%s: %s; trying the last configuration that ran", self.ifname, error)
+            try:
+                manage.configure(iface, first=True)
+            except manage.ManageError as exc:
+                error = exc
+                continue
+            self.iface, self.settings = iface, settings
+            self.failed_checks = 0
+            return
+        raise error
+
+    def _spawn(self):
         env = dict(os.environ, WGEDGE_SYSLOG="1")
+        pass_fds = ()
+        if self.lock is not None:
+            env[runlock.ENV] = str(self.lock)
+            pass_fds = (self.lock,)
         self.child = subprocess.Popen([sys.executable, "-m", "wgedge", "-f", self.ifname],
-                                      env=env, stdin=subprocess.DEVNULL,
+                                      env=env, stdin=subprocess.DEVNULL, pass_fds=pass_fds,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.child_started = time.monotonic()
         if not manage.wait_socket(self.ifname, 15.0, self.child):
             raise manage.ManageError("daemon for %s did not start" % self.ifname)
-        manage.configure(self.iface, first=True)
-        self.failed_checks = 0
 
     def _restart(self):
         now = time.monotonic()
@@ -88,12 +121,14 @@ class Watchdog:
         self.restarts.append(time.monotonic())
         self.backoff = min(MAX_BACKOFF, self.backoff * 2)
         try:
-            self.iface, self.settings = self._load()
+            candidates = [self._load()]
         except manage.ManageError as exc:
             log.error("%s: config now invalid, restarting with the last good one: %s",
                       self.ifname, exc)
+            candidates = []
+        candidates.append((self.iface, self.settings))
         try:
-            self._start_child()
+            self._start_child(candidates)
             log.info("%s: daemon restarted (pid %d)", self.ifname, self.child.pid)
         except Exception as exc:  # noqa: BLE001 - keep supervising
             log.error("%s: restart failed: %s", self.ifname, exc)
@@ -155,20 +190,38 @@ class Watchdog:
                 log.error("hardware watchdog: %s", exc)
 
     def _reload(self):
+        """Apply the file again, all or nothing, and record the outcome for `wgedge reload`."""
         self.reload_requested = False
+        self.reloads_started += 1
+        self._record_reload(False, "")
+        ok, message = self._apply_file()
+        self.reloads_done = self.reloads_started
+        self._record_reload(ok, message)
+
+    def _apply_file(self):
         try:
             iface, settings = self._load()
         except manage.ManageError as exc:
             log.error("%s: reload refused, keeping the running configuration:\n%s",
                       self.ifname, exc)
-            return
+            return False, str(exc)
         try:
             manage.configure(iface, first=False)
-        except Exception as exc:  # noqa: BLE001
-            log.error("%s: reload failed: %s", self.ifname, exc)
-            return
+        except Exception as exc:  # noqa: BLE001 - reported; configure changed nothing
+            log.error("%s: reload failed, the running configuration is unchanged: %s",
+                      self.ifname, exc)
+            return False, str(exc)
         self.iface, self.settings = iface, settings
         log.info("%s: configuration reloaded", self.ifname)
+        return True, ""
+
+    def _record_reload(self, ok, message):
+        try:
+            manage.write_reload_result(self.ifname, {
+                "watchdog_pid": os.getpid(), "started": self.reloads_started,
+                "done": self.reloads_done, "ok": ok, "message": message})
+        except OSError as exc:
+            log.error("%s: cannot record the reload's outcome: %s", self.ifname, exc)
 
     # --- main loop ---------------------------------------------------------------------------
     def _sleep(self, seconds, wake_on_signal=False):
@@ -196,23 +249,25 @@ class Watchdog:
             pass
 
     def run(self, ready=None):
-        os.makedirs(manage.RUN_DIR, mode=0o700, exist_ok=True)
-        with open(manage.watchdog_pid_path(self.ifname), "w") as f:
-            f.write("%d\n" % os.getpid())
+        """Supervise until stopped; everything made is undone on the way out, also when the
+        start itself fails (then the exception reaches `up`)."""
+        if self.lock is not None:
+            runlock.claim(self.lock)
         self._wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hup)
         signal.signal(signal.SIGCHLD, lambda *_: None)
-        if self.settings.watchdog_device:
-            try:
-                self.hw = open(self.settings.watchdog_device, "wb", buffering=0)
-            except OSError as exc:  # its text would quote the path: the rule in config/uci.py
-                raise manage.ManageError("cannot open watchdog_device: %s" % exc.strerror)
-            log.info("feeding hardware watchdog %s", self.settings.watchdog_device)
         try:
-            self._start_child()
+            manage.write_pid_file(manage.watchdog_pid_path(self.ifname))
+            if self.settings.watchdog_device:
+                try:
+                    self.hw = open(self.settings.watchdog_device, "wb", buffering=0)
+                except OSError as exc:  # its text would quote the path: the rule in config/uci.py
+                    raise manage.ManageError("cannot open watchdog_device: %s" % exc.strerror)
+                log.info("feeding hardware watchdog %s", self.settings.watchdog_device)
+            self._start_child([(self.iface, self.settings)])
             log.info("%s: up under the watchdog (daemon pid %d)", self.ifname, self.child.pid)
             if ready is not None:
                 ready()
@@ -252,7 +307,10 @@ class Watchdog:
             netsetup.undo(self.ifname, state.get("net", {}))
         except Exception:  # noqa: BLE001 - best effort while stopping
             pass
-        for path in (manage.state_path(self.ifname), manage.watchdog_pid_path(self.ifname)):
+        # The daemon's own files too, in case it was killed before it could remove them.
+        for path in (manage.state_path(self.ifname), manage.watchdog_pid_path(self.ifname),
+                     manage.reload_result_path(self.ifname), manage.pid_path(self.ifname),
+                     manage.socket_path(self.ifname)):
             try:
                 os.unlink(path)
             except OSError:
@@ -263,3 +321,6 @@ class Watchdog:
                 self.hw.close()
             except OSError:
                 pass
+        if self.lock is not None:
+            runlock.release(self.lock, self.ifname)  # our daemon has exited: no one shares it
+            self.lock = None
