@@ -54,6 +54,13 @@ def private_mounts():
                       % os.strerror(err))
     _private = True
     sh("mount", "--make-rslave", "/")
+    # `ip netns add` makes /run/netns a shared mount (of this namespace's own peer group) the
+    # first time it runs here. Do it now: a mount namespace copied from this one before the
+    # first network namespace is made (tests/private_run.py's holder) must still receive it.
+    os.makedirs("/run/netns", exist_ok=True)
+    if sh("mount", "--make-shared", "/run/netns", check=False).returncode != 0:
+        sh("mount", "--bind", "/run/netns", "/run/netns")  # not a mount point yet
+        sh("mount", "--make-shared", "/run/netns")
 
 
 class RunDirs:
