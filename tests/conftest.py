@@ -1,10 +1,20 @@
 """Fixtures shared by several test files (keep each one small and documented)."""
 
 import os
+import sys
 
 import pytest
 
 from tests import mpy_helper
+
+
+def pytest_configure(config):
+    """As root, enter a private mount namespace now, while pytest has one thread (unshare
+    needs that): every `Namespaces` then mounts its own run directories (tests/netns.py)."""
+    if os.geteuid() == 0 and sys.platform.startswith("linux"):
+        from tests.netns import private_mounts
+
+        private_mounts()
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +35,8 @@ def micropython():
 
 @pytest.fixture
 def nets():
-    """Throwaway network namespaces (tests/netns.py), always removed, even on failure."""
+    """Throwaway network namespaces (tests/netns.py), always removed, even on failure, and
+    private run directories (/var/run/wireguard, /var/run/wgedge) while they exist."""
     from tests.netns import Namespaces
 
     if os.geteuid() != 0:

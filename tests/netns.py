@@ -2,8 +2,16 @@
 
 Every namespace a test makes is removed afterwards, even when the test fails. Test traffic only
 ever goes to addresses inside these namespaces.
+
+Other WireGuard daemons may run on the same host (another test run, a real wgedge or
+wireguard-go), and `wg`, wireguard-go and wgedge all keep their sockets and state in the
+host-wide /var/run/wireguard and /var/run/wgedge. So while a `Namespaces` exists, this process
+and everything it starts see private run directories: the process has its own mount namespace
+(entered once, `private_mounts`) with an empty tmpfs on each run directory (`RunDirs`). Nothing
+a test starts can see, reuse or `down` another's daemons, and no one else can see the test's.
 """
 
+import ctypes
 import os
 import shutil
 import subprocess
@@ -26,6 +34,60 @@ def sh(*args, ns=None, check=True, input=None, timeout=60, env=None):
     return res
 
 
+CLONE_NEWNS = 0x00020000
+# The run directories, with the modes wireguard-go/wgedge give them when they create them.
+RUN_DIRS = (("/var/run/wireguard", "0755"), ("/var/run/wgedge", "0700"))
+_private = False
+
+
+def private_mounts():
+    """Move this process into a mount namespace of its own (once; needs root). Mounts made
+    here afterwards stay here; the host's later mounts (new network namespaces) still arrive.
+    Must run while the process has one thread: unshare(CLONE_NEWNS) refuses otherwise."""
+    global _private
+    if _private:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, "unshare(CLONE_NEWNS) for private run directories: %s"
+                      % os.strerror(err))
+    _private = True
+    sh("mount", "--make-rslave", "/")
+    # `ip netns add` makes /run/netns a shared mount (of this namespace's own peer group) the
+    # first time it runs here. Do it now: a mount namespace copied from this one before the
+    # first network namespace is made (tests/private_run.py's holder) must still receive it.
+    os.makedirs("/run/netns", exist_ok=True)
+    if sh("mount", "--make-shared", "/run/netns", check=False).returncode != 0:
+        sh("mount", "--bind", "/run/netns", "/run/netns")  # not a mount point yet
+        sh("mount", "--make-shared", "/run/netns")
+
+
+class RunDirs:
+    """An empty tmpfs on each of RUN_DIRS, in this process's private mount namespace, while
+    at least one holder needs it (`acquire`/`release`, counted): daemons started meanwhile
+    (through `ip netns exec`, which copies this mount namespace) keep their sockets there."""
+
+    holders = 0
+
+    @classmethod
+    def acquire(cls):
+        private_mounts()
+        if cls.holders == 0:
+            for path, mode in RUN_DIRS:
+                os.makedirs(path, exist_ok=True)  # the mount point, on the host if missing
+                sh("mount", "-t", "tmpfs", "-o", "mode=%s,size=16m" % mode, "wgedge-test", path)
+        cls.holders += 1
+
+    @classmethod
+    def release(cls):
+        cls.holders -= 1
+        if cls.holders == 0:
+            for path, _ in RUN_DIRS:
+                if sh("umount", path, check=False).returncode != 0:
+                    sh("umount", "-l", path)  # a straggler still has it open
+
+
 def have_tools():
     missing = [t for t in ("ip", "wg", "wireguard-go") if shutil.which(t) is None]
     return missing
@@ -39,6 +101,8 @@ class Namespaces:
         self.names = []
         self.procs = []
         self.ifnames = []
+        RunDirs.acquire()
+        self._run_dirs = True
 
     def ns(self, label):
         name = "wge-%s-%s" % (label, self.tag)
@@ -112,6 +176,9 @@ class Namespaces:
                     os.unlink(path)
                 except OSError:
                     pass
+        if self._run_dirs:
+            self._run_dirs = False
+            RunDirs.release()
 
 
 def genkey():

@@ -6,6 +6,10 @@ from the example UCI configs in config/. Used by the site-to-site tests and by `
 Peers are addressed by name (site-a.example.net, site-b.example.net), resolved through
 /etc/netns/NAME/hosts, which `ip netns exec` mounts over /etc/hosts. Everything made here is
 removed by `close()`.
+
+Another wgedge may run on the host: the lab's daemons keep their sockets and state in private
+run directories (tests/netns.py), `close()` takes down only the lab's own interfaces, and the
+tests rename the example interfaces (wgsitea, wgsiteb) to names of their own (`ifname`).
 """
 
 import os
@@ -17,14 +21,19 @@ from tests.netns import ROOT, Namespaces, sh
 
 WAN = {"a": "10.250.0.1", "b": "10.250.0.2"}
 LAN = {"a": ("192.168.10.1", "192.168.10.2"), "b": ("192.168.20.1", "192.168.20.2")}
-IFNAME = {"a": "wgsitea", "b": "wgsiteb"}
+IFNAME = {"a": "wgsitea", "b": "wgsiteb"}  # as config/site-*.uci name them
 
 
 class SiteLab:
-    def __init__(self):
+    def __init__(self, rename=True):
+        """`rename`: give the interfaces names of this lab's own (the tests); without it they
+        keep the example configs' names (the demo)."""
         self.nets = Namespaces()
         self.tmp = tempfile.mkdtemp(prefix="wgedge-lab-")
         self.router, self.host, self.conf = {}, {}, {}
+        self.ifname = dict(IFNAME)
+        if rename:
+            self.ifname = {s: "wgs%s%s" % (s, self.nets.tag) for s in "ab"}
         self.hosts_dirs = []
 
     def build(self):
@@ -36,9 +45,11 @@ class SiteLab:
             self._veth(self.router[s], self.host[s], "l" + s, LAN[s][0], LAN[s][1])
             sh("ip", "route", "add", "default", "via", LAN[s][0], ns=self.host[s])
             sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=self.router[s])
-            src = os.path.join(ROOT, "config", "site-%s.uci" % s)
+            with open(os.path.join(ROOT, "config", "site-%s.uci" % s)) as f:
+                text = f.read().replace(IFNAME[s], self.ifname[s])
             self.conf[s] = os.path.join(self.tmp, "site-%s.uci" % s)
-            shutil.copy(src, self.conf[s])
+            with open(self.conf[s], "w") as f:
+                f.write(text)
             os.chmod(self.conf[s], 0o600)
         self.set_name("a", WAN["b"], "site-b.example.net")
         self.set_name("b", WAN["a"], "site-a.example.net")
@@ -76,7 +87,7 @@ class SiteLab:
     def close(self):
         for s in "ab":
             if s in self.router:
-                self.wgedge(s, "down", check=False)
+                self.wgedge(s, "down", self.ifname[s], check=False)
         self.nets.cleanup()
         for d in self.hosts_dirs:
             shutil.rmtree(d, ignore_errors=True)
@@ -84,7 +95,7 @@ class SiteLab:
 
 
 def demo():
-    lab = SiteLab()
+    lab = SiteLab(rename=False)
     try:
         print("== building two routers with a LAN each (network namespaces)", flush=True)
         lab.build()

@@ -143,7 +143,8 @@ def test_hostile_datagrams_mixed_into_a_session_batch(items):
 
 def _as_trains(batch):
     """Group consecutive datagrams as a UDP GRO read would: one endpoint, equal sizes, only
-    the last of a train shorter."""
+    the last of a train shorter. An empty datagram is a train of its own: nothing can join
+    it (a train's size is its first datagram's) and it cannot join one (it would vanish)."""
     trains = []
     for data, endpoint in batch:
         if trains:
@@ -151,7 +152,7 @@ def _as_trains(batch):
             if not closed and ep == endpoint and 0 < len(data) <= size:
                 trains[-1] = (buf + data, size, ep, len(data) < size)
                 continue
-        trains.append((data, len(data) or 1, endpoint, False))
+        trains.append((data, len(data) or 1, endpoint, not data))
     return [(memoryview(buf), size, ep) for buf, size, ep, _ in trains]
 
 
@@ -165,6 +166,7 @@ def _as_trains(batch):
 @example([("genuine", i) for i in range(6)] + [("hostile", 0, 200)])
 @example([("genuine", 0), ("unknown", 7), ("genuine", 1), ("flipped", 2, 20, 1),
           ("genuine", 2), ("genuine", 1)])
+@example([("hostile", 0, 0), ("hostile", 0, 1)])  # an empty datagram, then a 1-byte one
 def test_trains_are_received_as_their_datagrams(items):
     """A UDP GRO read reaches the core as a train: receive_trains must do exactly what
     receive_datagrams does with the same datagrams one by one (output, drops, the peer's

@@ -22,30 +22,32 @@ def run(ns, action, config):
 def test_start_reload_restart_stop(nets, tmp_path):
     assert os.stat(SCRIPT).st_mode & 0o777 == 0o755
     ns = nets.ns("i")
+    ifname = "wgi" + nets.tag  # the script's `stop` downs every interface: only this test's
+    # run directories (tests/netns.py) hold any
     conf = tmp_path / "wgedge"
     shutil.copy(os.path.join(ROOT, "rootfs_overlay", "etc", "config", "wgedge"), conf)
-    text = conf.read_text().replace("'wg0'", "'wginit'")
+    text = conf.read_text().replace("'wg0'", "'%s'" % ifname)
     conf.write_text(text)
     conf.chmod(0o600)
     res = run(ns, "start", str(conf))
     assert res.returncode == 0 and "OK" in res.stdout, res.stdout + res.stderr
     assert "private_key 'generate'" not in conf.read_text()  # a key was made and written back
-    assert "10.99.0.1/24" in sh("ip", "addr", "show", "wginit", ns=ns).stdout
-    assert os.path.exists("/var/run/wgedge/wginit.watchdog.pid")
-    conf.write_text(conf.read_text() + "\nconfig wireguard_wginit 'p'\n\toption public_key "
+    assert "10.99.0.1/24" in sh("ip", "addr", "show", ifname, ns=ns).stdout
+    assert os.path.exists("/var/run/wgedge/%s.watchdog.pid" % ifname)
+    conf.write_text(conf.read_text() + "\nconfig wireguard_%s 'p'\n\toption public_key " % ifname +
                     "'HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw='\n"
                     "\tlist allowed_ips '10.99.0.2/32'\n")
     assert run(ns, "reload", str(conf)).returncode == 0
-    assert "peer: HIgo9x" in sh("wg", "show", "wginit", ns=ns).stdout
+    assert "peer: HIgo9x" in sh("wg", "show", ifname, ns=ns).stdout
     conf.write_text(conf.read_text() + "\tlist allowed_ips 'nonsense'\n")
     res = run(ns, "reload", str(conf))
     assert res.returncode != 0 and "unchanged" in res.stdout
-    assert "peer: HIgo9x" in sh("wg", "show", "wginit", ns=ns).stdout
+    assert "peer: HIgo9x" in sh("wg", "show", ifname, ns=ns).stdout
     conf.write_text(conf.read_text().replace("\tlist allowed_ips 'nonsense'\n", ""))
     assert run(ns, "restart", str(conf)).returncode == 0
-    assert sh("ip", "link", "show", "wginit", ns=ns, check=False).returncode == 0
+    assert sh("ip", "link", "show", ifname, ns=ns, check=False).returncode == 0
     assert run(ns, "stop", str(conf)).returncode == 0
-    assert sh("ip", "link", "show", "wginit", ns=ns, check=False).returncode != 0
-    assert not os.path.exists("/var/run/wgedge/wginit.watchdog.pid")
-    assert not os.path.exists("/var/run/wireguard/wginit.sock")
+    assert sh("ip", "link", "show", ifname, ns=ns, check=False).returncode != 0
+    assert not os.path.exists("/var/run/wgedge/%s.watchdog.pid" % ifname)
+    assert not os.path.exists("/var/run/wireguard/%s.sock" % ifname)
     assert run(ns, "bogus", str(conf)).returncode == 1

@@ -94,17 +94,17 @@ def test_sigkill_of_watchdog_and_daemon_then_down_cleans_and_up_works():
         lab.up("a")
         lab.up("b")
         lab.ping("a", "192.168.20.2")
-        for name in ("wgsitea.watchdog.pid", "wgsitea.pid"):
+        ifa = lab.ifname["a"]
+        for name in (ifa + ".watchdog.pid", ifa + ".pid"):
             with open("/var/run/wgedge/" + name) as f:
                 os.kill(int(f.read()), signal.SIGKILL)
         time.sleep(0.5)
-        lab.wgedge("a", "down", "wgsitea")
-        assert "wgsitea" not in sh("ip", "link", ns=lab.router["a"]).stdout
+        lab.wgedge("a", "down", ifa)
+        assert ifa not in sh("ip", "link", ns=lab.router["a"]).stdout
         assert "192.168.20.0/24" not in sh("ip", "route", ns=lab.router["a"]).stdout
-        for path in ("/var/run/wireguard/wgsitea.sock", "/var/run/wgedge/wgsitea.pid",
-                     "/var/run/wgedge/wgsitea.watchdog.pid",
-                     "/var/run/wgedge/wgsitea.state.json"):
-            assert not os.path.exists(path), path
+        for path in ("/var/run/wireguard/%s.sock", "/var/run/wgedge/%s.pid",
+                     "/var/run/wgedge/%s.watchdog.pid", "/var/run/wgedge/%s.state.json"):
+            assert not os.path.exists(path % ifa), path % ifa
         lab.up("a")
         deadline = time.time() + 10
         while lab.ping("a", "192.168.20.2", count=1, check=False).returncode:

@@ -45,17 +45,18 @@ def test_lan_to_lan_through_the_tunnel_and_down_leaves_nothing(lab):
         lab.up(s)
     lab.ping("a", LAN["b"][1])
     lab.ping("b", LAN["a"][1])
+    ifa = lab.ifname["a"]
     routes = sh("ip", "route", ns=lab.router["a"]).stdout
-    assert "192.168.20.0/24 dev wgsitea" in routes
-    st = status(lab, "a")["wgsitea"]
+    assert "192.168.20.0/24 dev %s" % ifa in routes
+    st = status(lab, "a")[ifa]
     assert st["peers"][0]["health"] == "ok" and st["peers"][0]["endpoint"] == WAN["b"] + ":51820"
-    lab.wgedge("a", "down", "wgsitea")
-    assert "wgsitea" not in sh("ip", "link", ns=lab.router["a"]).stdout
-    assert "wgsitea" not in sh("ip", "route", ns=lab.router["a"]).stdout
+    lab.wgedge("a", "down", ifa)
+    assert ifa not in sh("ip", "link", ns=lab.router["a"]).stdout
+    assert ifa not in sh("ip", "route", ns=lab.router["a"]).stdout
     assert "10.99.0.1" not in sh("ip", "addr", ns=lab.router["a"]).stdout
-    for path in ("/var/run/wireguard/wgsitea.sock", "/var/run/wgedge/wgsitea.pid",
-                 "/var/run/wgedge/wgsitea.watchdog.pid", "/var/run/wgedge/wgsitea.state.json"):
-        assert not os.path.exists(path), path
+    for path in ("/var/run/wireguard/%s.sock", "/var/run/wgedge/%s.pid",
+                 "/var/run/wgedge/%s.watchdog.pid", "/var/run/wgedge/%s.state.json"):
+        assert not os.path.exists(path % ifa), path % ifa
     assert lab.ping("a", LAN["b"][1], count=1, check=False).returncode != 0
 
 
@@ -63,19 +64,20 @@ def test_reload_keeps_sessions_and_refuses_a_broken_file(lab):
     for s in "ab":
         lab.up(s)
     lab.ping("a", LAN["b"][1])
-    before = status(lab, "a")["wgsitea"]["peers"][0]
+    ifa = lab.ifname["a"]
+    before = status(lab, "a")[ifa]["peers"][0]
     with open(lab.conf["a"], "a") as f:
-        f.write("\nconfig wireguard_wgsitea 'site_c'\n"
+        f.write("\nconfig wireguard_%s 'site_c'\n" % ifa +
                 "\toption public_key 'HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw='\n"
                 "\tlist allowed_ips '192.168.30.0/24'\n\toption route_allowed_ips '1'\n")
     res = lab.wgedge("a", "reload", lab.conf["a"])
     assert "reloaded" in res.stdout
-    after = status(lab, "a")["wgsitea"]["peers"]
+    after = status(lab, "a")[ifa]["peers"]
     assert len(after) == 2
     same = [p for p in after if p["public_key"] == before["public_key"]][0]
     # No new handshake: the session in place before the reload is the one still used.
     assert same["latest_handshake_seconds_ago"] >= before["latest_handshake_seconds_ago"]
-    assert "192.168.30.0/24 dev wgsitea" in sh("ip", "route", ns=lab.router["a"]).stdout
+    assert "192.168.30.0/24 dev %s" % ifa in sh("ip", "route", ns=lab.router["a"]).stdout
     lab.ping("a", LAN["b"][1])
     good = open(lab.conf["a"]).read()
     with open(lab.conf["a"], "w") as f:
@@ -85,7 +87,7 @@ def test_reload_keeps_sessions_and_refuses_a_broken_file(lab):
     assert res.returncode == 1
     assert re.search(r"site-a\.uci:\d+: option 'allowed_ips': bad IPv4", res.stderr)
     assert "refused" in res.stderr
-    assert len(status(lab, "a")["wgsitea"]["peers"]) == 2  # nothing changed
+    assert len(status(lab, "a")[ifa]["peers"]) == 2  # nothing changed
     lab.ping("a", LAN["b"][1])
 
 
@@ -93,7 +95,8 @@ def test_watchdog_restarts_a_killed_daemon(lab):
     for s in "ab":
         lab.up(s)
     lab.ping("a", LAN["b"][1])
-    with open("/var/run/wgedge/wgsitea.pid") as f:
+    pid_file = "/var/run/wgedge/%s.pid" % lab.ifname["a"]
+    with open(pid_file) as f:
         pid = int(f.read())
     os.kill(pid, signal.SIGKILL)
     deadline = time.time() + 10
@@ -102,7 +105,7 @@ def test_watchdog_restarts_a_killed_daemon(lab):
             break
     else:
         pytest.fail("no traffic within 10 s of the daemon being killed")
-    with open("/var/run/wgedge/wgsitea.pid") as f:
+    with open(pid_file) as f:
         assert int(f.read()) != pid
 
 
@@ -122,7 +125,7 @@ def test_watchdog_follows_a_moved_host_name(lab):
             break
     else:
         pytest.fail("router A never found site B at its new address")
-    assert status(lab, "a")["wgsitea"]["peers"][0]["endpoint"] == WAN["b"] + ":51820"
+    assert status(lab, "a")[lab.ifname["a"]]["peers"][0]["endpoint"] == WAN["b"] + ":51820"
 
 
 def test_up_refuses_a_bad_file_and_creates_nothing(lab, tmp_path):
@@ -147,22 +150,23 @@ def test_hardware_watchdog_fed_while_healthy_and_magic_closed(lab, tmp_path):
     time.sleep(2.5)
     fed = dev.read_bytes()
     assert fed.count(b"\0") >= 2 and b"V" not in fed
-    lab.wgedge("a", "down", "wgsitea")
+    lab.wgedge("a", "down", lab.ifname["a"])
     assert dev.read_bytes().endswith(b"V")
 
 
 def test_sighup_to_the_watchdog_reloads(lab):
     fast_checks(lab, "a")
     lab.up("a")
+    ifa = lab.ifname["a"]
     with open(lab.conf["a"], "a") as f:
-        f.write("\nconfig wireguard_wgsitea 'site_c'\n"
+        f.write("\nconfig wireguard_%s 'site_c'\n" % ifa +
                 "\toption public_key 'HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw='\n"
                 "\tlist allowed_ips '192.168.30.0/24'\n")
-    with open("/var/run/wgedge/wgsitea.watchdog.pid") as f:
+    with open("/var/run/wgedge/%s.watchdog.pid" % ifa) as f:
         os.kill(int(f.read()), signal.SIGHUP)
     deadline = time.time() + 10
     while time.time() < deadline:
-        if len(status(lab, "a")["wgsitea"]["peers"]) == 2:
+        if len(status(lab, "a")[ifa]["peers"]) == 2:
             break
         time.sleep(0.2)
     else:

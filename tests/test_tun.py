@@ -19,9 +19,10 @@ sys.path.insert(0, sys.argv[1])
 from tests.test_offload import udp4, udp6
 from wgedge.io import tun as tunmod
 
-t = tunmod.Tun("wgetun0")
-os.system("ip addr add 10.77.0.1/24 dev wgetun0 && ip addr add fd77::1/64 dev wgetun0 nodad"
-          " && ip link set wgetun0 up")
+name = sys.argv[2]
+t = tunmod.Tun(name)
+os.system("ip addr add 10.77.0.1/24 dev %s && ip addr add fd77::1/64 dev %s nodad"
+          " && ip link set %s up" % (name, name, name))
 rx4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 rx4.bind(("10.77.0.1", 5201))
 rx6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
@@ -81,7 +82,8 @@ print(json.dumps(result))
 
 def test_merged_udp_writes_arrive_whole_and_fallback_is_clean(nets):
     ns = nets.ns("tun")
-    res = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", SCRIPT, ROOT],
+    res = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", SCRIPT, ROOT,
+                          "wgt" + nets.tag],
                          capture_output=True, text=True, timeout=60,
                          env=dict(os.environ, PYTHONPATH=ROOT))
     assert res.returncode == 0, res.stderr
