@@ -117,6 +117,17 @@ class Net:
             self._collect(node, node.device.receive_datagrams([(datagram, src)], self.now))
         raise AssertionError("network did not settle")
 
+    def pair(self, v6=False, psk_a=None, psk_b=None, endpoint_b=True):
+        """alice (192.0.2.1) and bob (192.0.2.2), peers of each other, routing 10.0.0.1/32
+        and 10.0.0.2/32 (and fd00::1, fd00::2 with `v6`), no session yet: the usual start of
+        a core test. With endpoint_b False, bob does not know alice's endpoint."""
+        a = self.node("alice", "192.0.2.1")
+        b = self.node("bob", "192.0.2.2")
+        a.peer_with(b, ["10.0.0.2/32"] + (["fd00::2/128"] if v6 else []), psk=psk_a)
+        b.peer_with(a, ["10.0.0.1/32"] + (["fd00::1/128"] if v6 else []), psk=psk_b,
+                    endpoint=endpoint_b)
+        return a, b
+
     def advance(self, seconds, step=None):
         """Move time forward, firing every timer that falls due on the way, in order."""
         end = self.now + seconds
@@ -134,8 +145,9 @@ class Net:
 
 def as_trains(batch):
     """Group consecutive [(datagram, endpoint)] as a UDP GRO read would: one endpoint, equal
-    sizes, only the last of a train shorter. An empty datagram is a train of its own (size 1,
-    closed), since nothing can follow it inside one read."""
+    sizes, only the last of a train shorter. An empty datagram is a train of its own: nothing
+    can join it (a train's size is its first datagram's) and it cannot join one (it would
+    vanish)."""
     trains = []
     for data, endpoint in batch:
         if trains:

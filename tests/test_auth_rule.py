@@ -35,10 +35,8 @@ def scenario():
     genuine, old) where genuine[0] is alice's K2 keepalive and genuine[1:] her K2 data, none
     delivered yet, and `old` holds datagrams bob already received (for replays)."""
     net = Net()
-    a = net.node("alice", ALICE_EP[0])
-    b = net.node("bob", "192.0.2.2")
-    a.peer_with(b, ["10.0.0.2/32"])
-    b.peer_with(a, ["10.0.0.1/32"])
+    a, b = net.pair()
+    assert a.endpoint == ALICE_EP
     net.send(a, [ipv4_packet("10.0.0.1", "10.0.0.2", b"first")])
     net.pump()
     old = [d for d, _ in a.sent]  # initiation, K1 data: all received by bob

@@ -7,7 +7,7 @@ working afterwards.
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.memnet import Net, ipv4_packet
+from tests.memnet import Net, as_trains, ipv4_packet
 from wgedge.core import consts as C
 from wgedge.core import wire
 
@@ -16,10 +16,7 @@ REASONS = {getattr(C, n) for n in dir(C) if n.startswith("DROP_")}
 
 def established():
     net = Net()
-    a = net.node("alice", "192.0.2.1")
-    b = net.node("bob", "192.0.2.2")
-    a.peer_with(b, ["10.0.0.2/32"])
-    b.peer_with(a, ["10.0.0.1/32"])
+    a, b = net.pair()
     net.send(a, [ipv4_packet("10.0.0.1", "10.0.0.2", b"hello")])
     net.pump()
     assert len(b.tun) == 1
@@ -141,21 +138,6 @@ def test_hostile_datagrams_mixed_into_a_session_batch(items):
     assert got == expect
 
 
-def _as_trains(batch):
-    """Group consecutive datagrams as a UDP GRO read would: one endpoint, equal sizes, only
-    the last of a train shorter. An empty datagram is a train of its own: nothing can join
-    it (a train's size is its first datagram's) and it cannot join one (it would vanish)."""
-    trains = []
-    for data, endpoint in batch:
-        if trains:
-            buf, size, ep, closed = trains[-1]
-            if not closed and ep == endpoint and 0 < len(data) <= size:
-                trains[-1] = (buf + data, size, ep, len(data) < size)
-                continue
-        trains.append((data, len(data) or 1, endpoint, not data))
-    return [(memoryview(buf), size, ep) for buf, size, ep, _ in trains]
-
-
 @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.one_of(
     st.tuples(st.just("genuine"), st.integers(0, 5)),
@@ -191,7 +173,7 @@ def test_trains_are_received_as_their_datagrams(items):
         if one_by_one:
             out = b.device.receive_datagrams(batch, net.now)
         else:
-            out = b.device.receive_trains(_as_trains(batch), net.now)
+            out = b.device.receive_trains(as_trains(batch), net.now)
         peer = b.device.peers[a.public]
         window = peer.keypairs.current.replay
         results.append((out.tun, out.dropped, [(bytes(d), e) for d, e in out.datagrams()],

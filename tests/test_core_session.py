@@ -12,10 +12,7 @@ from wgedge.core import wire
 
 def pair(psk_a=None, psk_b=None, crypto=None, endpoint_b=True):
     net = Net(crypto)
-    a = net.node("alice", "192.0.2.1")
-    b = net.node("bob", "192.0.2.2")
-    a.peer_with(b, ["10.0.0.2/32", "fd00::2/128"], psk=psk_a)
-    b.peer_with(a, ["10.0.0.1/32", "fd00::1/128"], psk=psk_b, endpoint=endpoint_b)
+    a, b = net.pair(v6=True, psk_a=psk_a, psk_b=psk_b, endpoint_b=endpoint_b)
     return net, a, b
 
 

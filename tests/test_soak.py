@@ -44,10 +44,7 @@ HOURS = float(os.environ.get("WGEDGE_SOAK_HOURS", "6"))  # `make soak`: 72 simul
 
 def test_simulated_hours_of_rekeys_leak_nothing():
     net = Net()
-    a = net.node("alice", "192.0.2.1")
-    b = net.node("bob", "192.0.2.2")
-    a.peer_with(b, ["10.0.0.2/32"])
-    b.peer_with(a, ["10.0.0.1/32"])
+    a, b = net.pair()
     run(net, a, b, 600)  # warm up: first rekeys, caches, heap
     gc.collect()
     tracemalloc.start()

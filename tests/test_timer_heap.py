@@ -14,10 +14,7 @@ from wgedge.core.device import Device, Output
 
 def test_many_handshakes_leave_a_bounded_heap():
     net = Net()
-    a = net.node("alice", "192.0.2.1")
-    b = net.node("bob", "192.0.2.2")
-    a.peer_with(b, ["10.0.0.2/32"])
-    b.peer_with(a, ["10.0.0.1/32"])
+    a, b = net.pair()
     net.send(a, [ipv4_packet("10.0.0.1", "10.0.0.2", b"x")])
     net.pump()
     peer = a.device.peers[b.public]

@@ -58,12 +58,16 @@ CONFIG_LOCK_WAIT = 60.0  # seconds configure waits for another configurator
 RELOAD_WAIT = 120.0  # a watchdog may first sit out a restart backoff (60 s at most)
 
 
-def read_state(ifname):
+def _read_json(path):
     try:
-        with open(state_path(ifname)) as f:
+        with open(path) as f:
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def read_state(ifname):
+    return _read_json(state_path(ifname))
 
 
 def _write_aside(path, record):
@@ -100,14 +104,7 @@ def _unlink(path):
         pass
 
 
-def read_pid(path):
-    try:
-        with open(path) as f:
-            pid = int(f.read().strip())
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError):
-        return None
+read_pid = runlock.live_pid
 
 
 # --- endpoints --------------------------------------------------------------------------------
@@ -356,11 +353,7 @@ def down(ifname, lock=None):
 
 # --- reload through the watchdog -------------------------------------------------------------
 def read_reload_result(ifname):
-    try:
-        with open(reload_result_path(ifname)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+    return _read_json(reload_result_path(ifname))
 
 
 def write_reload_result(ifname, record):

@@ -51,16 +51,21 @@ def _is_current(fd, path):
     return (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino)
 
 
-def holder_pid(ifname):
-    """The pid the holder wrote into the lock file, if that process still lives (a daemon
-    orphaned by a killed watchdog holds the lock under the watchdog's pid)."""
+def live_pid(path):
+    """The pid written in the file at `path`, if that process still lives, else None."""
     try:
-        with open(lock_path(ifname)) as f:
+        with open(path) as f:
             pid = int(f.read().strip())
         os.kill(pid, 0)
         return pid
     except (OSError, ValueError):
         return None
+
+
+def holder_pid(ifname):
+    """The pid the holder wrote into the lock file, if that process still lives (a daemon
+    orphaned by a killed watchdog holds the lock under the watchdog's pid)."""
+    return live_pid(lock_path(ifname))
 
 
 def acquire(ifname):
