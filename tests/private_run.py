@@ -39,9 +39,9 @@ class PrivateRun:
             prefix += ["ip", "netns", "exec", ns]
         return prefix + list(args)
 
-    def sh(self, *args, ns=None, check=True, timeout=60, input=None):
+    def sh(self, *args, ns=None, check=True, timeout=60, input=None, env=None):
         res = subprocess.run(self.cmd(args, ns), capture_output=True, text=True,
-                             timeout=timeout, input=input)
+                             timeout=timeout, input=input, env=env)
         if check and res.returncode != 0:
             raise AssertionError("%s failed (%d):\n%s\n%s" % (" ".join(args), res.returncode,
                                                               res.stdout, res.stderr))

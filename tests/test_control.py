@@ -23,7 +23,8 @@ import tracemalloc
 import pytest
 
 from tests.memnet import SeededRng
-from tests.netns import ROOT, genkey, sh
+from tests.netns import ROOT, genkey
+from tests.private_run import PrivateRun
 from wgedge import crypto
 from wgedge.core import uapi
 from wgedge.core.device import Device, Output
@@ -475,7 +476,7 @@ def test_malformed_control_lines_log_no_key_material(caplog):
 
 
 # --- the daemon in namespaces ------------------------------------------------------------------
-# Each daemon runs in its own network namespace with a private /run (a tmpfs in a mount
+# Each daemon runs in its own network namespace with private run directories (a tmpfs in a mount
 # namespace of its own), so its control socket and pid file are no one else's, whatever else
 # runs on the host. The test reaches the socket through /proc/PID/root.
 
@@ -485,31 +486,25 @@ RSS_BOUND = 40 << 20  # daemon RSS growth while oversized requests arrive (old c
 
 
 class Site:
-    """A network namespace whose processes see a private /run. A holder process keeps the
-    mount namespace alive; commands join both namespaces with nsenter."""
+    """A network namespace whose commands see private run directories (tests/private_run.py),
+    so both ends of the tunnel can use one interface name, as two routers would."""
 
     def __init__(self, nets, label):
         self.ns = nets.ns(label)
-        self.holder = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns, "unshare", "-m", "--propagation", "private",
-             "sh", "-c", "mount -t tmpfs -o mode=755 tmpfs /run && echo ready && "
-             "exec sleep 100000"], stdout=subprocess.PIPE, text=True)
-        assert self.holder.stdout.readline() == "ready\n"
+        self.run = PrivateRun()
 
     def sh(self, *args, **kwargs):
-        return sh("nsenter", "-t", str(self.holder.pid), "-m", "-n", *args, **kwargs)
+        return self.run.sh(*args, ns=self.ns, **kwargs)
 
     def popen(self, *args):
-        return subprocess.Popen(["nsenter", "-t", str(self.holder.pid), "-m", "-n"]
-                                + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
+        return subprocess.Popen(self.run.cmd(args, self.ns), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
 
     def path(self, inside):
-        return "/proc/%d/root%s" % (self.holder.pid, inside)
+        return self.run.path(inside)
 
     def close(self):
-        self.holder.kill()
-        self.holder.wait()
+        self.run.close()
 
 
 class Tunnel:
