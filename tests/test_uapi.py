@@ -515,3 +515,100 @@ def test_set_parser_under_micropython(micropython):
     expected += ["refused"] * 3
     assert micropython(script).splitlines() == expected
 
+
+# --- DH(our static, their static) waits for the first handshake (noise.static_static) ---------
+class _CountingCrypto:
+    """The fast backend, counting X25519 operations."""
+
+    def __init__(self):
+        self.real = BACKEND
+        self.x25519_calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def x25519(self, private, public):
+        self.x25519_calls += 1
+        return self.real.x25519(private, public)
+
+
+def _hub_and_spoke():
+    from tests.memnet import Net
+
+    crypto = _CountingCrypto()
+    net = Net(crypto=crypto)
+    a, b = net.node("a", "192.0.2.1"), net.node("b", "192.0.2.2")
+    apply(a.device, "public_key=%s\nendpoint=192.0.2.2:51820\nallowed_ip=10.0.0.2/32"
+          % uapi.key_to_hex(b.public))
+    apply(b.device, "public_key=%s\nendpoint=192.0.2.1:51820\nallowed_ip=10.0.0.1/32"
+          % uapi.key_to_hex(a.public))
+    return net, crypto, a, b
+
+
+def _ping(net, src, dst, src_ip, dst_ip):
+    """A packet from src's TUN to dst's, through whatever handshake it takes: delivered?"""
+    from tests.memnet import ipv4_packet
+
+    before = len(dst.tun)
+    net.send(src, [ipv4_packet(src_ip, dst_ip, b"hello")])
+    net.pump()
+    return len(dst.tun) == before + 1
+
+
+def test_peers_added_by_a_set_cost_no_dh_until_their_first_handshake():
+    from wgedge.core import noise
+
+    net, crypto, a, b = _hub_and_spoke()
+    before = crypto.x25519_calls
+    _many_peers(a.device, 2000, base=1000)  # (10.0.3.232 and up: not 10.0.0.2)
+    assert crypto.x25519_calls == before  # was one X25519 per peer
+    hs = [p.handshake for p in a.device.peers.values()]
+    assert all(h.precomputed_static_static is noise.NOT_YET for h in hs)
+    assert _ping(net, a, b, "10.0.0.1", "10.0.0.2")
+    mine = a.device.peers[b.public].handshake.precomputed_static_static
+    assert mine == BACKEND.x25519(a.device.noise.static_key, b.public)
+    assert sum(h.precomputed_static_static is noise.NOT_YET for h in hs) == len(hs) - 1
+    assert _ping(net, b, a, "10.0.0.2", "10.0.0.1")
+
+
+@pytest.mark.parametrize("initiator", ["a", "b"])
+def test_a_new_private_key_forgets_the_cached_dh(initiator):
+    """Handshakes work, a sets a new private key (by a set, as `wg set` does), b takes a's
+    new public key: handshakes work again, whichever side starts (a stale DH(static, static)
+    on a's side would break both directions)."""
+    net, crypto, a, b = _hub_and_spoke()
+    assert _ping(net, a, b, "10.0.0.1", "10.0.0.2")
+    old_public = a.public
+    apply(a.device, "private_key=%s" % uapi.key_to_hex(bytes(range(100, 132))))
+    assert a.public != old_public
+    apply(b.device, "public_key=%s\nremove=true\npublic_key=%s\nendpoint=192.0.2.1:51820\n"
+          "allowed_ip=10.0.0.1/32" % (uapi.key_to_hex(old_public), uapi.key_to_hex(a.public)))
+    net.advance(10)  # past REKEY_TIMEOUT: a may initiate again
+    if initiator == "a":
+        assert _ping(net, a, b, "10.0.0.1", "10.0.0.2")
+    else:
+        assert _ping(net, b, a, "10.0.0.2", "10.0.0.1")
+    assert (a.device.peers[b.public].handshake.precomputed_static_static
+            == BACKEND.x25519(a.device.noise.static_key, b.public))
+
+
+def test_a_peer_key_whose_dh_is_all_zeros_never_handshakes():
+    """A low-order public key (here all zeros) makes DH(static, static) all zeros: no
+    initiation is made, the refusal is counted, and the result (None, not "not yet") is kept,
+    so later attempts cost no X25519."""
+    from wgedge.core import consts as C
+
+    net, crypto, a, b = _hub_and_spoke()
+    apply(a.device, "public_key=%s\nendpoint=192.0.2.9:1\nallowed_ip=10.0.0.9/32"
+          % uapi.key_to_hex(bytes(32)))
+    bad = a.device.peers[bytes(32)]
+    for attempt in range(3):
+        before = crypto.x25519_calls
+        sent = len(a.sent)
+        assert not _ping(net, a, b, "10.0.0.1", "10.0.0.9")
+        assert len(a.sent) == sent  # no initiation left
+        assert bad.handshake.precomputed_static_static is None
+        assert crypto.x25519_calls == before + (1 if attempt == 0 else 0)
+        net.advance(C.REKEY_TIMEOUT + 1)
+    assert a.device.drops.get(C.DROP_NO_PRIVATE_KEY) == 3
+    assert _ping(net, a, b, "10.0.0.1", "10.0.0.2")  # the good peer is unaffected
