@@ -90,8 +90,26 @@ class Handler:
         return b"".join(self._get(n))
 
 
-def serve(tmp_path, handler, **kwargs):
-    return ControlServer(str(tmp_path / "wgt.sock"), handler, **kwargs)
+class _Whole:
+    """A request answered whole at its blank line by `handler(op, lines)`."""
+
+    def __init__(self, handler, op):
+        self.handler, self.op, self.lines = handler, op, []
+
+    def feed(self, lines):
+        self.lines.extend(lines)
+
+    def finish(self):
+        return self.handler(self.op, self.lines)
+
+
+def serve(tmp_path, handler=None, begin=None, **kwargs):
+    """A server whose requests `handler(op, lines)` answers whole, or `begin(op)` takes line
+    by line (the daemon's way)."""
+    if begin is None:
+        def begin(op):
+            return _Whole(handler, op)
+    return ControlServer(str(tmp_path / "wgt.sock"), begin, **kwargs)
 
 
 def connect(server):
@@ -359,8 +377,43 @@ def test_oversized_requests_are_closed_and_memory_stays_bounded(tmp_path):
         server.shutdown()
 
 
-def _device_with_peers(count):
-    dev = Device(crypto.load("fast"), SeededRng("control"))
+@unit
+def test_unfinished_sets_parsed_as_they_arrive_keep_memory_bounded(tmp_path):
+    """16 clients each send 1 MiB of a set, made of the lines whose parsed form is largest
+    for their size, and never its blank line. Parsed as they arrive, the requests are held
+    as parsed bytes, at most 4/3 of the text they came from (uapi.SetParser), plus text not
+    yet parsed, all under MAX_BUFFERED of text together."""
+    server = serve(tmp_path, begin=_daemon_begin(_new_device()))
+    head = b"set=1\npublic_key=" + b"00" * 32 + b"\n"
+    body = b"endpoint=[::%a]:1\nallowed_ip=::\n" * 32768  # 1 MiB
+    request = head + body[:(1 << 20) - len(head)]
+    try:
+        clients = [connect(server) for _ in range(control.MAX_CONNECTIONS)]
+        sent = [0] * len(clients)
+        for _ in range(100000):
+            for i, c in enumerate(clients):
+                try:
+                    sent[i] += c.send(request[sent[i]:sent[i] + 65536])
+                except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+                    pass
+            server.service(T0)
+            assert server.buffered <= control.MAX_BUFFERED
+            if all(n == len(request) for n in sent):
+                break
+        for _ in range(200):
+            server.service(T0)
+        conns = list(server.conns.values())
+        taken = sum(conn.taken for conn in conns)
+        parsed = sum(conn.request.parser.size() for conn in conns)
+        text = sum(len(conn.inbuf) for conn in conns)
+        assert taken + text == server.buffered <= control.MAX_BUFFERED
+        assert taken > control.MAX_BUFFERED // 2  # most of it was parsed
+        assert 3 * parsed <= 4 * taken
+    finally:
+        server.shutdown()
+
+
+def _peer_lines(count):
     lines = ["private_key=" + "11" * 32, "listen_port=51820"]
     for i in range(count):
         lines.append("public_key=" + uapi.key_to_hex(bytes([9]) + i.to_bytes(4, "big")
@@ -368,24 +421,33 @@ def _device_with_peers(count):
         lines.append("endpoint=192.0.2.%d:%d" % (i % 250 + 1, 1024 + i))
         lines.append("allowed_ip=10.%d.%d.0/24" % (i >> 8 & 255, i & 255))
         lines.append("allowed_ip=fd00::%x/128" % i)
-    uapi.apply_set(dev, uapi.parse_set(lines), 1.0, Output(dev))
+    return lines
+
+
+def _new_device():
+    return Device(crypto.load("fast"), SeededRng("control"))
+
+
+def _device_with_peers(count):
+    dev = _new_device()
+    uapi.apply_set(dev, uapi.parse_set(_peer_lines(count)), 1.0, Output(dev))
     return dev
 
 
-def _daemon_handler(dev):
-    """The daemon's own request handler (io/loop.py), on a device without TUN or UDP."""
+def _daemon_begin(dev):
+    """The daemon's own requests (io/loop.py), on a device without TUN or UDP."""
     from wgedge.io import loop
 
     iface = loop.Interface.__new__(loop.Interface)
     iface.device, iface.udp, iface.epoll = dev, None, None
-    return iface._control_request
+    return iface._control_begin
 
 
 @unit
 def test_slow_reader_of_10k_peers_gets_the_whole_answer(tmp_path):
     dev = _device_with_peers(10000)
     expected = ("\n".join(uapi.get_lines(dev)) + "\nerrno=0\n\n").encode()
-    server = serve(tmp_path, _daemon_handler(dev))
+    server = serve(tmp_path, begin=_daemon_begin(dev))
     try:
         c = connect(server)
         c.sendall(b"get=1\n\n")
@@ -421,6 +483,68 @@ def test_slow_reader_of_10k_peers_gets_the_whole_answer(tmp_path):
         server.shutdown()
 
 
+class _Counting:
+    """Wraps a `begin`: counts the bytes of lines its requests are fed, and their finishes."""
+
+    def __init__(self, begin):
+        self.begin = begin
+        self.fed = 0
+        self.finished = 0
+
+    def __call__(self, op):
+        request = self.begin(op)
+        counter = self
+
+        class Counted:
+            def feed(self, lines):
+                counter.fed += sum(len(line) + 1 for line in lines)
+                request.feed(lines)
+
+            def finish(self):
+                counter.finished += 1
+                return request.finish()
+        return Counted()
+
+
+@unit
+def test_a_10k_peer_set_then_a_get_at_once(tmp_path):
+    """A client sends a set of 10k peers and, right behind it, a get. The set is parsed as
+    it arrives, at most READ_CHUNK of lines per wake-up (the old server parsed all 1.7 MB in
+    the wake-up of its blank line), then applied whole; the get that follows lists exactly
+    what a device given the same set directly shows."""
+    lines = _peer_lines(10000)
+    expected = _new_device()
+    uapi.apply_set(expected, uapi.parse_set(lines), 1.0, Output(expected))
+    dev = _new_device()
+    begin = _Counting(_daemon_begin(dev))
+    server = serve(tmp_path, begin=begin)
+    try:
+        c = connect(server)
+        request = ("set=1\n" + "\n".join(lines) + "\n\nget=1\n\n").encode()
+        sent, got, steps, fed_per_step = 0, bytearray(), 0, []
+        while not (got.startswith(b"errno=0\n\n") and whole(got[10:])):
+            try:
+                sent += c.send(request[sent:sent + 200000])
+            except BlockingIOError:
+                pass
+            fed = begin.fed
+            server.service(T0)
+            fed_per_step.append(begin.fed - fed)
+            got += drain(c)
+            steps += 1
+            assert steps < 100000
+        assert sent == len(request) and begin.finished == 2
+        assert bytes(got) == b"errno=0\n\n" + (
+            "\n".join(uapi.get_lines(expected)) + "\nerrno=0\n\n").encode()
+        assert len(dev.peers) == 10000
+        assert sum(fed_per_step) == len(request) - len(b"set=1\n\nget=1\n\n")
+        assert max(fed_per_step) <= control.READ_CHUNK
+        assert len([n for n in fed_per_step if n]) >= sum(fed_per_step) // control.READ_CHUNK
+        assert server.buffered == 0
+    finally:
+        server.shutdown()
+
+
 @unit
 def test_a_bug_in_the_handler_closes_that_connection_and_logs_no_value(tmp_path, caplog):
     def buggy(op, lines):
@@ -452,7 +576,7 @@ def test_a_bug_in_the_handler_closes_that_connection_and_logs_no_value(tmp_path,
 def test_malformed_control_lines_log_no_key_material(caplog):
     """The daemon's handler logs what was wrong with a request, never a value from it."""
     dev = _device_with_peers(1)
-    handle = _daemon_handler(dev)
+    begin = _daemon_begin(dev)
     caplog.set_level(logging.DEBUG, logger="wgedge")
     hexkey = CANARY_RAW.hex()
     for op, lines in (
@@ -467,7 +591,9 @@ def test_malformed_control_lines_log_no_key_material(caplog):
             (CANARY, []),
             ("private_key=" + hexkey, ["set=1"]),
             ("get=1", ["private_key=" + hexkey])):
-        reply, _ = handle(op, lines)
+        request = begin(op)
+        request.feed(lines)
+        reply, _ = request.finish()
         assert re.match(rb"errno=-\d+\n\n$", reply)
     assert caplog.text.count("refused set") == 8
     assert caplog.text.count("unknown operation") == 2

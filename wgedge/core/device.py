@@ -142,7 +142,7 @@ class Device:
         if mine is not None and mine in self.peers:
             self.remove_peer(self.peers[mine])  # a peer with our own key cannot exist
         for peer in self.peers.values():
-            self.noise.precompute(peer.handshake)
+            self.noise.forget_static_static(peer.handshake)
             peer.expire_keypairs()
             self._free_handshake_index(peer)
             peer.handshake.clear()
@@ -157,8 +157,7 @@ class Device:
             raise ValueError("a peer cannot have the interface's own public key")
         if len(self.peers) >= C.MAX_PEERS:
             raise ValueError("too many peers")
-        peer = Peer(self, public_key)
-        self.noise.precompute(peer.handshake)
+        peer = Peer(self, public_key)  # DH with its key waits for its first handshake
         self.peers[public_key] = peer
         return peer
 

@@ -9,6 +9,11 @@ Rules kept here:
 - Functions return None (or a DROP_* reason) on a peer's misbehaviour and raise only on misuse.
 - No clock, no randomness of its own: `now` (monotonic), the TAI64N timestamp and ephemeral
   private keys are passed in.
+- DH(our static, their static) is a per-peer cache, computed at the first handshake message
+  that needs it (`static_static`), not when the peer is added: adding 10k peers costs no
+  X25519 at all, and the handshake path, which bounds its work per wake-up, pays one X25519
+  once per peer. Filling the cache is no state change (its value follows from the two keys);
+  `forget_static_static` empties it when our key changes.
 """
 
 from wgedge.core import consts as C
@@ -25,6 +30,9 @@ ZERO_NONCE = bytes(12)
 _ONE = b"\x01"
 _TWO = b"\x02"
 _THREE = b"\x03"
+# Handshake.precomputed_static_static before it is needed: distinct from None, which means
+# that DH gave all zeros (the peer's key is a low-order point: no handshake is possible).
+NOT_YET = "not computed yet"
 
 
 def clamp(private):
@@ -41,7 +49,8 @@ class Handshake:
     def __init__(self, remote_static, preshared_key=None):
         self.remote_static = remote_static
         self.preshared_key = preshared_key or ZERO_KEY
-        self.precomputed_static_static = None  # DH(our static, their static); None if invalid
+        # DH(our static, their static): NOT_YET until a handshake needs it, None if invalid
+        self.precomputed_static_static = NOT_YET
         self.latest_timestamp = bytes(C.TIMESTAMP_LEN)
         self.last_initiation_consumption = None
         self.local_index = None
@@ -80,12 +89,20 @@ class Noise:
         self.static_public = self.crypto.x25519_public(self.static_key)
         self.responder_hash = self.crypto.hash(self.initial_hash + self.static_public)
 
-    def precompute(self, hs):
-        """Cache DH(our static, their static); None when either side is missing or invalid."""
-        if self.static_private is None:
-            hs.precomputed_static_static = None
-        else:
-            hs.precomputed_static_static = self.crypto.x25519(self.static_key, hs.remote_static)
+    def forget_static_static(self, hs):
+        """Empty the peer's DH(our static, their static) cache (our key changed)."""
+        hs.precomputed_static_static = NOT_YET
+
+    def static_static(self, hs):
+        """DH(our static, their static), computed on first need and kept; None when we have
+        no private key or the result is all zeros (an invalid peer key)."""
+        ss = hs.precomputed_static_static
+        if ss is NOT_YET:
+            if self.static_private is None:
+                return None  # not kept: a key set later empties the cache anyway
+            ss = hs.precomputed_static_static = self.crypto.x25519(self.static_key,
+                                                                   hs.remote_static)
+        return ss
 
     # --- KDF (paper 5.4: HKDF with HMAC-BLAKE2s) ------------------------------------------
     def kdf1(self, key, data):
@@ -117,7 +134,8 @@ class Noise:
     # --- Initiator: first message (paper 5.4.2) -------------------------------------------
     def create_initiation(self, hs, local_index, ephemeral_private, timestamp):
         """Fill `hs` for a new initiation; return its fields, or None if DH is impossible."""
-        if self.static_private is None or hs.precomputed_static_static is None:
+        static_static = self.static_static(hs)
+        if static_static is None:
             return None
         crypto = self.crypto
         h = crypto.hash(self.initial_hash + hs.remote_static)
@@ -131,7 +149,7 @@ class Noise:
         ck, key = self.kdf2(ck, dh)
         enc_static = self._seal(key, self.static_public, h)
         h = crypto.hash(h + enc_static)
-        ck, key = self.kdf2(ck, hs.precomputed_static_static)
+        ck, key = self.kdf2(ck, static_static)
         enc_ts = self._seal(key, timestamp, h)
         h = crypto.hash(h + enc_ts)
         hs.state = CREATED_INITIATION
@@ -167,9 +185,10 @@ class Noise:
         if peer is None:
             return C.DROP_UNKNOWN_PEER
         hs = peer.handshake
-        if hs.precomputed_static_static is None:
+        static_static = self.static_static(hs)
+        if static_static is None:
             return C.DROP_BAD_HANDSHAKE
-        ck, key = self.kdf2(ck, hs.precomputed_static_static)
+        ck, key = self.kdf2(ck, static_static)
         timestamp = self._open(key, enc_timestamp, h)
         if timestamp is None:
             return C.DROP_BAD_HANDSHAKE

@@ -6,15 +6,20 @@ so nothing a client does may make the loop wait or grow without bound. Rules kep
 - The socket is created under umask 077 and chmod 0600: root only. A stale socket file (left
   by a crashed run) is replaced; one that still answers is not.
 - Requests end with a blank line; several may follow each other on one connection. They are
-  answered in order, one at a time, by `handler(op, lines) -> (reply, keep)`: `reply` is bytes
-  or an iterator of bytes pieces (a large `get`), `keep=False` closes after the reply.
+  taken in order, one at a time, and handed over line by line as they arrive: a request's
+  first line goes to `begin(op) -> request`, its further lines (decoded as UTF-8, bad bytes
+  replaced) to `request.feed(lines)` as each read completes them, and at its blank line
+  `request.finish() -> (reply, keep)` answers it: `reply` is bytes or an iterator of bytes
+  pieces (a large `get`), `keep=False` closes after the reply. So a large `set` is parsed
+  over the wake-ups its bytes take to arrive, and only its apply is left for the blank line.
 - Backpressure, not buffering: while a connection's reply is unsent, its further requests are
-  neither read nor answered, and an iterator reply is advanced only as the client takes what
+  neither read nor taken, and an iterator reply is advanced only as the client takes what
   was made before. A client that does not read fills its own socket buffers, not our memory.
 - Nothing blocks and every wake-up is bounded: sockets are non-blocking, and `service(now)`
-  reads at most READ_CHUNK bytes and makes at most REPLY_STEP bytes of reply (plus one piece)
-  per connection. One request is always answered whole (a set applies all at once), which is
-  bounded by MAX_REQUEST.
+  per connection reads at most READ_CHUNK bytes, hands at most READ_CHUNK bytes of lines to
+  `feed` (a line longer than that goes whole: MAX_REQUEST bounds it) and makes at most
+  REPLY_STEP bytes of reply (plus one piece). `finish` runs at most once a wake-up for a
+  request over REPLY_STEP bytes (a set's apply is whole: all or nothing).
 - Deadlines, with time an argument (`service(now)`, `next_deadline()`): an idle connection is
   closed after IDLE_TIMEOUT; a request must be complete REQUEST_TIMEOUT after its first byte
   (a client that stops writing, or trickles); a client must read some of its reply at least
@@ -23,12 +28,16 @@ so nothing a client does may make the loop wait or grow without bound. Rules kep
 - At most MAX_CONNECTIONS at once. When the table is full a new connection evicts the one that
   has been idle longest, so idle clients cannot lock `wg` out; only when none is idle is the
   new one closed (the busy ones end by their deadlines).
-- Memory: a request may hold MAX_REQUEST bytes (8 MiB) until its blank line, and all
-  connections' unfinished requests together MAX_BUFFERED (16 MiB); a read beyond either closes
-  its connection. A connection holds at most REPLY_STEP plus one piece (under 32 KiB) of
-  unsent reply. So the buffers stay under 19 MiB (16 MiB of requests, up to an eighth more
-  for bytearray growth, 16 x 32 KiB of replies), plus the decoding of the one request being
-  answered (a few times its size), plus what the kernel holds in the sockets' own buffers.
+- Memory: a request may be MAX_REQUEST bytes (8 MiB) up to its blank line, and all
+  connections' unfinished requests together MAX_BUFFERED (16 MiB), counting what was read and
+  what was handed to `feed`; a read beyond either closes its connection. What a request keeps
+  of the lines it was fed is the handler's: the daemon's set parser keeps at most 4/3 of
+  their size, under half for usual peer lines (uapi.SetParser). A connection holds at most
+  REPLY_STEP plus one piece (under 32 KiB) of unsent reply, and decodes at most READ_CHUNK
+  (or one longer line) at once. So the buffers stay under 19 MiB (16 MiB of requests, up to
+  an eighth more for bytearray growth, 16 x 32 KiB of replies), or 25 MiB if all of the
+  16 MiB were set lines of the least favourable kind, already parsed; plus what the kernel
+  holds in the sockets' own buffers.
 - Log lines say what a client did wrong, never what it sent (a key may be in it).
 
 The server watches its listener and connections with its own epoll, whose descriptor
@@ -57,6 +66,7 @@ IDLE_TIMEOUT = 30.0  # seconds a connection may sit between requests
 REQUEST_TIMEOUT = 10.0  # seconds from a request's first byte to its blank line
 REPLY_TIMEOUT = 10.0  # seconds a client may read none of its reply
 
+_SPENT = -1  # _take: the next line does not fit in this wake-up's budget
 _IN = select.EPOLLIN
 _OUT = select.EPOLLOUT
 
@@ -102,14 +112,16 @@ def _still_alive(path):
 class _Conn:
     """One client: what it sent, what it is owed, and by when it must move."""
 
-    __slots__ = ("sock", "fd", "inbuf", "scan", "owing", "out", "pieces", "keep", "eof",
-                 "deadline", "idle_since", "mask", "unread")
+    __slots__ = ("sock", "fd", "inbuf", "scan", "request", "taken", "owing", "out", "pieces",
+                 "keep", "eof", "deadline", "idle_since", "mask", "unread")
 
     def __init__(self, sock, now, idle_timeout):
         self.sock = sock
         self.fd = sock.fileno()
-        self.inbuf = bytearray()  # unanswered bytes: requests not yet taken
-        self.scan = 0  # where to look for the next blank line in inbuf
+        self.inbuf = bytearray()  # bytes read and not yet taken (a line is taken whole)
+        self.scan = 0  # inbuf before this holds no newline (a long line arriving)
+        self.request = None  # the request being taken (begun at its first line)
+        self.taken = 0  # bytes of it taken so far (counted in `buffered` until answered)
         self.owing = False  # a request was taken and its reply is not all sent
         self.out = bytearray()  # reply bytes made but not yet taken by the kernel
         self.pieces = None  # the rest of an iterator reply
@@ -121,20 +133,20 @@ class _Conn:
         self.unread = 0  # _unread() when the kernel last refused more of the reply
 
     def idle(self):
-        return not self.inbuf and not self.owing
+        return not self.inbuf and self.request is None and not self.owing
 
 
 class ControlServer:
-    def __init__(self, path, handler, idle_timeout=IDLE_TIMEOUT,
+    def __init__(self, path, begin, idle_timeout=IDLE_TIMEOUT,
                  request_timeout=REQUEST_TIMEOUT, reply_timeout=REPLY_TIMEOUT):
         self.path = path
-        self.handler = handler
+        self.begin = begin
         self.idle_timeout = idle_timeout
         self.request_timeout = request_timeout
         self.reply_timeout = reply_timeout
         self.conns = {}  # fd -> _Conn
-        self.buffered = 0  # bytes in every connection's inbuf
-        self._ready = set()  # fds with a whole request waiting for the next wake-up
+        self.buffered = 0  # every connection's inbuf and the taken part of its request
+        self._ready = set()  # fds with whole lines waiting for the next wake-up
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         if os.path.exists(path):
             if _still_alive(path):
@@ -227,9 +239,9 @@ class ControlServer:
         if conn.owing:
             log.info("control: closed a connection that read none of its reply for %gs",
                      self.reply_timeout)
-        elif conn.inbuf:
+        elif conn.inbuf or conn.request is not None:
             log.info("control: closed a connection that did not finish its request (%d bytes) "
-                     "within %gs", len(conn.inbuf), self.request_timeout)
+                     "within %gs", conn.taken + len(conn.inbuf), self.request_timeout)
         else:
             log.debug("control: closed a connection idle for %gs", self.idle_timeout)
         self.close(conn.fd)
@@ -239,7 +251,8 @@ class ControlServer:
         if conn is None:
             return
         self._ready.discard(fd)
-        self.buffered -= len(conn.inbuf)
+        self.buffered -= len(conn.inbuf) + conn.taken
+        conn.request = None
         try:
             self.epoll.unregister(fd)
         except OSError:
@@ -249,9 +262,10 @@ class ControlServer:
 
     # --- one connection's turn -----------------------------------------------------------------
     def _serve(self, conn, now, mask):
-        """Send what is owed, then read once and answer whole requests, within a budget."""
+        """Send what is owed, then read once and take in requests, within the budgets."""
         self._ready.discard(conn.fd)
-        budget = REPLY_STEP
+        budget = REPLY_STEP  # reply made, and requests answered (by their size)
+        lines = READ_CHUNK  # request lines handed to `feed`
         may_read = bool(mask & (_IN | select.EPOLLHUP | select.EPOLLERR))
         while True:
             if conn.owing:
@@ -266,12 +280,20 @@ class ControlServer:
                     return
                 conn.idle_since = now
                 conn.deadline = now + (self.request_timeout if conn.inbuf else self.idle_timeout)
-            end = self._request_end(conn)
-            if end is None:
-                return  # closed: request too long
-            if end < 0:
+            if budget <= 0 or lines <= 0:
+                if conn.inbuf.find(b"\n", conn.scan) >= 0:
+                    self._ready.add(conn.fd)  # taken at the next wake-up
+                break
+            request = conn.request
+            took = self._take(conn, lines)
+            if took is None:
+                return  # closed
+            if took == _SPENT:
+                lines = 0  # the next line is for the next wake-up
+                continue
+            if took == 0:  # nothing whole in inbuf
                 if conn.eof:
-                    self.close(conn.fd)  # nothing whole is left, and nothing more will come
+                    self.close(conn.fd)  # and nothing more will come
                     return
                 if not may_read:
                     break
@@ -279,11 +301,12 @@ class ControlServer:
                 if not self._read(conn, now):
                     return  # closed
                 continue
-            if budget <= 0:
-                self._ready.add(conn.fd)  # answered at the next wake-up
-                break
-            budget -= end + 2
-            self._answer(conn, end, now)
+            lines -= took
+            if request is None or conn.request is not None:
+                continue  # a request began, or more of it was fed
+            budget -= conn.taken  # its blank line came: it is answered
+            if not self._answer(conn, request, now):
+                return  # closed
         want = _OUT if conn.owing else _IN
         if want != conn.mask:
             conn.mask = want
@@ -299,7 +322,7 @@ class ControlServer:
         if not chunk:
             conn.eof = True
             return True
-        if not conn.inbuf:
+        if not conn.inbuf and conn.request is None:
             conn.deadline = now + self.request_timeout  # a request begins
         conn.inbuf += chunk
         self.buffered += len(chunk)
@@ -310,31 +333,84 @@ class ControlServer:
             return False
         return True
 
-    def _request_end(self, conn):
-        """-> index of the next request's blank line in inbuf, -1 if it is not whole yet, or
-        None if it grew too long (the connection is then closed)."""
-        end = conn.inbuf.find(b"\n\n", conn.scan)
-        if end >= 0:
-            return end
-        if len(conn.inbuf) > MAX_REQUEST:
+    def _take(self, conn, most):
+        """Take the next whole lines of the request in inbuf, at most `most` bytes of them
+        (or one longer line, when `most` is a whole READ_CHUNK): its first line begins it, the
+        others are fed to it, its blank line ends it (then `conn.request` is None again,
+        `conn.taken` its size). -> the bytes taken, 0 if inbuf holds no whole line, _SPENT if
+        the next line is longer than `most`, or None if the connection was closed."""
+        buf = conn.inbuf
+        if conn.request is None:
+            end = buf.find(b"\n", conn.scan)
+            if end < 0:
+                return self._wait_for_line(conn)
+            op = buf[:end].decode("utf-8", "replace")
+            del buf[:end + 1]
+            conn.scan = 0
+            conn.taken = end + 1
+            try:
+                conn.request = self.begin(op)
+            except Exception as exc:  # noqa: BLE001 - a bug must not take the loop down
+                self._bug(conn, exc, "beginning a request")
+                return None
+            return end + 1
+        if buf[:1] == b"\n":
+            blank = 0
+        else:
+            blank = buf.find(b"\n\n", max(0, conn.scan - 1))
+            if blank >= 0:
+                blank += 1
+        if blank >= 0 and blank <= most:
+            end = blank  # up to the blank line, which ends the request
+        else:
+            end = buf.rfind(b"\n", 0, most if blank < 0 else min(blank, most)) + 1
+            if end == 0:  # no whole line within `most` bytes
+                end = buf.find(b"\n", conn.scan) + 1
+                if end == 0:
+                    return self._wait_for_line(conn)
+                if most < READ_CHUNK:
+                    return _SPENT
+                # a line longer than READ_CHUNK goes whole (MAX_REQUEST bounds it)
+        if end:
+            text = buf[:end].decode("utf-8", "replace")
+            try:
+                conn.request.feed(text.split("\n")[:-1])
+            except Exception as exc:  # noqa: BLE001 - a bug must not take the loop down
+                self._bug(conn, exc, "reading a request")
+                return None
+        conn.scan = 0
+        if end == blank:
+            del buf[:end + 1]
+            conn.taken += end + 1
+            conn.request = None
+            return end + 1
+        del buf[:end]
+        conn.taken += end
+        return end
+
+    def _wait_for_line(self, conn):
+        """inbuf holds part of a line: -> 0 (read more), or None when the request has grown
+        over MAX_REQUEST (the connection is then closed)."""
+        if conn.taken + len(conn.inbuf) > MAX_REQUEST:
             log.info("control: closed a connection: request over %d bytes", MAX_REQUEST)
             self.close(conn.fd)
             return None
-        conn.scan = max(0, len(conn.inbuf) - 1)
-        return -1
+        conn.scan = len(conn.inbuf)
+        return 0
 
-    def _answer(self, conn, end, now):
-        request = bytes(conn.inbuf[:end])
-        del conn.inbuf[:end + 2]
-        self.buffered -= end + 2
-        conn.scan = 0
-        lines = request.decode("utf-8", "replace").split("\n")
-        del request
+    def _bug(self, conn, exc, doing):
+        log.error("control: internal error %s: %s", doing, where_it_failed(exc))
+        self.close(conn.fd)
+
+    def _answer(self, conn, request, now):
+        """Its blank line came: `request` answers. -> False if the connection was closed."""
+        self.buffered -= conn.taken
+        conn.taken = 0
         try:
-            reply, keep = self.handler(lines[0], lines[1:])
+            reply, keep = request.finish()
         except Exception as exc:  # noqa: BLE001 - a bug must not take the loop down
-            log.error("control: internal error answering a request: %s", where_it_failed(exc))
-            reply, keep = b"", False
+            self._bug(conn, exc, "answering a request")
+            return False
         if isinstance(reply, (bytes, bytearray)):
             conn.out += reply
         else:
@@ -342,6 +418,7 @@ class ControlServer:
         conn.keep = keep
         conn.owing = True
         conn.deadline = now + self.reply_timeout
+        return True
 
     def _send(self, conn, now, budget):
         """Make reply pieces while under REPLY_STEP and the budget, and hand them to the

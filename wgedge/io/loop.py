@@ -8,8 +8,9 @@
 No busy waiting: with nothing to do, epoll sleeps until the next deadline, the core's or the
 control socket's (or forever). This module only moves bytes and re-arms one timer; every
 protocol decision is in the core. The control socket shares the loop with the tunnel, so it
-never blocks and does a bounded amount per wake-up (io/control.py); a large `get` is sent
-piece by piece as the client reads it (uapi.get_pieces).
+never blocks and does a bounded amount per wake-up (io/control.py): a `set` is parsed line by
+line as it arrives (uapi.SetParser) and applied whole at its blank line, and a large `get` is
+sent piece by piece as the client reads it (uapi.get_pieces).
 
 Log lines never carry key material: a refused control request is logged by what was wrong
 (line number, key name, length), and an internal error by its type and where it happened,
@@ -38,6 +39,56 @@ BATCH = 192  # packets or datagrams taken from one fd per wake-up (docs/performa
 HANDSHAKE_BATCH = 32
 
 
+class _SetRequest:
+    """`set=1`: each line is parsed as it arrives, so a large set costs a bounded amount per
+    wake-up while it comes in; at the blank line it is applied whole or refused whole."""
+
+    def __init__(self, iface):
+        self.iface = iface
+        self.parser = uapi.SetParser()
+        self.bug = None  # a bug in the parser: answered as one in the apply would be
+
+    def feed(self, lines):
+        if self.bug is None:
+            try:
+                self.parser.feed(lines)
+            except Exception as exc:  # noqa: BLE001 - reported by finish()
+                self.bug = exc
+                self.parser = None
+
+    def finish(self):
+        return self.iface._apply_set(self.parser, self.bug)
+
+
+class _GetRequest:
+    """`get=1`: takes no lines (wireguard-go answers -EPROTO to any and closes)."""
+
+    def __init__(self, iface):
+        self.iface = iface
+        self.lines = False
+
+    def feed(self, lines):
+        self.lines = self.lines or any(lines)
+
+    def finish(self):
+        if self.lines:
+            return b"errno=%d\n\n" % uapi.EPROTO, False
+        return self.iface._get_reply(), True
+
+
+class _UnknownRequest:
+    def __init__(self, op):
+        self.length = len(op)  # never the line itself: it may be a pasted key
+
+    def feed(self, lines):
+        pass
+
+    def finish(self):
+        log.error("control: unknown operation (a line of %d characters); closing the "
+                  "connection", self.length)
+        return b"errno=%d\n\n" % uapi.EPROTO, False
+
+
 class Interface:
     def __init__(self, ifname, crypto, control_dir=None):
         self.ifname = ifname
@@ -48,7 +99,7 @@ class Interface:
         self._refresh_clock()
         kwargs = {} if control_dir is None else {"directory": control_dir}
         try:
-            self.control = ControlServer(socket_path(ifname, **kwargs), self._control_request)
+            self.control = ControlServer(socket_path(ifname, **kwargs), self._control_begin)
         except Exception:
             self.tun.close()
             raise
@@ -64,33 +115,36 @@ class Interface:
         return now
 
     # --- control requests ----------------------------------------------------------------------
-    def _control_request(self, op, lines):
-        """-> (reply bytes or an iterator of bytes pieces, keep connection)."""
-        if op == "get=1":
-            if any(lines):
-                return b"errno=%d\n\n" % uapi.EPROTO, False
-            return self._get_reply(), True
+    def _control_begin(self, op):
+        """A request's first line -> what takes its further lines (`feed`) and answers it
+        (`finish() -> (reply bytes or an iterator of bytes pieces, keep connection)`)."""
         if op == "set=1":
-            now = self._refresh_clock()
-            try:
-                ops = uapi.parse_set(lines)
-                out = Output(self.device)
-                uapi.apply_set(self.device, ops, now, out, bind=self._rebind)
-            except uapi.UapiError as exc:
-                log.error("control: refused set: %s", exc.message)
-                return b"errno=%d\n\n" % exc.errno, True
-            except Exception as exc:  # noqa: BLE001 - a bug must not take the tunnel down
-                log.error("control: internal error applying a set request: %s",
-                          where_it_failed(exc))
-                return b"errno=%d\n\n" % uapi.ENOANO, True
-            if self.udp is not None and self.udp.fwmark != self.device.fwmark:
-                self.udp.set_fwmark(self.device.fwmark)
-            self._ensure_udp()
-            self._emit(out)
-            return b"errno=0\n\n", True
-        log.error("control: unknown operation (a line of %d characters); closing the "
-                  "connection", len(op))
-        return b"errno=%d\n\n" % uapi.EPROTO, False
+            return _SetRequest(self)
+        if op == "get=1":
+            return _GetRequest(self)
+        return _UnknownRequest(op)
+
+    def _apply_set(self, parser, bug):
+        """A set whose lines have all been parsed: apply it whole, or refuse it whole."""
+        now = self._refresh_clock()
+        try:
+            if bug is not None:
+                raise bug
+            parsed = parser.finish()
+            out = Output(self.device)
+            uapi.apply_set(self.device, parsed, now, out, bind=self._rebind)
+        except uapi.UapiError as exc:
+            log.error("control: refused set: %s", exc.message)
+            return b"errno=%d\n\n" % exc.errno, True
+        except Exception as exc:  # noqa: BLE001 - a bug must not take the tunnel down
+            log.error("control: internal error applying a set request: %s",
+                      where_it_failed(exc))
+            return b"errno=%d\n\n" % uapi.ENOANO, True
+        if self.udp is not None and self.udp.fwmark != self.device.fwmark:
+            self.udp.set_fwmark(self.device.fwmark)
+        self._ensure_udp()
+        self._emit(out)
+        return b"errno=0\n\n", True
 
     def _get_reply(self):
         """The `get=1` answer, made piece by piece as the client takes it: what a get that
