@@ -612,3 +612,31 @@ def test_a_peer_key_whose_dh_is_all_zeros_never_handshakes():
         net.advance(C.REKEY_TIMEOUT + 1)
     assert a.device.drops.get(C.DROP_NO_PRIVATE_KEY) == 3
     assert _ping(net, a, b, "10.0.0.1", "10.0.0.2")  # the good peer is unaffected
+
+
+def test_a_set_past_max_peers_changes_nothing(monkeypatch):
+    """All or nothing at the peer limit too: a set that would pass MAX_PEERS is refused
+    before anything changes (it used to add peers up to the limit, then fail half applied);
+    removals and replace_peers in the same request count where they stand in it."""
+    monkeypatch.setattr(uapi.C, "MAX_PEERS", 5)
+    dev = device()
+    keys = [uapi.key_to_hex(pub(bytes([i]) * 32)) for i in range(1, 12)]
+    apply(dev, "\n".join("public_key=%s\nallowed_ip=10.0.0.%d/32" % (k, i)
+                         for i, k in enumerate(keys[:3])))
+    before = "\n".join(uapi.get_lines(dev))
+    lines = ["public_key=%s\nallowed_ip=10.1.0.%d/32" % (k, i) for i, k in enumerate(keys[3:6])]
+    with pytest.raises(uapi.UapiError) as exc:
+        apply(dev, "listen_port=4000\n" + "\n".join(lines))
+    assert exc.value.errno == uapi.EINVAL and "too many peers" in exc.value.message
+    assert "\n".join(uapi.get_lines(dev)) == before
+    # a removal after the additions comes too late: six peers at one point
+    with pytest.raises(uapi.UapiError):
+        apply(dev, "\n".join(lines) + "\npublic_key=%s\nremove=true" % keys[0])
+    assert "\n".join(uapi.get_lines(dev)) == before
+    # the same additions fit after one removal
+    apply(dev, "public_key=%s\nremove=true\n" % keys[0] + "\n".join(lines))
+    assert len(dev.peers) == 5
+    with pytest.raises(uapi.UapiError):
+        apply(dev, "public_key=%s" % keys[10])
+    apply(dev, "replace_peers=true\n" + "\n".join("public_key=%s" % k for k in keys[6:11]))
+    assert list(dev.peers) == [uapi.hex_to_key(k) for k in keys[6:11]]

@@ -20,6 +20,7 @@ Rules kept here:
   the piece is made.
 """
 
+from wgedge.core import consts as C
 from wgedge.core.ipaddr import format_cidr, format_ip, parse_cidr, parse_ip
 
 EIO = -5
@@ -344,6 +345,8 @@ def apply_set(device, parsed, now, out, bind=None):
                 bind(value)
             except OSError as exc:
                 raise UapiError(EADDRINUSE, "cannot listen on port %d: %s" % (value, exc))
+    if len(device.peers) + parsed.count(_PUBLIC_KEY) > C.MAX_PEERS:  # a cheap upper bound
+        _check_peer_count(device, parsed)
     peer = None
     created = skip = False
     for key, value in operations(parsed):
@@ -392,6 +395,34 @@ def apply_set(device, parsed, now, out, bind=None):
             device.allowed_ips.remove_peer(peer)
     if peer is not None:
         device.touch(peer)
+
+
+def _check_peer_count(device, parsed):
+    """Raise, before anything changes, if applying `parsed` would pass C.MAX_PEERS at any
+    point: the request's peers are followed through replace_peers, remove and update_only in
+    order, as apply_set will add and drop them. A peer line with the interface's current public key counts, though apply_set skips
+    it (a request that also changes the private key changes that key): at most one too many,
+    and only for a request at the limit."""
+    present = None  # keys that will exist; None: the device's, untouched yet
+    last = None
+    created = False
+    most = len(device.peers)  # the most peers at any point of the request
+    for key, value in operations(parsed):
+        if key == "replace_peers":
+            present = {}
+        elif key == "public_key":
+            if present is None:
+                present = dict.fromkeys(device.peers)
+            last = value
+            created = value not in present
+            present[value] = True
+            if len(present) > most:
+                most = len(present)
+        elif key == "remove" or (key == "update_only" and created):
+            if last in present:
+                del present[last]
+    if most > C.MAX_PEERS:
+        raise UapiError(EINVAL, "too many peers: %d, at most %d" % (most, C.MAX_PEERS))
 
 
 def _interface_lines(device):
