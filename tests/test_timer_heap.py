@@ -72,3 +72,29 @@ def test_the_heap_always_yields_the_earliest_live_deadline(ops):
                 if not q.removed and q.timers.deadlines]
         assert dev.get_timer() == (min(live) if live else None)
         assert len(dev._heap) <= 2 * len(dev.peers) + 32
+
+
+def test_many_due_timers_are_handled_in_bounded_calls():
+    """A set enabling persistent keepalive for 1000 peers sends nothing during the set (it
+    used to send every peer's first message in that one call); handle_timer then acts on at
+    most MAX_TIMERS_PER_CALL peers per call, get_timer() staying due until all are done."""
+    from wgedge.core import uapi
+
+    dev = Device(crypto.load("fast"), SeededRng("many"), SeededRng("k")(32))
+    lines = []
+    for i in range(1000):
+        lines += ["public_key=" + uapi.key_to_hex(dev.crypto.x25519_public(
+                      dev.crypto.private_key(SeededRng("p%d" % i)(32)))),
+                  "endpoint=10.1.%d.%d:51820" % (i >> 8, i & 255),
+                  "persistent_keepalive_interval=25"]
+    out = Output(dev)
+    uapi.apply_set(dev, uapi.parse_set(lines), 100.0, out)
+    assert out.datagrams() == []
+    assert dev.get_timer() == 100.0
+    sent, calls = set(), 0
+    while dev.get_timer() is not None and dev.get_timer() <= 100.0:
+        got = dev.handle_timer(100.0).datagrams()
+        assert 0 < len(got) <= C.MAX_TIMERS_PER_CALL
+        sent |= {endpoint for _, endpoint in got}
+        calls += 1
+    assert len(sent) == 1000 and calls == -(-1000 // C.MAX_TIMERS_PER_CALL)

@@ -60,6 +60,7 @@ RATELIMIT_MAX_SOURCES = 8192  # table cap; beyond it new sources are refused und
 # same way): beyond it they are dropped unread and the device counts as under load, so a flood
 # cannot crowd transport data out of a batch.
 MAX_HANDSHAKES_PER_BATCH = 16
+MAX_TIMERS_PER_CALL = 64  # peers whose timers one handle_timer call acts on; the rest wait
 
 # --- Queues (bounded so a small router cannot be pushed into OOM) ---------------------------
 MAX_STAGED_PACKETS = 128  # per peer, while no session exists; oldest dropped first

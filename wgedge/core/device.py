@@ -238,10 +238,14 @@ class Device:
         self._heap = live
 
     def handle_timer(self, now):
+        """Act on the timers due at `now`, of at most MAX_TIMERS_PER_CALL peers: when more
+        are due (many peers enabled at once, a clock that jumped), get_timer() stays at or
+        before `now` and the caller calls again after its other work, so no call is long."""
         out = Output(self)
         heap = self._heap
         due = []
-        while heap and heap[0][0] <= now:
+        limit = C.MAX_TIMERS_PER_CALL
+        while heap and heap[0][0] <= now and len(due) < limit:
             deadline, _, peer = timers.heap_pop(heap)
             if not peer.removed and peer.deadline == deadline:
                 peer.deadline = None

@@ -54,13 +54,14 @@ class Peer:
         return self.timers.persistent_keepalive_interval
 
     def set_persistent_keepalive(self, interval, now, out):
-        """Set the interval; a newly enabled one sends a keepalive at once (as wg expects)."""
+        """Set the interval; a newly enabled one sends a keepalive at the next timer call
+        (the caller re-reads our deadlines: Device.touch)."""
         was = self.timers.persistent_keepalive_interval
         self.timers.persistent_keepalive_interval = interval
         if not interval:
             self.timers._del(timers.PERSISTENT_KEEPALIVE)
         elif not was and self.endpoint is not None:
-            self.send_keepalive(now, out)
+            self.timers.persistent_keepalive_enabled(now)
 
     # --- sending ---------------------------------------------------------------------------
     def _emit(self, datagram, out):

@@ -71,6 +71,12 @@ class Timers:
         if self.persistent_keepalive_interval:
             self._mod(PERSISTENT_KEEPALIVE, now + self.persistent_keepalive_interval)
 
+    def persistent_keepalive_enabled(self, now):
+        """A persistent keepalive interval was set where none was: send one now (as wg
+        expects), through the timer path, so enabling it for many peers at once is spread
+        over the device's bounded timer calls instead of sent in one go."""
+        self._mod(PERSISTENT_KEEPALIVE, now)
+
     def handshake_initiated(self, now):
         self._mod(RETRANSMIT_HANDSHAKE, now + C.REKEY_TIMEOUT + self._jitter())
 
