@@ -440,6 +440,10 @@ def _daemon_begin(dev):
 
     iface = loop.Interface.__new__(loop.Interface)
     iface.device, iface.udp, iface.epoll = dev, None, None
+    # No sockets: a real bind of the set's listen_port would collide with whatever else on
+    # the host (another test run) holds that port.
+    iface._rebind = lambda port: None
+    iface._ensure_udp = lambda: None
     return iface._control_begin
 
 
