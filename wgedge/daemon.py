@@ -20,6 +20,8 @@ from wgedge.sysinfo import describe_lines
 
 log = logging.getLogger("wgedge")
 RUN_DIR = "/var/run/wgedge"
+SYSLOG_SOCKET = "/dev/log"
+FALLBACK_LOG = "/var/log/wgedge-%s.log"  # when no syslog daemon listens on SYSLOG_SOCKET
 GC_YOUNG_THRESHOLD = 10000  # CPython's default is 700 allocations
 LEVELS = {"error": logging.ERROR, "silent": logging.CRITICAL + 1, "info": logging.INFO,
           "verbose": logging.DEBUG, "debug": logging.DEBUG}
@@ -46,18 +48,34 @@ def setup_logging(ifname, level, foreground, logfile):
     elif foreground and not os.environ.get("WGEDGE_SYSLOG"):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s: (%(ifname)s) %(message)s"))
-    else:
+    elif _syslog_listening(SYSLOG_SOCKET):
         from logging.handlers import SysLogHandler  # only when needed: it costs memory
 
-        try:
-            handler = SysLogHandler(address="/dev/log", facility=SysLogHandler.LOG_DAEMON)
-            handler.setFormatter(logging.Formatter("wgedge[%(process)d]: %(ifname)s: %(message)s"))
-        except OSError:  # no syslog daemon: keep every message in a file instead
-            handler = logging.FileHandler("/var/log/wgedge-%s.log" % ifname)
-            handler.setFormatter(logging.Formatter("%(asctime)s wgedge[%(process)d] "
-                                                   "%(ifname)s: %(levelname)s: %(message)s"))
+        handler = SysLogHandler(address=SYSLOG_SOCKET, facility=SysLogHandler.LOG_DAEMON)
+        handler.setFormatter(logging.Formatter("wgedge[%(process)d]: %(ifname)s: %(message)s"))
+    else:  # no syslog daemon: keep every message in a file instead
+        handler = logging.FileHandler(FALLBACK_LOG % ifname)
+        handler.setFormatter(logging.Formatter("%(asctime)s wgedge[%(process)d] "
+                                               "%(ifname)s: %(levelname)s: %(message)s"))
     handler.addFilter(_IfnameFilter(ifname))
     root.addHandler(handler)
+
+
+def _syslog_listening(address):
+    """True when a syslog daemon takes datagrams at `address`. Asked here because since
+    Python 3.11 SysLogHandler swallows a failed connect and then drops every message."""
+    import socket
+
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        probe = socket.socket(socket.AF_UNIX, kind)
+        try:
+            probe.connect(address)
+            return True
+        except OSError:
+            continue
+        finally:
+            probe.close()
+    return False
 
 
 class _IfnameFilter(logging.Filter):
