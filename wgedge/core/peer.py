@@ -53,7 +53,7 @@ class Peer:
     def persistent_keepalive_interval(self):
         return self.timers.persistent_keepalive_interval
 
-    def set_persistent_keepalive(self, interval, now, out):
+    def set_persistent_keepalive(self, interval, now):
         """Set the interval; a newly enabled one sends a keepalive at the next timer call
         (the caller re-reads our deadlines: Device.touch)."""
         was = self.timers.persistent_keepalive_interval

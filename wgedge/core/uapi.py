@@ -390,7 +390,7 @@ def apply_set(device, parsed, now, out, bind=None):
         elif key == "endpoint":
             peer.endpoint = value
         elif key == "persistent_keepalive_interval":
-            peer.set_persistent_keepalive(value, now, out)
+            peer.set_persistent_keepalive(value, now)
         elif key == "replace_allowed_ips":
             device.allowed_ips.remove_peer(peer)
     if peer is not None:
