@@ -1,4 +1,6 @@
-"""Small leaf modules: rate limiter, TAI64N, inner packet headers."""
+"""Small leaf modules: rate limiter, TAI64N, inner packet headers, cookie checks."""
+
+import random
 
 from wgedge.core import consts as C
 from wgedge.core import packet, tai64n
@@ -50,3 +52,48 @@ def test_inner_packet_lengths():
     assert packet.inner_len(bytes([0x70]) + bytes(40)) == -1
     assert packet.source_address(v4) == bytes(4) and packet.destination_address(v6) == bytes(16)
     assert packet.source_address(b"\x50") is None
+
+
+def test_both_backends_compare_macs_alike():
+    from wgedge import crypto as backends
+
+    fast, pure = backends.load("fast"), backends.load("pure")
+    rnd = random.Random(5)
+    for _ in range(300):
+        a = bytes(rnd.randrange(256) for _ in range(rnd.choice((0, 1, 16, 32))))
+        b = bytearray(a) if rnd.random() < 0.5 else bytearray(
+            rnd.randrange(256) for _ in range(rnd.choice((0, 1, 16, 32))))
+        if b and rnd.random() < 0.3:
+            b[rnd.randrange(len(b))] ^= 1 << rnd.randrange(8)
+        b = bytes(b)
+        assert fast.equal(a, b) == pure.equal(a, b) == (a == b)
+        assert fast.equal(memoryview(a), b) == pure.equal(memoryview(a), b) == (a == b)
+
+
+def test_cookie_checker_mac2_states():
+    """Under load only a mac2 made with this source's cookie counts; an all-zero mac2 (what
+    a sender without a cookie sends, and what a flood sends) is the no-cookie state."""
+    from wgedge import crypto as backends
+    from wgedge.core import cookie as ck
+
+    crypto = backends.load()
+    checker = ck.CookieChecker(crypto)
+    checker.set_static_public(bytes(range(32)))
+    rng = random.Random(9).randbytes
+    body = bytes(116)
+    mac1 = crypto.mac(checker.mac1_key, body)
+    src, now = ("192.0.2.7", 1234), 50.0
+
+    def state(mac2, allow=True):
+        return checker.validate(body + mac1 + mac2, 116, src, True, lambda: allow, now, rng)
+
+    cookie = checker._cookie(src, now, rng)
+    good = crypto.mac(cookie, body + mac1)
+    assert state(bytes(16)) == ck.VALID_MAC_BUT_NO_COOKIE
+    assert state(bytes(15) + b"\x01") == ck.VALID_MAC_BUT_NO_COOKIE
+    assert state(good) == ck.VALID_MAC_WITH_COOKIE
+    assert state(good, allow=False) == ck.VALID_MAC_WITH_COOKIE_BUT_RATELIMITED
+    other = crypto.mac(checker._cookie(("192.0.2.8", 1234), now, rng), body + mac1)
+    assert state(other) == ck.VALID_MAC_BUT_NO_COOKIE
+    assert checker.validate(body + bytes(16) + good, 116, src, True, lambda: True, now,
+                            rng) == ck.INVALID_MAC

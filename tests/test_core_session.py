@@ -389,6 +389,28 @@ def test_cookie_replies_rate_limited_per_source():
     assert out.dropped.count(C.DROP_RATELIMITED) == 10 - C.RATELIMIT_BURST
 
 
+@pytest.mark.parametrize("sources, replies", [
+    (["192.0.2.1", "192.0.2.2"], 2 * C.RATELIMIT_BURST),  # IPv4: each address its own
+    (["2001:db8::1", "2001:db8::ffff:2"], C.RATELIMIT_BURST),  # one /64: one bucket
+    (["2001:db8::1", "2001:db8:0:1::1"], 2 * C.RATELIMIT_BURST),  # two /64s: two
+])
+def test_cookie_reply_limit_is_per_ipv4_address_and_ipv6_prefix(sources, replies):
+    net, a, b = pair()
+    b.device.force_under_load = True
+    pa = a.device.peers[b.public]
+    msgs = []
+    for src in sources:
+        for _ in range(8):  # 16 in all: one batch's worth
+            pa.last_sent_handshake = None
+            a.device.wall_offset += 1.0
+            out = a.device.send_packets([], net.now)
+            pa.send_initiation(net.now, out)
+            msgs.append((out.udp[-1][0], (src, 4000)))
+    out = b.device.receive_datagrams(msgs, net.now)
+    assert len(out.udp) == replies
+    assert out.dropped.count(C.DROP_RATELIMITED) == 16 - replies
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.sampled_from([0, 1, 12, 56, 1000, 1380, 1400]), min_size=1, max_size=100))
 @example([1400] * 64 + [0])  # a full TCP batch, then an ACK-sized packet

@@ -24,16 +24,6 @@ VALID_MAC_WITH_COOKIE = 3
 _ZERO_MAC = bytes(C.MAC_LEN)
 
 
-def equal(a, b):
-    """Constant-time comparison of two equal-length byte strings."""
-    if len(a) != len(b):
-        return False
-    acc = 0
-    for i in range(len(a)):
-        acc |= a[i] ^ b[i]
-    return acc == 0
-
-
 def source_bytes(endpoint):
     """The bytes a cookie is bound to: the sender's address and port (paper 5.4.7)."""
     return ("%s|%d" % (endpoint[0], endpoint[1])).encode()
@@ -68,12 +58,18 @@ class CookieChecker:
             return INVALID_MAC
         mac = self.crypto.mac
         mac2_offset = mac1_offset + C.MAC_LEN
+        equal = self.crypto.equal
         if not equal(mac(self.mac1_key, msg[:mac1_offset]), msg[mac1_offset:mac2_offset]):
             return INVALID_MAC
         if not check_cookie:
             return VALID_MAC_BUT_NO_COOKIE
+        mac2 = msg[mac2_offset:mac2_offset + C.MAC_LEN]
+        if mac2 == _ZERO_MAC:
+            # The sender holds no cookie (what a flood sends): whether mac2 is zero is the
+            # sender's own knowledge, so skipping the two hashes below reveals nothing.
+            return VALID_MAC_BUT_NO_COOKIE
         cookie = self._cookie(endpoint, now, rng)
-        if not equal(mac(cookie, msg[:mac2_offset]), msg[mac2_offset:mac2_offset + C.MAC_LEN]):
+        if not equal(mac(cookie, msg[:mac2_offset]), mac2):
             return VALID_MAC_BUT_NO_COOKIE
         if not allow():
             return VALID_MAC_WITH_COOKIE_BUT_RATELIMITED

@@ -499,19 +499,21 @@ class Device:
             self._last_under_load = None
         return False
 
-    def _cookie_limit_allows(self, endpoint, now):
-        try:
-            key = self.cookie_ratelimiter.key_for(ipaddr.parse_ip(endpoint[0]))
-        except (ValueError, TypeError, IndexError):
-            key = endpoint[0]
-        return self.cookie_ratelimiter.allow(key, now)
-
-    def _ratelimit_allows(self, endpoint, now):
-        try:
-            key = self.ratelimiter.key_for(ipaddr.parse_ip(endpoint[0]))
-        except (ValueError, TypeError, IndexError):
-            key = endpoint[0]
-        return self.ratelimiter.allow(key, now)
+    @staticmethod
+    def _limit_allows(limiter, endpoint, now):
+        """Ask a per-source rate limiter about the sender of a handshake message."""
+        host = endpoint[0]
+        if type(host) is str and ":" not in host:
+            # IPv4 text from the socket layer is canonical, so it serves as the key itself:
+            # under a flood this runs for every message, and parsing it cost a tenth of the
+            # daemon's time.
+            key = host
+        else:
+            try:
+                key = limiter.key_for(ipaddr.parse_ip(host))
+            except (ValueError, TypeError, IndexError):
+                key = host
+        return limiter.allow(key, now)
 
     def _handshake_allowed(self, data, mtype, endpoint, now, out):
         """The cookie decision, in one place (kernel receive.c, wg_receive_handshake_packet)."""
@@ -519,7 +521,7 @@ class Device:
         mac1_offset = wire.mac1_offset(mtype)
         state = self.cookie_checker.validate(
             data, mac1_offset, endpoint, under_load,
-            lambda: self._ratelimit_allows(endpoint, now), now, self.rng)
+            lambda: self._limit_allows(self.ratelimiter, endpoint, now), now, self.rng)
         if under_load and state == ck.VALID_MAC_WITH_COOKIE:
             return True
         if not under_load and state == ck.VALID_MAC_BUT_NO_COOKIE:
@@ -527,7 +529,7 @@ class Device:
         if under_load and state == ck.VALID_MAC_BUT_NO_COOKIE:
             # Cookie replies are rate limited per source too: a flood from a few addresses
             # gets a few cookies, not one per packet, and the CPU goes to transport data.
-            if not self._cookie_limit_allows(endpoint, now):
+            if not self._limit_allows(self.cookie_ratelimiter, endpoint, now):
                 out.drop(C.DROP_RATELIMITED)
                 return False
             sender = _U32(data, 4)[0]

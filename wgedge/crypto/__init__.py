@@ -8,6 +8,8 @@ A backend is an object with these members (both `fast` and `pure` provide exactl
     hash(data) -> 32 bytes            BLAKE2s-256
     mac(key, data) -> 16 bytes        keyed BLAKE2s with 16-byte output (WireGuard's MAC)
     hmac(key, data) -> 32 bytes       HMAC-BLAKE2s-256 (used by the Noise KDF)
+    equal(a, b) -> bool               comparison of two MACs in time that does not depend
+                                      on where they differ
     private_key(private) -> key       a private key prepared for repeated use (the fast
                                       backend loads it into OpenSSL once); wherever a private
                                       key is taken below, the 32 bytes or this form will do

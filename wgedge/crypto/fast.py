@@ -104,6 +104,8 @@ class FastBackend:
     def hmac(key, data):
         return _hmac_digest(key, data, _blake2s)
 
+    equal = staticmethod(_hmac.compare_digest)
+
     @staticmethod
     def private_key(private):
         # OpenSSL derives the public key when it loads a private one (a scalar multiplication,

@@ -24,6 +24,7 @@ import select
 import signal
 import time
 
+from wgedge.core import consts as C
 from wgedge.core import uapi
 from wgedge.core.device import Device, Output
 from wgedge.io.control import ControlServer, socket_path, where_it_failed
@@ -33,10 +34,10 @@ from wgedge.io.udp import Udp
 log = logging.getLogger("wgedge")
 
 BATCH = 192  # packets or datagrams taken from one fd per wake-up (docs/performance.md)
-# From a handshake socket (io/udp.py): twice what the core looks at per batch
-# (MAX_HANDSHAKES_PER_BATCH), so a flood costs little per wake-up; the rest waits or is
-# dropped by the kernel from that socket's queue, never from the data socket's.
-HANDSHAKE_BATCH = 32
+# From a handshake socket (io/udp.py): what the core looks at per batch, so a flood costs
+# little per wake-up; the rest waits or is dropped by the kernel from that socket's queue,
+# never from the data socket's. Reading more only to drop it cost a system call each.
+HANDSHAKE_BATCH = C.MAX_HANDSHAKES_PER_BATCH
 
 
 class _SetRequest:

@@ -26,6 +26,8 @@ class PureBackend:
     def hmac(key, data):
         return blake2s.hmac(key, data)
 
+    equal = staticmethod(aead.equal)
+
     @staticmethod
     def private_key(private):
         return private  # nothing to prepare: scalarmult takes the 32 bytes
