@@ -396,7 +396,9 @@ def test_the_secrets_rule_gives_the_same_messages_under_micropython(micropython)
               % (text, [row[1] for row in KEY_LIKE_ROWS], KEY_A, ALNUM_B))
     _, errors = uci.parse(text, "f")
     refusals = "".join("%s\n" % e for e in errors)
-    assert len(errors) == 4 and not any(k[:12] in refusals for k in (KEY_A, KEY_B, KEY_C))
+    # three refusals: the section name, the keyword, the option name (a section type may
+    # hold any printable character, as in uci, so `config KEY_C` is not the parser's error)
+    assert len(errors) == 3 and not any(k[:12] in refusals for k in (KEY_A, KEY_B, KEY_C))
     expected = refusals + "".join(
         "%s | %s\n" % (uci.shown(row[1]), uci.redact("a " + row[1] + " b"))
         for row in KEY_LIKE_ROWS)

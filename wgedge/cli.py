@@ -6,6 +6,7 @@
     wgedge reload [FILE]                                apply only what changed in FILE
     wgedge status [--json]                              interfaces, peers, handshakes, health
     wgedge check FILE                                   report every error in FILE
+    wgedge check --export FILE                          print FILE as read, like `uci export`
     wgedge info                                         version, Python, crypto, CPU features
     wgedge demo                                         an in-memory handshake and exchange
 """
@@ -56,9 +57,39 @@ def _key_file_warning(path):
               "chmod 600 it" % (path, mode & 0o777), file=sys.stderr)
 
 
+def cmd_export(path):
+    """`check --export FILE`: the file as wgedge read it, printed as `uci export` prints it
+    (byte for byte the same for a file uci reads). Only the UCI syntax is read here."""
+    from wgedge.config import model, uci
+
+    if path.endswith(".conf"):
+        print("wgedge: --export reads UCI files; %s is a wg-quick file" % path, file=sys.stderr)
+        return 1
+    try:
+        text = model.read_text(path)
+    except OSError as exc:
+        print("error: %s: cannot read: %s" % (path, exc.strerror), file=sys.stderr)
+        return 1
+    warnings = []
+    sections, errors = uci.parse(text, path, warnings)
+    for w in warnings:
+        print("warning: %s" % w, file=sys.stderr)
+    for e in errors:
+        print("error: %s" % e, file=sys.stderr)
+    if errors:
+        return 1
+    out = uci.export(sections, os.path.basename(path))
+    sys.stdout.flush()
+    sys.stdout.buffer.write(out.encode("utf-8", "surrogateescape"))
+    sys.stdout.buffer.flush()
+    return 0
+
+
 def cmd_check(args):
     from wgedge.config import model
 
+    if args.export:
+        return cmd_export(args.file)
     loaded = model.load(args.file)
     _print_problems(loaded)
     if not loaded.errors:
@@ -251,6 +282,8 @@ def _sub_arguments(name, sub):
                          help="do not supervise the daemon")
     if name == "check":
         sub.add_argument("file")
+        sub.add_argument("--export", action="store_true",
+                         help="print the file as read, in the format of `uci export`")
     if name == "down":
         sub.add_argument("ifname", nargs="?")
     if name == "status":

@@ -251,7 +251,7 @@ def _values(section, key):
 
 def from_uci(text, path):
     loaded = Loaded(path)
-    sections, errors = uci.parse(text, path)
+    sections, errors = uci.parse(text, path, loaded.warnings)
     loaded.errors.extend(errors)
     err = loaded.errors.append
     warn = loaded.warnings.append
@@ -480,18 +480,21 @@ def _check_duplicates(iface, path, err):
             seen[peer.public_key] = peer.line
 
 
+def read_text(path):
+    """The file's text. Bytes that are not UTF-8 come back as surrogate escapes: a stray
+    byte in a description does not refuse the file (uci reads bytes), the parser warns
+    about it, and `check --export` prints it back unchanged."""
+    with open(path, "rb") as f:
+        return f.read().decode("utf-8", "surrogateescape")
+
+
 def load(path):
     """Read a UCI file, or a wg-quick file when the name ends in .conf."""
     try:
-        with open(path) as f:
-            text = f.read()
+        text = read_text(path)
     except OSError as exc:
         loaded = Loaded(path)
         loaded.errors.append(ConfigError(path, 0, "cannot read: %s" % exc.strerror))
-        return loaded
-    except UnicodeDecodeError:
-        loaded = Loaded(path)
-        loaded.errors.append(ConfigError(path, 0, "not a text file"))
         return loaded
     if path.endswith(".conf"):
         from wgedge.config import wgquick

@@ -101,13 +101,26 @@ class ConfigError(Exception):
 
 
 class Section:
-    def __init__(self, stype, name, line):
+    """One section as uci holds it after reading the file.
+
+    `name` is None for an unnamed section; `uci_name` is then the id uci gives it
+    (cfgNNHHHH, see _anonymous_id). `options` and `lists` hold what the model reads, values
+    with any byte that was not UTF-8 replaced by U+FFFD; `raw` holds the values exactly as
+    read (a str, or a list of str for a list option), which `export` prints. `order` is uci's
+    order of the options: where an option was first set, kept when a later line changes it.
+    `lines` are the lines of every `config` statement that opened this section (more than
+    one when sections of the same type and name were merged)."""
+
+    def __init__(self, stype, name, line, uci_name=None):
         self.type = stype
         self.name = name
+        self.uci_name = name if uci_name is None else uci_name
         self.line = line
+        self.lines = [line]
         self.options = {}  # key -> (value, line)
         self.lists = {}  # key -> [(value, line)]
-        self.order = []  # keys in the order first seen
+        self.raw = {}  # key -> value or [values], as read
+        self.order = []  # keys in uci's order
 
     def get(self, key, default=None):
         v = self.options.get(key)
@@ -122,9 +135,13 @@ class Section:
 
 
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+# C's isspace() in the C locale, which uci uses between words
+_SPACE = " \t\n\r\f\v"
+_END = "\0"  # the end of uci's line buffer
 
 
 def valid_name(text):
+    """A section or option name: [A-Za-z0-9_]+ (uci's rule for names)."""
     if not text:
         return False
     for c in text:
@@ -133,138 +150,402 @@ def valid_name(text):
     return True
 
 
-def _tokenize(text, path, lineno, errors):
-    """Split one physical line into statements, each a list of words. Returns [] on error."""
-    statements = []
-    words = []
-    word = None  # None: no word in progress; else list of characters
-    i = 0
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if c == "'":
-            end = text.find("'", i + 1)
-            if end < 0:
-                errors.append(ConfigError(path, lineno, "unterminated single quote"))
-                return []
-            word = (word or []) + [text[i + 1:end]]
-            i = end + 1
-            continue
-        if c == '"':
-            i += 1
-            piece = []
-            closed = False
-            while i < n:
-                c = text[i]
-                if c == "\\" and i + 1 < n:
-                    piece.append(text[i + 1])
-                    i += 2
-                    continue
-                if c == '"':
-                    closed = True
-                    i += 1
-                    break
-                piece.append(c)
-                i += 1
-            if not closed:
-                errors.append(ConfigError(path, lineno, "unterminated double quote"))
-                return []
-            word = (word or []) + ["".join(piece)]
-            continue
-        if c == "\\":
-            if i + 1 >= n:
-                errors.append(ConfigError(path, lineno, "backslash at end of line"))
-                return []
-            word = (word or []) + [text[i + 1]]
-            i += 2
-            continue
-        if c == "#" and word is None:
+def valid_type(text):
+    """A section type: printable ASCII without spaces (uci allows `bridge-vlan`, `a.b`)."""
+    if not text:
+        return False
+    for c in text:
+        if ord(c) < 33 or ord(c) > 126:
+            return False
+    return True
+
+
+def valid_package(text):
+    """A package (file) name as uci accepts it: [A-Za-z0-9_-]+."""
+    if not text:
+        return False
+    for c in text:
+        if c not in _NAME_CHARS and c != "-":
+            return False
+    return True
+
+
+def _anonymous_id(count, stype):
+    """The name uci gives the `count`th section of the file when it has none: a counter
+    and a hash (D. J. Bernstein's) of the type, as `uci show` and `uci -n export` print."""
+    h = 5381
+    for c in stype:
+        h = (h * 33 + ord(c)) & 0xFFFFFFFF
+    return "cfg%02x%04x" % (count, h & 0xFFFF)
+
+
+def _clean(value):
+    """`value` with each byte that was not UTF-8 (read as a surrogate escape) made U+FFFD."""
+    for c in value:
+        if 0xDC80 <= ord(c) <= 0xDCFF:
             break
-        if c == ";":
-            if word is not None:
-                words.append("".join(word))
-                word = None
-            if words:
-                statements.append(words)
-            words = []
-            i += 1
-            continue
-        if c in " \t\r\f\v":
-            if word is not None:
-                words.append("".join(word))
-                word = None
-            i += 1
-            continue
-        word = (word or []) + [c]
-        i += 1
-    if word is not None:
-        words.append("".join(word))
-    if words:
-        statements.append(words)
-    return statements
+    else:
+        return value
+    return "".join("\ufffd" if 0xDC80 <= ord(c) <= 0xDCFF else c for c in value)
 
 
-def parse(text, path="<config>"):
-    """-> (sections, errors). Sections keep file order; errors are ConfigError objects."""
-    sections = []
-    errors = []
-    current = None
-    lineno = 0
-    for raw in text.split("\n"):
-        lineno += 1
-        for words in _tokenize(raw, path, lineno, errors):
-            keyword = words[0]
-            if keyword == "package":
-                continue  # allowed by uci import; the file name is the package
-            if keyword == "config":
-                if len(words) not in (2, 3):
-                    errors.append(ConfigError(path, lineno, "expected: config TYPE ['name']"))
-                    current = None
-                    continue
-                if not valid_name(words[1]):
-                    errors.append(ConfigError(path, lineno, "bad section type %s: use letters, "
-                                              "digits and _" % shown(words[1])))
-                    current = None
-                    continue
-                name = words[2] if len(words) == 3 else None
-                if name is not None and not valid_name(name):
-                    errors.append(ConfigError(path, lineno, "bad section name %s: use letters, "
-                                              "digits and _" % shown(name)))
-                    current = None
-                    continue
-                current = Section(words[1], name, lineno)
-                sections.append(current)
-            elif keyword in ("option", "list"):
-                if len(words) != 3:
-                    errors.append(ConfigError(path, lineno, "expected: %s KEY 'value'" % keyword))
-                    continue
-                key, value = words[1], words[2]
-                if current is None:
-                    errors.append(ConfigError(path, lineno, "%s outside a config section"
-                                              % keyword, option_name(key)))
-                    continue
-                if not valid_name(key):
-                    errors.append(ConfigError(path, lineno, "bad option name %s: use letters, "
-                                              "digits and _" % shown(key)))
-                    continue
-                if key not in current.order:
-                    current.order.append(key)
-                if keyword == "option":
-                    if key in current.lists:
-                        errors.append(ConfigError(path, lineno, "already given as a list",
-                                                  option_name(key)))
-                        continue
-                    current.options[key] = (value, lineno)
-                else:
-                    if key in current.options:
-                        errors.append(ConfigError(path, lineno, "already given as an option",
-                                                  option_name(key)))
-                        continue
-                    current.lists.setdefault(key, []).append((value, lineno))
+class _Refused(Exception):
+    """A statement uci refuses: the message, and the rest of the line is skipped."""
+
+    def __init__(self, message, option=None):
+        super().__init__(message)
+        self.message = message
+        self.option = option
+
+
+class _Reader:
+    """uci's line buffer and word rules (file.c in openwrt/uci), written here as they
+    behave, because a file must mean here what it means to OpenWrt:
+
+    - A statement is read from one line; the line grows when a quoted word runs past its
+      end (the value then holds the newline) or when a backslash ends it (the lines are
+      joined; a word still ends if the next line starts with white space).
+    - Words: 'single quotes' are literal; in "double quotes" and bare words a backslash
+      takes the next character literally; pieces join ('a'"b"c is abc). A bare `#` ends
+      the line (`host#name` is host, `'a'#b` is a), quoted or after a backslash it is kept.
+    - `;` ends a statement. Where a bare word is directly followed by `;` uci cuts the line
+      there: the rest of the line is ignored (`reader.cut` records it, the parser warns).
+    - The keyword is the first run of non-blank (space, tab) characters and must be
+      exactly config/option/list/package or c/o/l/p.
+    """
+
+    def __init__(self, text):
+        self.text = text
+        self.next = 0  # where the next physical line starts in text
+        self.buf = ""
+        self.end = 0  # logical end of buf (uci writes a NUL there)
+        self.pos = 0
+        self.line = 0  # physical lines read so far
+        self.cut = False
+        self.short = False
+
+    def more(self):
+        return self.next < len(self.text)
+
+    def getln(self, offset):
+        """Replace the buffer from `offset` on with the next physical line."""
+        self.buf = self.buf[:offset]
+        self.end = offset
+        if self.next >= len(self.text):
+            return
+        stop = self.text.find("\n", self.next)
+        stop = len(self.text) if stop < 0 else stop + 1
+        self.buf += self.text[self.next:stop]
+        self.end = len(self.buf)
+        self.next = stop
+        self.line += 1
+
+    def at(self, i):
+        return self.buf[i] if i < self.end else _END
+
+    def cur(self):
+        return self.at(self.pos)
+
+    def skip_space(self):
+        while self.cur() in _SPACE:
+            self.pos += 1
+
+    def _backslash(self):
+        """After a backslash: False when it ended the line (the next line was joined)."""
+        self.pos += 1
+        c = self.cur()
+        if c == _END or c == "\n" or (c == "\r" and self.at(self.pos + 1) == "\n"
+                                      and self.at(self.pos + 2) == _END):
+            self.getln(self.pos)
+            return False
+        return True
+
+    def _quoted(self, out, quote):
+        self.pos += 1
+        while True:
+            c = self.cur()
+            if c == quote:
+                self.pos += 1
+                return
+            if c == _END:
+                self.getln(self.pos)
+                if self.cur() == _END:
+                    raise _Refused("unterminated %s quote (the file ends inside it)"
+                                   % ("single" if quote == "'" else "double"))
+                continue
+            if c == "\\" and quote == '"' and not self._backslash():
+                continue
+            out.append(self.cur())
+            self.pos += 1
+
+    def word(self):
+        """One word, as uci's parse_str reads it."""
+        start = self.pos
+        out = []
+        go_on = True
+        while True:
+            c = self.cur()
+            if c == "'" or c == '"':
+                self._quoted(out, c)
+            elif c == "#":
+                self.end = self.pos
+                break
+            elif c == _END:
+                break
+            elif c == ";":
+                go_on = False
+                break
+            elif c == "\\" and not self._backslash():
+                pass
             else:
-                errors.append(ConfigError(path, lineno, "unknown keyword %s (expected config, "
-                                          "option or list)" % shown(keyword)))
-    return sections, errors
+                out.append(self.cur())
+                self.pos += 1
+            c = self.cur()
+            if c == _END or c in _SPACE:
+                break
+        if self.cur() != _END and go_on:
+            self.pos += 1
+        elif self.cur() != _END and start + len(out) == self.pos:
+            # uci ends the word with a NUL where it stopped: on this ';' itself
+            rest = self.buf[self.pos + 1:self.end].strip()
+            if rest and rest[0] != "#":
+                self.cut = True
+            self.end = self.pos
+        return "".join(out)
+
+    def arg(self, required=None):
+        """The next word; `required` names it for the error when it is missing or empty."""
+        self.skip_space()
+        if self.cur() == ";":
+            self.pos += 1
+            value = ""
+        else:
+            value = self.word()
+        if not value and required:
+            raise _Refused("missing %s" % required)
+        return value
+
+    def assert_end(self):
+        self.skip_space()
+        if self.arg():
+            raise _Refused("too many words (quote a value that holds spaces)")
+
+    def keyword(self):
+        """The next statement's keyword, or None at the end of the line."""
+        p = self.pos
+        while self.at(p) in " \t":
+            p += 1
+        if self.at(p) == _END:
+            return None
+        q = p
+        while self.at(q) not in " \t" + _END:
+            q += 1
+        word = self.buf[p:q]
+        if word[0] == "#":
+            return None
+        # the arguments start after the blank that ends the keyword; a keyword that ends
+        # the file has none (checked once the keyword is known to be one)
+        self.short = q + 1 > self.end
+        self.pos = q + 1
+        return word
+
+
+_KEYWORDS = {"c": "config", "config": "config", "o": "option", "option": "option",
+             "l": "list", "list": "list", "p": "package", "package": "package"}
+
+
+class _Package:
+    """The sections read so far, and the rules by which uci merges statements into them."""
+
+    def __init__(self, path, warnings):
+        self.path = path
+        self.warnings = warnings
+        self.sections = []
+        self.by_name = {}
+        self.count = 0  # sections created: the counter in anonymous ids
+
+    def warn(self, line, message, option=None):
+        if self.warnings is not None:
+            option = None if option is None else option_name(option)
+            self.warnings.append(ConfigError(self.path, line, message, option))
+
+    def config(self, stype, name, line):
+        if not name:
+            self.count += 1
+            section = Section(stype, None, line, _anonymous_id(self.count, stype))
+        else:
+            section = self.by_name.get(name)
+            if section is not None and section.type != stype:
+                raise _Refused("section %s is already a %s section (line %d): one name cannot "
+                               "have two types" % (shown(name), shown(section.type),
+                                                   section.line))
+            if section is not None:
+                section.lines.append(line)
+                self.warn(line, "section %s %s at line %d is given again here: the two are "
+                          "merged, later options win (as OpenWrt reads them)"
+                          % (shown(stype), shown(name), section.line))
+                return section
+            self.count += 1
+            section = Section(stype, name, line)
+        self.sections.append(section)
+        self.by_name[section.uci_name] = section
+        return section
+
+    def option(self, s, key, value, line):
+        if not value:
+            if key in s.raw:
+                self.warn(line, "an empty value changes nothing: the value from line %d stays"
+                          % s.line_of(key), key)
+            else:
+                self.warn(line, "no value: the option is not set", key)
+            return
+        if key in s.lists:
+            self.warn(line, "replaces the list given at line %d" % s.line_of(key), key)
+            del s.lists[key]
+        elif key in s.options:
+            self.warn(line, "given again: this value replaces the one from line %d"
+                      % s.options[key][1], key)
+        else:
+            s.order.append(key)
+        s.options[key] = (_clean(value), line)
+        s.raw[key] = value
+        self._check_text(value, line, key)
+
+    def add_list(self, s, key, value, line):
+        if key in s.options:
+            # `option X` then `list X`: the option's value becomes the list's first item
+            old, old_line = s.options.pop(key)
+            s.lists[key] = [(old, old_line)]
+            s.raw[key] = [s.raw[key]]
+        elif key not in s.lists:
+            s.lists[key] = []
+            s.raw[key] = []
+            s.order.append(key)
+        s.lists[key].append((_clean(value), line))
+        s.raw[key].append(value)
+        self._check_text(value, line, key)
+
+    def _check_text(self, value, line, key):
+        if _clean(value) is not value:
+            self.warn(line, "the value holds bytes that are not UTF-8 (read as U+FFFD)", key)
+        if "\n" in value:
+            self.warn(line, "the value runs over %d lines (is a quote missing?)"
+                      % (value.count("\n") + 1), key)
+
+
+def _statement(reader, package, current, word, line):
+    """Apply one statement; returns the current section (None before the first, False
+    after a refused `config`: its options are read but not kept)."""
+    kind = _KEYWORDS.get(word)
+    if not word.strip():
+        raise _Refused("a ';' ends the line: uci refuses that, remove it")
+    if kind is None and _KEYWORDS.get(word.strip()) is not None:
+        raise _Refused("%s without arguments" % _KEYWORDS[word.strip()])
+    if kind is None:
+        raise _Refused("unknown keyword %s (expected config, option or list)"
+                       % shown(word.strip()))
+    if reader.short:
+        raise _Refused("%s without arguments" % kind)
+    if kind == "package":
+        name = reader.arg("package name")
+        if not valid_package(name):
+            raise _Refused("bad package name %s: use letters, digits, _ and -" % shown(name))
+        reader.assert_end()
+        return current  # the file's name is the package, as `uci` reads /etc/config
+    if kind == "config":
+        stype = reader.arg("section type")
+        if not valid_type(stype):
+            raise _Refused("bad section type %s: use printable characters without spaces"
+                           % shown(stype))
+        name = reader.arg()
+        if name and not valid_name(name):
+            raise _Refused("bad section name %s: use letters, digits and _" % shown(name))
+        reader.assert_end()
+        return package.config(stype, name, line)
+    key = reader.arg("option name")
+    if current is None:
+        raise _Refused("%s outside a config section" % kind, option_name(key))
+    if not valid_name(key):
+        raise _Refused("bad option name %s: use letters, digits and _" % shown(key))
+    value = reader.arg()
+    reader.assert_end()
+    if current is False:
+        return current
+    if kind == "option":
+        package.option(current, key, value, line)
+    else:
+        package.add_list(current, key, value, line)
+    return current
+
+
+def parse(text, path="<config>", warnings=None):
+    """-> (sections, errors): the file as uci reads it. Sections keep uci's order; errors
+    and (when a list is given) warnings are ConfigError objects. Where uci refuses the whole
+    file (its default, strict mode), each refused statement is an error here and the rest of
+    its line is skipped, so one run reports them all; a file with errors is not used."""
+    package = _Package(path, warnings)
+    errors = []
+    if "\0" in text:
+        errors.append(ConfigError(path, text[:text.find("\0")].count("\n") + 1,
+                                  "a NUL byte: this is not a text file"))
+        return [], errors
+    reader = _Reader(text)
+    current = None
+    while reader.more():
+        reader.pos = 0
+        reader.getln(0)
+        reader.skip_space()
+        try:
+            while True:
+                line = reader.line
+                word = reader.keyword()
+                if word is None:
+                    break
+                try:
+                    current = _statement(reader, package, current, word, line)
+                except _Refused:
+                    # the options of a refused section, or after a refused first line, are
+                    # read but not kept, and not reported once more each
+                    if current is None or _KEYWORDS.get(word.strip()) == "config":
+                        current = False
+                    raise
+                if reader.cut:
+                    reader.cut = False
+                    package.warn(line, "the rest of the line after ';' is ignored (as uci "
+                                 "does): put a space before the ';' or start a new line")
+        except _Refused as exc:
+            errors.append(ConfigError(path, line, exc.message, exc.option))
+    return package.sections, errors
+
+
+def _escape(text):
+    """uci's escaping inside single quotes: ' becomes '\\''."""
+    return text.replace("'", "'\\''")
+
+
+def _quote(text):
+    return "'" + _escape(text) + "'"
+
+
+def export(sections, package, names=False):
+    """The sections as `uci export PACKAGE` prints them (`uci -n export` with names=True:
+    unnamed sections get their cfgNNHHHH id). Values are printed as read, so a caller that
+    decoded the file with surrogateescape gets uci's bytes back by encoding the same way."""
+    out = ["package %s\n" % _escape(package)]
+    for s in sections:
+        out.append("\nconfig %s" % _escape(s.type))
+        if s.name is not None or names:
+            out.append(" %s" % _quote(s.uci_name))
+        out.append("\n")
+        for key in s.order:
+            value = s.raw[key]
+            if isinstance(value, list):
+                for item in value:
+                    out.append("\tlist %s %s\n" % (key, _quote(item)))
+            else:
+                out.append("\toption %s %s\n" % (key, _quote(value)))
+    out.append("\n")
+    return "".join(out)
 
 
 TRUE_WORDS = ("1", "yes", "on", "true", "enabled")
