@@ -1,15 +1,18 @@
 """A parser for OpenWrt's UCI file syntax, written for wgedge (no libuci). MicroPython-safe.
 
-    config TYPE ['name']          starts a section (names are [A-Za-z0-9_]; unnamed allowed)
+    config TYPE ['name']          starts a section (unnamed allowed; '' is unnamed too)
     option KEY 'value'            sets an option of the current section
     list KEY 'value'              appends to a list option
     # comment, blank lines, ';' between statements on one line
 
-Values: 'single quotes' (taken literally), "double quotes" and bare words (backslash escapes
-the next character), adjacent pieces joined ('a'"b"c is abc).
+A file means here what it means to OpenWrt's own uci (openwrt/uci file.c, list.c): the word
+rules are in _Reader, the merge rules in _Package, each checked against the real uci
+(tests/uci_golden/ holds what it printed; docs/configuration.md lists where wgedge differs
+on purpose). `export` prints the sections as `uci export` does.
 
 Rules kept here: parsing never stops at the first error; every error carries the file, line
-and a message, and `parse` returns (sections, errors). Nothing here knows WireGuard.
+and a message, and `parse` returns (sections, errors), warnings going to the list it is
+given. A file uci refuses gives at least one error. Nothing here knows WireGuard.
 
 Secrets in messages (the rule for every config error and warning, here, in model.py and in
 wgquick.py): a key pasted into the wrong place (an address, a port, a section name) must not
