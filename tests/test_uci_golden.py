@@ -89,3 +89,56 @@ def test_micropython_reads_the_golden_files_the_same(micropython):
                        for name, _ in texts)
     assert len(texts) >= 40
     assert micropython(script) == expected
+
+
+# --- against the real uci, when one is at hand -------------------------------------------
+# WGEDGE_UCI=/path/to/uci (built as tests/uci_golden/regenerate.sh says; set LD_LIBRARY_PATH
+# for its libraries) runs random files through both readers. Without it the test is skipped:
+# the golden files above are what every run checks.
+
+PIECES = ["a", "b1", "x_y", "'q r'", '"s\\"t"', "'it'\\''s'", "h#c", "'#'", "v\\ w", "''",
+          '""', "\\\n", "m\\\nn", "'multi\nline'", '"d\nq"', "\u00e9", "\udce9", ";", "1420",
+          "-", "a.b", "\\#", "\\\\", "cfg01b619"]
+ENDINGS = ["", "", "", " # c", "#c", ";", " ; option z 1", ";option z 2", " ", "\r"]
+
+
+def random_file(rnd):
+    def word():
+        return "".join(rnd.choice(PIECES) for _ in range(rnd.choice([1, 1, 1, 2, 3])))
+
+    lines = []
+    for i in range(rnd.randint(1, 10)):
+        if i == 0 or rnd.random() < 0.25:
+            stype = rnd.choice(["t", "interface", "bridge-vlan", "wireguard_wg0", word()])
+            line = "config %s%s" % (stype, rnd.choice(["", " a", " ''", " " + word()]))
+        else:
+            line = "\t%s %s%s" % (rnd.choice(["option", "list", "o", "l", word()]),
+                                  rnd.choice(["k", "mtu", word()]),
+                                  rnd.choice(["", " " + word(), " " + word() + " " + word()]))
+        lines.append(line + rnd.choice(ENDINGS))
+    return ("\n".join(lines) + rnd.choice(["\n", ""])).encode("utf-8", "surrogateescape")
+
+
+@pytest.mark.skipif(not os.environ.get("WGEDGE_UCI"), reason="WGEDGE_UCI (a built uci) not set")
+def test_random_files_read_as_uci_reads_them(tmp_path):
+    import random
+    import subprocess
+
+    conf, empty = tmp_path / "conf", tmp_path / "empty"
+    conf.mkdir()
+    empty.mkdir()
+    accepted = 0
+    for seed in range(300):
+        data = random_file(random.Random(seed))
+        (conf / "f").write_bytes(data)
+        for names in (False, True):
+            real = subprocess.run([os.environ["WGEDGE_UCI"], "-c", str(conf), "-C", str(empty),
+                                   "-t", str(empty)] + ["-n"] * names + ["export", "f"],
+                                  capture_output=True)
+            sections, errors = uci.parse(data.decode("utf-8", "surrogateescape"), "f", [])
+            assert (real.returncode != 0) == bool(errors), (seed, data, real.stderr, errors)
+            if not errors:
+                ours = uci.export(sections, "f", names).encode("utf-8", "surrogateescape")
+                assert ours == real.stdout, (seed, data)
+                accepted += not names
+    assert accepted > 30  # the generator still makes files uci reads
