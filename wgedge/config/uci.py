@@ -220,7 +220,7 @@ class _Reader:
     def __init__(self, text):
         self.text = text
         self.next = 0  # where the next physical line starts in text
-        self.buf = ""
+        self.buf = []  # characters: a statement that runs over many lines grows in place
         self.end = 0  # logical end of buf (uci writes a NUL there)
         self.pos = 0
         self.line = 0  # physical lines read so far
@@ -232,13 +232,14 @@ class _Reader:
 
     def getln(self, offset):
         """Replace the buffer from `offset` on with the next physical line."""
-        self.buf = self.buf[:offset]
+        while len(self.buf) > offset:
+            self.buf.pop()
         self.end = offset
         if self.next >= len(self.text):
             return
         stop = self.text.find("\n", self.next)
         stop = len(self.text) if stop < 0 else stop + 1
-        self.buf += self.text[self.next:stop]
+        self.buf.extend(self.text[self.next:stop])
         self.end = len(self.buf)
         self.next = stop
         self.line += 1
@@ -310,7 +311,7 @@ class _Reader:
             self.pos += 1
         elif self.cur() != _END and start + len(out) == self.pos:
             # uci ends the word with a NUL where it stopped: on this ';' itself
-            rest = self.buf[self.pos + 1:self.end].strip()
+            rest = "".join(self.buf[self.pos + 1:self.end]).strip()
             if rest and rest[0] != "#":
                 self.cut = True
             self.end = self.pos
@@ -343,7 +344,7 @@ class _Reader:
         q = p
         while self.at(q) not in " \t" + _END:
             q += 1
-        word = self.buf[p:q]
+        word = "".join(self.buf[p:q])
         if word[0] == "#":
             return None
         # the arguments start after the blank that ends the keyword; a keyword that ends
