@@ -445,3 +445,12 @@ def test_a_too_long_name_hides_nothing(fmt, tmp_path):
             "name" % path
         assert [e.split(":")[1] for e in errors[1:]] == ["3", "6"], errors
         assert loaded.interfaces == []
+
+
+def test_interface_public_key_must_match_its_private_key():
+    """Not written by LuCI, but found in copied files: accepted when right, never used."""
+    loaded = model.from_uci(UCI_HEAD + "\toption public_key '%s'\n" % PUB_A, "f")
+    assert loaded.errors == [] and loaded.warnings == []
+    errors, _ = uci_errors(UCI_HEAD + "\toption public_key '%s'\n" % KEY_B)
+    assert errors == ["f:4: option 'public_key': not the public key of this interface's "
+                      "private_key (wgedge derives it from that; remove this option)"]

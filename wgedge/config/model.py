@@ -42,7 +42,7 @@ GENERIC_INTERFACE_OPTIONS = ("auto", "disabled", "ip6prefix", "nohostroute", "tu
                              "ipv6", "sourcefilter")
 _USED_GENERIC = ("disabled", "nohostroute", "auto")
 INTERFACE_OPTIONS = ("proto", "private_key", "private_key_file", "listen_port", "addresses",
-                     "mtu", "fwmark")
+                     "mtu", "fwmark", "public_key")
 PEER_OPTIONS = ("public_key", "preshared_key", "preshared_key_file", "allowed_ips",
                 "route_allowed_ips", "endpoint_host", "endpoint_port", "persistent_keepalive",
                 "description", "disabled", "private_key")
@@ -114,6 +114,8 @@ class InterfaceConfig:
         # split in halves, host routes to endpoints); "off" adds none; a number is that
         # table, routes as written (wg-quick's `Table`).
         self.table = None
+        self.public_key = None  # only to check an interface's `public_key` option
+        self.public_key_line = 0
         self.peers = []
 
 
@@ -492,6 +494,12 @@ def _interface(s, c):
             except ValueError as exc:
                 c.err(s.line_of(opt), str(exc), opt)
     _mtu(s, c, iface)
+    if s.get("public_key") is not None:  # not read; checked against private_key, if given
+        iface.public_key_line = s.line_of("public_key")
+        try:
+            iface.public_key = decode_key(s.get("public_key"))
+        except ValueError as exc:
+            c.err(s.line_of("public_key"), str(exc), "public_key")
     for value, line in _values(s, "addresses"):
         try:
             addr, bits = parse_address(value)
@@ -513,8 +521,8 @@ MIN_IPV6_MTU = 1280  # RFC 8200 section 5
 
 
 def _mtu(s, c, iface):
-    """OpenWrt's range: LuCI takes 0 to 8940 and OpenWrt leaves a link it cannot give the MTU
-    at its default; wgedge takes what Linux takes up to 9000, and 0 as the default (1420)."""
+    """What Linux gives a link, up to 9000: all LuCI offers (0 to 8940) but 1-67, with 0 as
+    the default (1420), the value LuCI shows for an empty field."""
     value = s.get("mtu")
     if value is None:
         return
@@ -672,6 +680,9 @@ def _check_own_key(iface, c):
     from wgedge.crypto.pure import x25519
 
     own = x25519.public(iface.private_key)
+    if iface.public_key not in (None, own):
+        c.err(iface.public_key_line, "not the public key of this interface's %s (wgedge "
+              "derives it from that; remove this option)" % c.n("private_key"), "public_key")
     for peer in iface.peers:
         if peer.public_key == own:
             c.err(peer.key_line, "this is the interface's own public key (from its %s): a peer "
