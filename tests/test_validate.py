@@ -149,6 +149,19 @@ def test_wg_quick_typo_suggests_the_wg_quick_key():
         "d/wg0.conf:6: option 'AllowedIP': unknown option in [Peer]; did you mean 'AllowedIPs'?"]
 
 
+def test_wg_quick_section_typo_suggests_the_section():
+    errors, _ = wq_errors(WQ_HEAD + "[Peers]\nPublicKey = %s\n" % KEY_B)
+    assert errors[0] == ("d/wg0.conf:3: unknown section '[Peers]' (expected [Interface] or "
+                         "[Peer]); did you mean [Peer]?")
+
+
+def test_summary_never_shows_a_key():
+    loaded = model.from_uci("config interface 'x'\n\toption proto '%s'\n" % KEY_B, "f")
+    assert loaded.errors == [] and KEY_B[:12] not in loaded.summary()
+    assert loaded.summary() == ("f: not WireGuard, ignored: 1 interfaces ([44 characters that "
+                                "could be a key, not shown])")
+
+
 def test_check_exits_1_on_a_proto_typo(tmp_path, capsys):
     """Old code: 'OK (wireguard interfaces: none)', exit 0."""
     from wgedge import cli

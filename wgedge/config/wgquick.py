@@ -86,7 +86,9 @@ class _Converter:
             self.sections.append(peer)
             self.current, self.keys = peer, PEER_KEYS
         else:
-            self.err(lineno, "unknown section %s (expected [Interface] or [Peer])" % shown(line))
+            guess = suggest.closest(kind, ("interface", "peer"))
+            self.err(lineno, "unknown section %s (expected [Interface] or [Peer])%s" % (
+                shown(line), "; did you mean [%s]?" % guess.capitalize() if guess else ""))
             self.current = self.keys = None
 
     def setting(self, lineno, key, value):
