@@ -128,6 +128,8 @@ BROKEN = [
     ("config interface 'wg0'\n\toption proto 'wireguard'\n\toption private_key '%s'\n"
      "\toption colour 'blue'\n" % KEY_A, "f:4: option 'colour': unknown option"),
     ("config bogus 'x'\n", "f:1: unknown section type 'bogus'"),
+    ("config wireguard 'x'\n", "f:1: unknown section type 'wireguard': a peer's is "
+     "wireguard_IFNAME"),
     ("config interface 'wg0'\n\toption proto 'wireguard'\n\toption private_key '%s'\n"
      "config wireguard_wg9\n\toption public_key '%s'\n\tlist allowed_ips '10.0.0.2'\n"
      % (KEY_A, KEY_B), "f:4: peer section for interface 'wg9'"),

@@ -10,7 +10,7 @@ Rules kept here:
   with `option proto 'wireguard'`, peers in sections of type `wireguard_NAME`. Section types
   OpenWrt keeps in /etc/config/network (globals, device, bridge-vlan, ...) and interfaces of
   other protocols are only counted, for one summary line (`Loaded.summary`), so a whole
-  router file checks quietly; anything else is an error.
+  router file checks quietly; any other section type is an error.
 - A likely typo (suggest.py) of 'wireguard', of an option, or of a section type wgedge reads
   is an error that says what was probably meant; so is an interface with WireGuard options
   or peers but no proto. A section with a bad name or proto is still checked, so one mistake
@@ -50,7 +50,7 @@ WGEDGE_OPTIONS = ("watchdog_device", "watchdog_interval", "check_interval",
                   "stale_handshake")
 OPENWRT_NETWORK_TYPES = ("globals", "device", "route", "route6", "rule", "rule6", "switch",
                          "switch_vlan", "switch_port", "bridge-vlan", "alias", "dsl",
-                         "atm-bridge")
+                         "atm-bridge", "neighbor", "neighbor6")
 
 _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -432,12 +432,17 @@ def _add_interface(s, c, by_name):
 def _other_section(s, c, by_name, others):
     """A section that is neither an interface, a peer nor wgedge's. OpenWrt's own network
     section types and peers of another protocol's interface (`amneziawg_awg0`) are counted
-    for the summary; a likely typo of a section type wgedge reads is an error saying which;
-    anything else is an error."""
+    for the summary. A likely typo of a type wgedge reads, or a `wireguard...` type that
+    names no interface the way peers do, is an error saying what was meant; any other type
+    is an error too (a stray section in a wgedge file is more likely than a package's own
+    type in /etc/config/network)."""
     known = ["interface", "wgedge"] + ["wireguard_" + n for n in by_name]
     guess = suggest.closest(s.type, known)
     if guess:
         c.err(s.line, "unknown section type %s; did you mean '%s'?" % (shown(s.type), guess))
+    elif s.type.startswith("wireguard"):
+        c.err(s.line, "unknown section type %s: a peer's is wireguard_IFNAME, naming a "
+              "wireguard interface of this file" % shown(s.type))
     elif s.type in OPENWRT_NETWORK_TYPES:
         c.loaded.ignore(s.type)
     elif "_" in s.type and s.type.split("_", 1)[1] in others:
