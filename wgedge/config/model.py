@@ -414,7 +414,7 @@ _WIREGUARD_ONLY = ("private_key", "private_key_file", "listen_port", "fwmark", "
 
 def _add_interface(s, c, by_name):
     """Check interface section `s`; a bad name is reported without hiding the rest."""
-    if s.name is None:
+    if not s.name:  # None, or '' (uci reads `config interface ''` as unnamed)
         c.err(s.line, "a wireguard interface section needs a name (the interface name)")
         return
     if s.name in by_name:
