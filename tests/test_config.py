@@ -76,7 +76,9 @@ def test_openwrt_network_file():
     assert p.route_allowed_ips and p.persistent_keepalive == 25
     assert (p.endpoint_host, p.endpoint_port) == ("laptop.example.net", 51821)
     warnings = [str(w) for w in loaded.warnings]
-    assert any("loopback" in w and "ignored" in w for w in warnings)
+    assert not any("loopback" in w or "globals" in w for w in warnings)
+    assert loaded.summary() == ("network: not WireGuard, ignored: 1 interfaces (static); "
+                                "1 globals; 1 device")
     assert any("ip6prefix" in w for w in warnings)
     assert not any("'auto'" in w for w in warnings)
 
@@ -120,15 +122,14 @@ BROKEN = [
      "config wireguard_wg0\n\toption public_key '%s'\n\tlist allowed_ips '10.0.0.0/33'\n"
      % (KEY_A, KEY_B), "f:6: option 'allowed_ips': prefix length 33"),
     ("config interface 'wg0'\n\toption proto 'wireguard'\n\toption private_key '%s'\n"
-     "config wireguard_wg0\n\toption public_key '%s'\n" % (KEY_A, KEY_B),
-     "f:4: option 'allowed_ips': peer has no allowed_ips"),
-    ("config interface 'wg0'\n\toption proto 'wireguard'\n\toption private_key '%s'\n"
      "config wireguard_wg0\n\toption public_key '%s'\n\tlist allowed_ips '10.0.0.2'\n"
      "config wireguard_wg0\n\toption public_key '%s'\n\tlist allowed_ips '10.0.0.3'\n"
      % (KEY_A, KEY_B, KEY_B), "f:7: option 'public_key': duplicate peer"),
     ("config interface 'wg0'\n\toption proto 'wireguard'\n\toption private_key '%s'\n"
      "\toption colour 'blue'\n" % KEY_A, "f:4: option 'colour': unknown option"),
     ("config bogus 'x'\n", "f:1: unknown section type 'bogus'"),
+    ("config wireguard 'x'\n", "f:1: unknown section type 'wireguard': a peer's is "
+     "wireguard_IFNAME"),
     ("config interface 'wg0'\n\toption proto 'wireguard'\n\toption private_key '%s'\n"
      "config wireguard_wg9\n\toption public_key '%s'\n\tlist allowed_ips '10.0.0.2'\n"
      % (KEY_A, KEY_B), "f:4: peer section for interface 'wg9'"),
@@ -140,7 +141,7 @@ BROKEN = [
     ("config interface 'wg0'\n\toption proto \"wireguard\n", "f:2: unterminated double quote"),
     ("frobnicate\n", "f:1: unknown keyword 'frobnicate'"),
     ("config interface 'wg0'\n\toption proto 'wireguard'\n\toption private_key '%s'\n"
-     "\toption mtu '100'\n" % KEY_A, "f:4: option 'mtu': must be from 1280"),
+     "\toption mtu '50'\n" % KEY_A, "f:4: option 'mtu': must be from 68"),
     ("config interface 'wg0'\n\toption proto 'wireguard'\n\toption private_key '%s'\n"
      "config wireguard_wg0\n\toption public_key '%s'\n\tlist allowed_ips '10.0.0.2'\n"
      "\toption endpoint_port 'x'\n" % (KEY_A, KEY_B), "f:7: option 'endpoint_port'"),
@@ -307,8 +308,8 @@ PASTED = "config interface 'wg0'\n\toption proto 'wireguard'\n\toption private_k
      "could be a key (not shown)"),
     ("\toption listen_port 'x1'", "f:4: option 'listen_port': expected a number from 0 to "
      "65535, got 'x1'"),
-    ("\toption mtu '\u00b2'", "f:4: option 'mtu': expected a number from 1280 to 9000"),
-    ("\toption mtu '99999999999999999999'", "f:4: option 'mtu': must be from 1280 to 9000, "
+    ("\toption mtu '\u00b2'", "f:4: option 'mtu': expected a number from 68 to 9000"),
+    ("\toption mtu '99999999999999999999'", "f:4: option 'mtu': must be from 68 to 9000, "
      "got 20 characters that could be a key (not shown)"),
     ("\toption fwmark '0x%s'" % KEY_B[:10], "f:4: option 'fwmark': expected a mark from 0 to "
      "4294967295, decimal or 0x hex, got '0x%s'" % KEY_B[:10]),
@@ -369,7 +370,7 @@ def test_wg_quick_messages_name_line_option_and_not_the_key():
     assert got[:4] == [
         "/x/wg7.conf:3: option 'Address': expected an address with an optional prefix length, "
         "like 10.0.0.1/24 or fd00::1/64, got " + shown_key,
-        "/x/wg7.conf:5: option 'MTU': expected an MTU from 1280 to 9000, got " + shown_key,
+        "/x/wg7.conf:5: option 'MTU': expected a number from 68 to 9000, got " + shown_key,
         "/x/wg7.conf:8: unknown section 46 characters that could be a key (not shown) "
         "(expected [Interface] or [Peer])",
         "/x/wg7.conf:9: option 'PublicKey': outside a section (expected [Interface] or [Peer] "
@@ -379,7 +380,7 @@ def test_wg_quick_messages_name_line_option_and_not_the_key():
         "port, got 50 characters that could be a key (not shown)",
         "/x/wg7.conf:17: option 'PersistentKeepalive': expected off or 0 to 65535 seconds, got "
         + shown_key,
-        "/x/wg7.conf:18: option 'FwMark': unknown option in [peer]"], got
+        "/x/wg7.conf:18: option 'FwMark': unknown option in [Peer]"], got
     assert not any(KEY_C[:12] in g for g in got)
 
 

@@ -92,6 +92,8 @@ def cmd_check(args):
         return cmd_export(args.file)
     loaded = model.load(args.file)
     _print_problems(loaded)
+    if loaded.summary():  # the rest of a router file: one line, whatever it holds
+        print(loaded.summary())
     if not loaded.errors:
         _key_file_warning(args.file)
         names = ", ".join(i.name for i in loaded.interfaces) or "none"

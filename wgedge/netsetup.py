@@ -13,6 +13,10 @@ Rules kept here:
   not replaced, and, unless `nohostroute`, a host route keeps the peer's endpoint on the path
   it had before. Host routes are looked up and added before the tunnel's routes, which would
   otherwise be the path the lookup finds.
+- `iface.table` (wg-quick's `Table`): "off" adds no route at all; a number puts the routes
+  in that table, as written (a /0 stays a /0, no host routes: that table is the caller's
+  policy routing, the main table is untouched); None, or 254 (main), is the rule above.
+  A route in another table is recorded as [dst, bits, table], in the main one as [dst, bits].
 """
 
 import errno
@@ -48,8 +52,24 @@ def _same_address(a, b):
     return parse_cidr(a) == parse_cidr(b)
 
 
+MAIN_TABLE = 254
+
+
 def route_prefixes(iface):
-    """The (dst, prefixlen) routes `route_allowed_ips` asks for, /0 split in halves."""
+    """The routes `route_allowed_ips` asks for: (dst, prefixlen), /0 split in halves, in the
+    main table; (dst, prefixlen, table) as written in another table; none with table off."""
+    table = getattr(iface, "table", None)
+    if table == "off":
+        return []
+    if table not in (None, MAIN_TABLE):
+        out = []
+        for peer in iface.peers:
+            if peer.route_allowed_ips:
+                for addr, bits in peer.allowed_ips:
+                    r = (format_cidr(addr, bits).split("/")[0], bits, table)
+                    if r not in out:
+                        out.append(r)
+        return out
     out = []
     for peer in iface.peers:
         if not peer.route_allowed_ips:
@@ -136,17 +156,21 @@ class NetSetup:
         except NetlinkError as exc:
             raise NetError("cannot set %s up: %s" % (self.ifname, _reason(exc)))
 
-    def add_route(self, dst, bits):
+    def add_route(self, dst, bits, table=None):
+        extra = {} if table is None else {"table": table}
         try:
             self.ipr.route("replace", dst=dst, dst_len=bits, oif=self.index(),
-                           family=_family(dst))
+                           family=_family(dst), **extra)
         except NetlinkError as exc:
-            raise NetError("cannot add route %s/%d via %s: %s"
-                           % (dst, bits, self.ifname, _reason(exc)))
+            raise NetError("cannot add route %s/%d via %s%s: %s" % (
+                dst, bits, self.ifname, "" if table is None else " in table %d" % table,
+                _reason(exc)))
 
-    def del_route(self, dst, bits, strict=False):
+    def del_route(self, dst, bits, strict=False, table=None):
+        extra = {} if table is None else {"table": table}
         try:
-            self.ipr.route("del", dst=dst, dst_len=bits, oif=self.index(), family=_family(dst))
+            self.ipr.route("del", dst=dst, dst_len=bits, oif=self.index(), family=_family(dst),
+                           **extra)
         except NetlinkError as exc:
             if strict and exc.code not in GONE:
                 raise NetError("cannot remove route %s/%d: %s" % (dst, bits, _reason(exc)))
@@ -194,6 +218,11 @@ class NetSetup:
 EMPTY = {"addresses": [], "routes": [], "host_routes": []}
 
 
+def _table(route):
+    """The table of a recorded route: None (main) for [dst, bits]."""
+    return route[2] if len(route) > 2 else None
+
+
 class NetChange:
     """The additions `apply` made, until `commit()` (then the removals) or `rollback()`."""
 
@@ -212,7 +241,7 @@ class NetChange:
                     ns.del_host_route(spec)
             for r in prev.get("routes", []):
                 if r not in state["routes"]:
-                    ns.del_route(r[0], r[1])
+                    ns.del_route(*r[:2], table=_table(r))
             removed = [c for c in prev.get("addresses", [])
                        if not any(_same_address(c, w) for w in state["addresses"])]
             for cidr in removed:
@@ -222,7 +251,7 @@ class NetChange:
                 # put the wanted ones back (replace is a no-op for those still there).
                 for r in state["routes"]:
                     try:
-                        ns.add_route(r[0], r[1])
+                        ns.add_route(*r[:2], table=_table(r))
                     except NetError:
                         pass
         finally:
@@ -271,9 +300,10 @@ def apply(iface, previous=None, endpoint_ips=()):
         ns.set_up()
         _host_routes(iface, ns, previous, state, change, endpoint_ips)
         for r in state["routes"]:
-            ns.add_route(r[0], r[1])
+            ns.add_route(*r[:2], table=_table(r))
             if r not in previous["routes"]:
-                change.undo.append((("routes", r), lambda r=r: ns.del_route(r[0], r[1], True)))
+                change.undo.append((("routes", r), lambda r=r: ns.del_route(
+                    r[0], r[1], True, _table(r))))
     except Exception:
         change.rollback()
         raise
@@ -282,7 +312,7 @@ def apply(iface, previous=None, endpoint_ips=()):
 
 def _host_routes(iface, ns, previous, state, change, endpoint_ips):
     """Endpoints keep their path when the tunnel takes the default route (see the top)."""
-    if iface.nohostroute or not any(r[1] == 1 for r in state["routes"]):
+    if iface.nohostroute or not any(r[1] == 1 and len(r) == 2 for r in state["routes"]):
         return
     known = {h["dst"]: h for h in previous["host_routes"]}
     for ip in endpoint_ips:
@@ -303,7 +333,7 @@ def undo(ifname, state):
         for spec in state.get("host_routes", []):
             ns.del_host_route(spec)
         for r in state.get("routes", []):
-            ns.del_route(r[0], r[1])
+            ns.del_route(*r[:2], table=_table(r))
         for cidr in state.get("addresses", []):
             ns.del_address(cidr)
         ns.delete_link()

@@ -1,8 +1,16 @@
-"""wg-quick `.conf` files, read into the same model as UCI files.
+"""wg-quick `.conf` files, converted into the sections a UCI file parses to and checked by the
+same validator (model.check_sections), so both formats meet the same checks and ranges.
 
-The interface is named after the file (wg0.conf -> wg0). wg-quick routes every peer's
-AllowedIPs, so `route_allowed_ips` is on. Options wgedge does not act on (DNS, Table, the
-Pre/Post hooks, SaveConfig) are accepted with a warning; unknown ones are errors.
+    [Interface]  -> config interface 'NAME' with proto 'wireguard' (NAME from the file name)
+    [Peer]       -> config wireguard_NAME, with route_allowed_ips on (wg-quick routes every
+                    peer's AllowedIPs; `Table = off` turns that off, `Table = N` uses table N)
+
+Each wg-quick key becomes the schema option it means (ListenPort -> listen_port, Endpoint ->
+endpoint_host and endpoint_port, ...) at its own line; messages name it the wg-quick way
+(model.Dialect). Keys are case-insensitive as in wg-quick; `#` starts a comment anywhere;
+Address, AllowedIPs and DNS may repeat and take comma-separated lists. What wgedge does not
+act on (DNS, the Pre/Post hooks, SaveConfig) is accepted with a warning; an unknown key is an
+error, with the known key it most likely meant.
 
 No message made here quotes a value that could be a key, by the rule at the top of
 wgedge/config/uci.py: PrivateKey, PublicKey and PresharedKey values never, section names,
@@ -12,148 +20,155 @@ characters in a row).
 
 import os
 
-from wgedge.config.model import (
-    InterfaceConfig,
-    Loaded,
-    PeerConfig,
-    decode_key,
-    parse_address,
-    parse_fwmark,
-    valid_host,
-)
-from wgedge.config.uci import ConfigError, option_name, shown
-from wgedge.core.ipaddr import mask
+from wgedge.config import suggest
+from wgedge.config.model import Dialect, Loaded, check_sections, valid_host
+from wgedge.config.uci import ConfigError, Section, option_name, shown
 
-_IGNORED = ("dns", "table", "preup", "postup", "predown", "postdown", "saveconfig")
+# wg-quick key -> schema option, per section.
+INTERFACE_KEYS = {"PrivateKey": "private_key", "ListenPort": "listen_port", "FwMark": "fwmark",
+                  "Address": "addresses", "MTU": "mtu", "Table": "table"}
+PEER_KEYS = {"PublicKey": "public_key", "PresharedKey": "preshared_key",
+             "AllowedIPs": "allowed_ips", "Endpoint": "endpoint_host",
+             "PersistentKeepalive": "persistent_keepalive"}
+IGNORED = {"DNS": "wgedge sets no resolver", "PreUp": "wgedge runs no hooks",
+           "PostUp": "wgedge runs no hooks", "PreDown": "wgedge runs no hooks",
+           "PostDown": "wgedge runs no hooks", "SaveConfig": "wgedge never writes the file"}
+_LISTS = ("addresses", "allowed_ips")
+
+WG_QUICK = Dialect(dict([(v, k) for k, v in INTERFACE_KEYS.items()]
+                        + [(v, k) for k, v in PEER_KEYS.items()]
+                        + [("endpoint_port", "Endpoint")]),
+                   interface_extra=("table",))
 
 
-def _split_list(value):
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _endpoint(value):
-    value = value.strip()
+def _split_endpoint(value):
+    """'host:port' or '[v6]:port' -> (host, port), ValueError when it has neither shape."""
     if value.startswith("["):
         close = value.find("]")
         if close < 0 or value[close + 1:close + 2] != ":":
             raise ValueError("expected [address]:port, got %s" % shown(value))
-        host, port = value[1:close], value[close + 2:]
-    else:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or ":" in host:
-            raise ValueError("expected host:port or [address]:port, got %s" % shown(value))
-    if not valid_host(host):
+        return value[1:close], value[close + 2:]
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or ":" in host:
+        raise ValueError("expected host:port or [address]:port, got %s" % shown(value))
+    if not valid_host(host):  # the whole value, which names both parts, is what is shown
         raise ValueError("expected a host name or an IP address before the port, got %s"
                          % shown(value))
-    if not _port(port, 1):
-        raise ValueError("expected a port from 1 to 65535 after the host, got %s" % shown(value))
-    return host, int(port)
+    return host, port
 
 
-def _port(text, low):
-    return text.isascii() and text.isdigit() and len(text) <= 5 and low <= int(text) <= 65535
+class _Converter:
+    def __init__(self, name, path, loaded):
+        self.path = path
+        self.loaded = loaded
+        self.iface = Section("interface", name, 0)
+        self.sections = []
+        self.current = None  # the Section lines go to
+        self.keys = None  # its wg-quick keys
+        self.given = {}  # (section id, schema option) -> line, for repeated single keys
+
+    def err(self, line, message, option=None):
+        self.loaded.errors.append(ConfigError(self.path, line, message, option))
+
+    def header(self, lineno, line):
+        kind = line[1:-1].strip().lower()
+        if kind == "interface":
+            if self.iface.line:
+                self.err(lineno, "a second [Interface] section")
+            else:
+                self.iface.line = lineno
+                self.iface.options["proto"] = ("wireguard", lineno)
+                self.sections.insert(0, self.iface)
+            self.current, self.keys = self.iface, INTERFACE_KEYS
+        elif kind == "peer":
+            peer = Section("wireguard_" + self.iface.name, None, lineno)
+            peer.options["route_allowed_ips"] = ("1", lineno)
+            self.sections.append(peer)
+            self.current, self.keys = peer, PEER_KEYS
+        else:
+            guess = suggest.closest(kind, ("interface", "peer"))
+            self.err(lineno, "unknown section %s (expected [Interface] or [Peer])%s" % (
+                shown(line), "; did you mean [%s]?" % guess.capitalize() if guess else ""))
+            self.current = self.keys = None
+
+    def setting(self, lineno, key, value):
+        if self.keys is None:
+            self.err(lineno, "outside a section (expected [Interface] or [Peer] first)",
+                     option_name(key))
+            return
+        known = dict((k.lower(), k) for k in self.keys)
+        if self.current is self.iface:
+            known.update((k.lower(), k) for k in IGNORED)
+        name = known.get(key.lower())
+        if name is None:
+            self.err(lineno, "unknown option in [%s]%s" % (
+                "Interface" if self.current is self.iface else "Peer",
+                suggest.hint(key, list(known.values()))), option_name(key))
+            return
+        if name in IGNORED:
+            self.loaded.warnings.append(ConfigError(self.path, lineno, "accepted but ignored: "
+                                                    "%s" % IGNORED[name], name))
+            return
+        option = self.keys[name]
+        if option in _LISTS:
+            for item in value.split(","):
+                if item.strip():
+                    self.add(option, item.strip(), lineno)
+            return
+        if option == "endpoint_host":
+            try:
+                host, port = _split_endpoint(value)
+            except ValueError as exc:
+                self.err(lineno, str(exc), name)
+                return
+            self.set(option, host, lineno, name)
+            self.set("endpoint_port", port, lineno, name)
+            return
+        self.set(option, value, lineno, name)
+
+    def add(self, option, value, lineno):
+        if option not in self.current.order:
+            self.current.order.append(option)
+        self.current.lists.setdefault(option, []).append((value, lineno))
+
+    def set(self, option, value, lineno, name):
+        where = (id(self.current), option)
+        if where in self.given and option != "endpoint_port":
+            self.loaded.warnings.append(ConfigError(
+                self.path, lineno, "given again (first at line %d): this one counts"
+                % self.given[where], name))
+        self.given[where] = lineno
+        if option not in self.current.order:
+            self.current.order.append(option)
+        self.current.options[option] = (value, lineno)
 
 
 def from_text(text, path):
     loaded = Loaded(path)
-    err = loaded.errors.append
-    warn = loaded.warnings.append
     name = os.path.basename(path)[:-len(".conf")]
     if not name or len(name) > 15:
-        err(ConfigError(path, 0, "the file name must be IFNAME.conf with a 1-15 character name"))
-        return loaded
-    iface = InterfaceConfig(name, path)
-    iface.mtu = 1420
-    section = None
-    peer = None
-    seen_interface = False
+        # Reported, and the rest of the file is still checked under this name.
+        loaded.errors.append(ConfigError(path, 0, "the file name must be IFNAME.conf with a "
+                                         "1-15 character name"))
+    bad_name = not name or len(name) > 15
+    conv = _Converter("wg" if bad_name else name, path, loaded)
     for lineno, raw in enumerate(text.split("\n"), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip().lower()
-            if section == "interface":
-                if seen_interface:
-                    err(ConfigError(path, lineno, "a second [Interface] section"))
-                seen_interface = True
-                iface.line = lineno
-            elif section == "peer":
-                peer = PeerConfig()
-                peer.line = lineno
-                peer.route_allowed_ips = True
-                iface.peers.append(peer)
-            else:
-                err(ConfigError(path, lineno, "unknown section %s (expected [Interface] or "
-                                "[Peer])" % shown(line)))
+            conv.header(lineno, line)
             continue
         key, eq, value = line.partition("=")
-        key, value = key.strip(), value.strip()
         if not eq:
-            err(ConfigError(path, lineno, "expected Key = Value"))
+            conv.err(lineno, "expected Key = Value")
             continue
-        k = key.lower()
-        try:
-            if section == "interface":
-                if k == "privatekey":
-                    iface.private_key = decode_key(value)
-                elif k == "listenport":
-                    if not _port(value, 0):
-                        raise ValueError("expected a port from 0 to 65535, got %s" % shown(value))
-                    iface.listen_port = int(value)
-                elif k == "fwmark":
-                    iface.fwmark = parse_fwmark(value)
-                elif k == "address":
-                    for a in _split_list(value):
-                        parse_address(a)
-                        iface.addresses.append(a)
-                elif k == "mtu":
-                    if not _port(value, 1280) or int(value) > 9000:
-                        raise ValueError("expected an MTU from 1280 to 9000, got %s" % shown(value))
-                    iface.mtu = int(value)
-                elif k in _IGNORED:
-                    warn(ConfigError(path, lineno, "accepted but ignored by wgedge", key))
-                else:
-                    raise KeyError(key)
-            elif section == "peer":
-                if k == "publickey":
-                    peer.public_key = decode_key(value)
-                elif k == "presharedkey":
-                    peer.preshared_key = decode_key(value)
-                elif k == "allowedips":
-                    for a in _split_list(value):
-                        addr, bits = parse_address(a)
-                        peer.allowed_ips.append((mask(addr, bits), bits))
-                elif k == "endpoint":
-                    peer.endpoint_host, peer.endpoint_port = _endpoint(value)
-                elif k == "persistentkeepalive":
-                    if value != "off" and not _port(value, 0):
-                        raise ValueError("expected off or 0 to 65535 seconds, got %s"
-                                         % shown(value))
-                    peer.persistent_keepalive = 0 if value == "off" else int(value)
-                else:
-                    raise KeyError(key)
-            else:
-                err(ConfigError(path, lineno, "outside a section (expected [Interface] or "
-                                "[Peer] first)", option_name(key)))
-        except KeyError:
-            err(ConfigError(path, lineno, "unknown option in [%s]" % section, option_name(key)))
-        except ValueError as exc:
-            err(ConfigError(path, lineno, str(exc), key))
-    if not seen_interface:
-        err(ConfigError(path, 0, "no [Interface] section"))
-    if seen_interface and iface.private_key is None:
-        err(ConfigError(path, iface.line, "[Interface] has no PrivateKey", "PrivateKey"))
-    keys = {}
-    for p in iface.peers:
-        if p.public_key is None:
-            err(ConfigError(path, p.line, "[Peer] has no PublicKey", "PublicKey"))
-        elif p.public_key in keys:
-            err(ConfigError(path, p.line, "duplicate peer: same PublicKey as line %d"
-                            % keys[p.public_key], "PublicKey"))
-        else:
-            keys[p.public_key] = p.line
-        if not p.allowed_ips:
-            err(ConfigError(path, p.line, "[Peer] has no AllowedIPs", "AllowedIPs"))
-    loaded.interfaces.append(iface)
+        conv.setting(lineno, key.strip(), value.strip())
+    if not conv.iface.line:
+        loaded.errors.append(ConfigError(path, 0, "no [Interface] section"))
+        loaded.errors.sort(key=lambda e: e.line)
+        return loaded
+    check_sections(conv.sections, loaded, WG_QUICK)
+    if bad_name:
+        loaded.interfaces = []
     return loaded
