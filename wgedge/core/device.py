@@ -1,4 +1,4 @@
-"""The device: identity, peers, indices, routing and the cookie checker; the entry points.
+"""The device: identity, peers, routing, and the entry points with the transport-data path.
 
     receive_trains(trains, now) -> Output      datagrams from UDP, as [(buffer, size, endpoint)]
     receive_datagrams(batch, now) -> Output    the same, as [(bytes, endpoint)]
@@ -15,18 +15,22 @@ Rules kept here:
   raises ValueError.
 - An endpoint is the caller's opaque, hashable address: a tuple whose first two items are the
   host string and port (what `socket.recvfrom` returns). Cookies and rate limits key on them.
-- Security checks live here, in the tested core: mac1/cookie before any DH, the allowed-IPs
-  check on every decrypted packet, replay and key-age checks before a packet is delivered.
+- Security checks live in the tested core: mac1/cookie before any DH (gate.py, called from
+  handshake.py), and here the allowed-IPs check on every decrypted packet, replay and key-age
+  checks before a packet is delivered.
 - A datagram that does not authenticate changes nothing but a drop counter: endpoint,
   timers, keypair validity and rotation, replay windows, byte counters and last handshake move
   only for authenticated, non-replayed messages. Handshake messages that fail may also move
   the load meter and cookie/rate-limit state, nothing of a peer.
 
-`receive_trains`, `send_packets` and `Peer.send_data` are the hot path, written for speed.
+Who owns what: local indices `indices` (indextable.py), the handshake decision `gate`
+(gate.py), deadlines `schedule` (schedule.py), handshake messages handshake.py, one peer's
+state peer.py. `receive_trains`, `send_packets` and `Peer.send_data` are the hot path, written
+for speed.
 """
 
 from wgedge.core import consts as C
-from wgedge.core import gate, packet, wire
+from wgedge.core import gate, handshake, packet, wire
 from wgedge.core.allowedips import AllowedIPs
 from wgedge.core.indextable import IndexTable
 from wgedge.core.noise import Noise, clamp
@@ -243,7 +247,7 @@ class Device:
         per run of data messages, before any handshake message is looked at and at the end.
 
             for each datagram:
-              not transport data -> end the run, account, _receive_other (handshake path)
+              not transport data -> end the run, account, handshake.receive
               new receiver index -> end the run; look up the keypair; start a run
               counter >= the keypair's receive limit -> drop (expired keypair)
               AEAD open fails -> drop
@@ -300,7 +304,7 @@ class Device:
                         seen = {}
                     last_receiver = last_src = None
                     # Handshake and cookie messages are rare: give them bytes of their own.
-                    peer = self._receive_other(bytes(buf[off:end]), endpoint, now, out)
+                    peer = handshake.receive(self, bytes(buf[off:end]), endpoint, now, out)
                     if peer is not None:
                         touched[peer] = True
                     continue
@@ -393,79 +397,6 @@ class Device:
             if pairs.current in r.keypairs:
                 peer.keep_key_fresh_on_receive(now, out)
 
-    # --- handshakes ------------------------------------------------------------------------------
-    def _receive_other(self, data, endpoint, now, out):
-        """A datagram that is not transport data for the fast path: a handshake message, a
-        cookie reply, or something malformed. -> the peer it authenticated for, or None."""
-        mtype, reason = wire.classify(data)
-        if mtype == C.MSG_DATA:  # only reached when too short for the fast path
-            reason = C.DROP_BAD_LENGTH
-        if reason is not None:
-            out.drop(reason)
-            return None
-        verdict = self.gate.admit(data, mtype, endpoint, now)
-        if verdict is not gate.ALLOW:
-            if verdict is gate.SEND_COOKIE:
-                out.udp.append((self.gate.cookie_reply(data, mtype, endpoint, now), endpoint))
-                verdict = C.DROP_NEED_COOKIE
-            out.drop(verdict)
-            return None
-        if mtype == C.MSG_INITIATION:
-            peer = self._receive_initiation(data, endpoint, now, out)
-        elif mtype == C.MSG_RESPONSE:
-            peer = self._receive_response(data, endpoint, now, out)
-        else:
-            return self._receive_cookie_reply(data, now, out)
-        if peer is not None:
-            peer.endpoint = endpoint
-            out.authenticated.append(endpoint)
-            peer.rx_bytes += len(data)
-            t = peer.timers
-            t.any_authenticated_packet_received(now)
-            t.any_authenticated_packet_traversal(now)
-        return peer
-
-    def _receive_initiation(self, data, endpoint, now, out):
-        sender, eph, enc_static, enc_ts = wire.parse_initiation(data)
-        peer, reason = self.noise.consume_initiation(sender, eph, enc_static, enc_ts,
-                                                     self.peers.get, now)
-        if peer is None:
-            out.drop(reason)
-            return None
-        peer.endpoint = endpoint  # the response goes where the initiation came from
-        peer.send_response(now, out)
-        return peer
-
-    def _receive_response(self, data, endpoint, now, out):
-        sender, receiver, eph, enc_nothing = wire.parse_response(data)
-        peer = self.indices.handshake(receiver)
-        if peer is None:
-            out.drop(C.DROP_UNKNOWN_INDEX)
-            return None
-        if not self.noise.consume_response(peer.handshake, sender, eph, enc_nothing):
-            out.drop(C.DROP_BAD_HANDSHAKE)
-            return None
-        peer.endpoint = endpoint
-        if peer.begin_session(now) is not None:
-            peer.handshake_complete(now)
-            peer.send_keepalive(now, out)  # confirms the session to the responder
-        return peer
-
     def ephemeral(self):
         """A fresh ephemeral private key from the injected random source."""
         return clamp(self.rng(32))
-
-    def _receive_cookie_reply(self, data, now, out):
-        receiver, nonce, encrypted = wire.parse_cookie_reply(data)
-        peer = self.indices.handshake(receiver)
-        if peer is None:
-            kp = self.indices.keypair(receiver)
-            peer = kp.peer if kp is not None else None
-        if peer is None:
-            out.drop(C.DROP_UNKNOWN_INDEX)
-            return None
-        if not peer.cookie.consume_reply(nonce, encrypted, now):
-            out.drop(C.DROP_BAD_COOKIE)
-            return None
-        # No resend here: the retransmit timer sends the next initiation with mac2 (kernel).
-        return peer
