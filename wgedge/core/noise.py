@@ -11,8 +11,8 @@ Rules kept here:
   sides initiated at once: the kernel does the same). Any state can be cleared to None.
 - Consuming a message works on local values and stores a new state only when every check
   passed: a forged, replayed or flooding message leaves the handshake exactly as it was.
-- Functions return None, False or a DROP_* reason on a peer's misbehaviour and raise only on
-  misuse.
+- On a peer's misbehaviour functions return None, False or (None, DROP_* reason); they
+  raise only on misuse.
 - No clock, no randomness of its own: `now` (monotonic), the TAI64N timestamp and ephemeral
   private keys are passed in.
 - DH(our static, their static) is a per-peer cache, computed at the first handshake message

@@ -16,7 +16,8 @@ Rules kept here:
   same way, and the kernel cuts them apart again: one write per burst instead of one each.
 - Anything unusual (IP options, fragments, unknown GSO types) falls back to plain packets.
 
-Hot path: written for speed, not beauty.
+Hot path: written for speed, not beauty. One module of ~430 lines on purpose: reading (TSO)
+and writing (GRO) share the checksum, mask and header code, and `coalesce` is one hot loop.
 """
 
 import struct
