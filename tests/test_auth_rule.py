@@ -74,11 +74,19 @@ def snapshot(device):
         peers.append((key, p.endpoint, p.rx_bytes, p.tx_bytes, p.last_handshake,
                       p.last_sent_handshake, sorted(t.deadlines.items()), t.handshake_attempts,
                       t.need_another_keepalive, t.sent_lastminute_handshake, pairs,
-                      [bytes(x) for x in p.staged], hs.state, hs.local_index, hs.remote_index,
-                      hs.latest_timestamp, hs.last_initiation_consumption, hs.hash,
+                      [bytes(x) for x in p.staged], handshake_state(hs), p.handshake_index,
+                      hs.latest_timestamp, hs.last_initiation_consumption,
                       p.cookie.cookie, p.deadline))
-    return (peers, sorted(device.keypair_index), sorted(device.handshake_index),
+    return (peers, sorted(device.indices.keypairs), sorted(device.indices.handshakes),
             device.get_timer())
+
+
+def handshake_state(hs):
+    """The handshake's state as plain values: its class and every field it holds."""
+    st = hs.state
+    if st is None:
+        return None
+    return (type(st).__name__,) + tuple(getattr(st, name) for name in st.__slots__)
 
 
 def _bob_indices(b):

@@ -84,16 +84,15 @@ def test_cookie_checker_mac2_states():
     mac1 = crypto.mac(checker.mac1_key, body)
     src, now = ("192.0.2.7", 1234), 50.0
 
-    def state(mac2, allow=True):
-        return checker.validate(body + mac1 + mac2, 116, src, True, lambda: allow, now, rng)
+    def state(mac2):
+        return checker.validate(body + mac1 + mac2, 116, src, True, now, rng)
 
     cookie = checker._cookie(src, now, rng)
     good = crypto.mac(cookie, body + mac1)
     assert state(bytes(16)) == ck.VALID_MAC_BUT_NO_COOKIE
     assert state(bytes(15) + b"\x01") == ck.VALID_MAC_BUT_NO_COOKIE
     assert state(good) == ck.VALID_MAC_WITH_COOKIE
-    assert state(good, allow=False) == ck.VALID_MAC_WITH_COOKIE_BUT_RATELIMITED
     other = crypto.mac(checker._cookie(("192.0.2.8", 1234), now, rng), body + mac1)
     assert state(other) == ck.VALID_MAC_BUT_NO_COOKIE
-    assert checker.validate(body + bytes(16) + good, 116, src, True, lambda: True, now,
+    assert checker.validate(body + bytes(16) + good, 116, src, True, now,
                             rng) == ck.INVALID_MAC

@@ -30,7 +30,7 @@ def ping(net, src, dst, payload=b"x" * 56, v6=False):
 
 
 def types_sent(node):
-    return [wire.classify(d) for d, _ in node.sent]
+    return [wire.classify(d)[0] for d, _ in node.sent]
 
 
 def test_handshake_and_data_both_ways():
@@ -126,7 +126,7 @@ def test_initiation_flood_from_one_peer_refused():
     out = a.device.send_packets([], net.now)
     pa.send_initiation(net.now, out)
     second = out.udp[-1][0]
-    assert wire.classify(second) == C.MSG_INITIATION
+    assert wire.classify(second)[0] == C.MSG_INITIATION
     out = net.inject(b, second, a.endpoint)
     assert out.dropped == [C.DROP_HANDSHAKE_FLOOD]
     net.queue.clear()
@@ -158,7 +158,7 @@ def test_refuses_to_send_on_keypair_older_than_reject_after_time():
     net.now += C.REJECT_AFTER_TIME + 1  # jump past without firing timers
     a.sent.clear()
     net.send(b, [ipv4_packet("10.0.0.2", "10.0.0.1")])
-    kinds = [wire.classify(d) for d, _ in b.sent[-1:]]
+    kinds = [wire.classify(d)[0] for d, _ in b.sent[-1:]]
     assert kinds == [C.MSG_INITIATION]  # a handshake, not data on the dead keypair
     assert len(pb.staged) == 1
     # And a data packet on that keypair is refused on receipt too.
@@ -192,7 +192,7 @@ def test_retries_every_five_seconds_then_gives_up():
     net.drop = lambda node, d, dst: True
     net.send(a, [ipv4_packet("10.0.0.1", "10.0.0.2")])
     net.advance(200)
-    inits = [d for d, _ in a.sent if wire.classify(d) == C.MSG_INITIATION]
+    inits = [d for d, _ in a.sent if wire.classify(d)[0] == C.MSG_INITIATION]
     # First initiation plus MAX_TIMER_HANDSHAKES + 1 retries, as the kernel sends.
     assert len(inits) == C.MAX_TIMER_HANDSHAKES + 2
     pa = a.device.peers[b.public]
@@ -230,13 +230,13 @@ def test_keys_zeroed_after_540_seconds():
         peer = node.device.peers[other.public]
         assert peer.keypairs.current is None and peer.keypairs.previous is None
         assert peer.keypairs.next is None
-        assert peer.handshake.chaining_key is None and peer.handshake.ephemeral_private is None
-        assert node.device.keypair_index == {}
+        assert peer.handshake.state is None and peer.handshake_index is None
+        assert node.device.indices.keypairs == {}
 
 
 def test_cookie_round_trip_under_load():
     net, a, b = pair()
-    b.device.force_under_load = True
+    b.device.gate.force_under_load = True
     net.send(a, [ipv4_packet("10.0.0.1", "10.0.0.2")])
     net.pump()
     assert b.device.drops.get(C.DROP_NEED_COOKIE) == 1
@@ -370,12 +370,12 @@ def test_handshake_flood_in_one_batch_is_capped():
         inits.append((out.udp[-1][0], ("198.51.100.%d" % i, 1000 + i)))
     out = b.device.receive_datagrams(inits, net.now)
     assert out.dropped.count(C.DROP_HANDSHAKE_OVERLOAD) == 40 - C.MAX_HANDSHAKES_PER_BATCH
-    assert b.device._under_load(net.now)  # and cookie mode follows for the next second
+    assert b.device.gate.under_load(net.now)  # and cookie mode follows for the next second
 
 
 def test_cookie_replies_rate_limited_per_source():
     net, a, b = pair()
-    b.device.force_under_load = True
+    b.device.gate.force_under_load = True
     pa = a.device.peers[b.public]
     msgs = []
     for _ in range(10):
@@ -396,7 +396,7 @@ def test_cookie_replies_rate_limited_per_source():
 ])
 def test_cookie_reply_limit_is_per_ipv4_address_and_ipv6_prefix(sources, replies):
     net, a, b = pair()
-    b.device.force_under_load = True
+    b.device.gate.force_under_load = True
     pa = a.device.peers[b.public]
     msgs = []
     for src in sources:
@@ -442,7 +442,7 @@ def test_encrypted_batch_leaves_as_trains(sizes):
         flat += [bytes(buf[o:o + size]) for o in range(0, len(buf), size)]
     assert [len(d) for d in flat] == [len(d) for d, _ in out.datagrams()]
     counters = [wire.DATA_HEADER.unpack_from(d)[2] for d in flat]
-    assert [wire.classify(d) for d in flat] == [C.MSG_DATA] * len(pkts)
+    assert [wire.classify(d)[0] for d in flat] == [C.MSG_DATA] * len(pkts)
     assert counters == list(range(counters[0], counters[0] + len(pkts)))
     got = b.device.receive_datagrams([(d, a.endpoint) for d in flat], net.now)
     assert got.tun == pkts and got.dropped == []

@@ -32,11 +32,11 @@ def run(net, a, b, seconds, step=2.0):
 def check_bounded(node, other):
     dev = node.device
     peer = dev.peers[other.public]
-    assert len(dev.keypair_index) <= 3
-    assert len(dev.handshake_index) <= 1
-    assert len(dev._heap) <= 64, len(dev._heap)
+    assert len(dev.indices.keypairs) <= 3
+    assert len(dev.indices.handshakes) <= 1
+    assert len(dev.schedule) <= 64, len(dev.schedule)
     assert len(peer.staged) == 0
-    assert set(dev.keypair_index.values()) <= set(peer.keypairs.all())
+    assert set(dev.indices.keypairs.values()) <= set(peer.keypairs.all())
 
 
 HOURS = float(os.environ.get("WGEDGE_SOAK_HOURS", "6"))  # `make soak`: 72 simulated hours

@@ -26,7 +26,7 @@ def test_many_handshakes_leave_a_bounded_heap():
         net._collect(a, out)
         net.pump()
         for node in (a, b):
-            assert len(node.device._heap) <= 2 * len(node.device.peers) + 32
+            assert len(node.device.schedule) <= 2 * len(node.device.peers) + 32
     assert b.device.peers[a.public].last_handshake == net.now
     before = len(b.tun)
     net.send(a, [ipv4_packet("10.0.0.1", "10.0.0.2", b"after")])
@@ -71,7 +71,7 @@ def test_the_heap_always_yields_the_earliest_live_deadline(ops):
         live = [q.timers.next_deadline() for q in peers
                 if not q.removed and q.timers.deadlines]
         assert dev.get_timer() == (min(live) if live else None)
-        assert len(dev._heap) <= 2 * len(dev.peers) + 32
+        assert len(dev.schedule) <= 2 * len(dev.peers) + 32
 
 
 def test_many_due_timers_are_handled_in_bounded_calls():

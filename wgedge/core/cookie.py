@@ -7,8 +7,9 @@ Rules kept here:
   cookie = MAC(secret, source address || port) and the secret rotates every 120 s. A sender
   without one gets a cookie reply (XChaCha20-Poly1305 under HASH(LABEL_COOKIE || responder's
   static public), with the message's mac1 as associated data) instead of an answer.
-- `CookieChecker.validate` answers one of four states; the device decides what to do in one
-  place (`device._handshake_allowed`).
+- `CookieChecker.validate` answers one of three states (bad mac1, valid mac1 without a
+  valid cookie, valid with one); what to do with them, under load or not, is decided in one
+  place: the handshake gate (gate.py).
 - An initiator stores a received cookie for COOKIE_SECRET_MAX_AGE - COOKIE_SECRET_LATENCY
   and accepts a cookie reply only for the last mac1 it sent, once.
 """
@@ -18,8 +19,7 @@ from wgedge.core import wire
 
 INVALID_MAC = 0
 VALID_MAC_BUT_NO_COOKIE = 1
-VALID_MAC_WITH_COOKIE_BUT_RATELIMITED = 2
-VALID_MAC_WITH_COOKIE = 3
+VALID_MAC_WITH_COOKIE = 2
 
 _ZERO_MAC = bytes(C.MAC_LEN)
 
@@ -52,8 +52,8 @@ class CookieChecker:
             self.secret_birth = now
         return self.crypto.mac(self.secret, source_bytes(endpoint))
 
-    def validate(self, msg, mac1_offset, endpoint, check_cookie, allow, now, rng):
-        """One of the four states; `allow()` asks the rate limiter about this source."""
+    def validate(self, msg, mac1_offset, endpoint, check_cookie, now, rng):
+        """One of the three states; mac2 is looked at only when `check_cookie` (under load)."""
         if self.mac1_key is None:
             return INVALID_MAC
         mac = self.crypto.mac
@@ -71,8 +71,6 @@ class CookieChecker:
         cookie = self._cookie(endpoint, now, rng)
         if not equal(mac(cookie, msg[:mac2_offset]), mac2):
             return VALID_MAC_BUT_NO_COOKIE
-        if not allow():
-            return VALID_MAC_WITH_COOKIE_BUT_RATELIMITED
         return VALID_MAC_WITH_COOKIE
 
     def make_reply(self, msg, mac1_offset, sender_index, endpoint, now, rng):

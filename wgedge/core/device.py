@@ -1,4 +1,4 @@
-"""The device: identity, peers, indices, routing and the cookie checker; the entry points.
+"""The device: identity, peers, routing, and the entry points with the transport-data path.
 
     receive_trains(trains, now) -> Output      datagrams from UDP, as [(buffer, size, endpoint)]
     receive_datagrams(batch, now) -> Output    the same, as [(bytes, endpoint)]
@@ -15,47 +15,60 @@ Rules kept here:
   raises ValueError.
 - An endpoint is the caller's opaque, hashable address: a tuple whose first two items are the
   host string and port (what `socket.recvfrom` returns). Cookies and rate limits key on them.
-- Security checks live here, in the tested core: mac1/cookie before any DH, the allowed-IPs
-  check on every decrypted packet, replay and key-age checks before a packet is delivered.
+- Security checks live in the tested core: mac1/cookie before any DH (gate.py, called from
+  handshake.py), and here the allowed-IPs check on every decrypted packet, replay and key-age
+  checks before a packet is delivered.
 - A datagram that does not authenticate changes nothing but a drop counter: endpoint,
   timers, keypair validity and rotation, replay windows, byte counters and last handshake move
   only for authenticated, non-replayed messages. Handshake messages that fail may also move
   the load meter and cookie/rate-limit state, nothing of a peer.
 
-`receive_trains`, `send_packets` and `Peer.send_data` are the hot path, written for speed.
+Who owns what: local indices `indices` (indextable.py), the handshake decision `gate`
+(gate.py), deadlines `schedule` (schedule.py), handshake messages handshake.py, one peer's
+state peer.py. `receive_trains`, `send_packets` and `Peer.send_data` are the hot path, written
+for speed.
 """
 
 from wgedge.core import consts as C
-from wgedge.core import cookie as ck
-from wgedge.core import ipaddr, packet, timers, wire
+from wgedge.core import gate, handshake, packet, wire
 from wgedge.core.allowedips import AllowedIPs
+from wgedge.core.indextable import IndexTable
 from wgedge.core.noise import Noise, clamp
 from wgedge.core.peer import Peer
-from wgedge.core.ratelimiter import RateLimiter
+from wgedge.core.schedule import Schedule
 
 _DATA_HEADER = wire.DATA_HEADER.unpack_from
 _NONCE = wire.NONCE.pack
-_U32 = wire.Struct("<I").unpack_from
 
 
-def _end_run(window, first, nxt, seen, kp, endpoint, nbytes, n_data):
-    """The end of a run of one keypair's data messages in receive_trains: record the
-    counters first..nxt-1 it accepted in order (if any) in the replay window, and add what the
-    run's authenticated messages showed (latest endpoint, bytes, data messages, the keypair) to
-    the peer's entry in `seen`. A run with no authenticated message (nbytes == 0) adds
-    nothing: its peer gets no entry, so _account changes nothing for it."""
-    if nxt != first:
-        window.accept_run(first, nxt - 1)
+class _Received:
+    """What one received batch showed of a peer through authenticated data messages: added to
+    once per run of one keypair's messages, applied once by Device._account."""
+
+    __slots__ = ("endpoint", "nbytes", "data_messages", "keypairs")
+
+    def __init__(self):
+        self.endpoint = None  # the latest source (paper 6.5: roaming)
+        self.nbytes = 0
+        self.data_messages = 0  # not keepalives
+        self.keypairs = {}  # {keypair: True} the messages came on
+
+
+def _end_run(kp, first, end, seen, endpoint, nbytes, n_data):
+    """A run of keypair `kp`'s data messages in receive_trains ended: record the in-order
+    counters first..end-1 it accepted in the replay window, and add what its authenticated
+    messages showed to its peer's entry in `seen`. A run with no authenticated message
+    (nbytes == 0) adds nothing: its peer gets no entry, so _account changes nothing for it."""
+    kp.replay.accept_run(first, end)
     if nbytes:
         peer = kp.peer
-        st = seen.get(peer)
-        if st is None:
-            seen[peer] = [endpoint, nbytes, n_data, {kp: True}]
-        else:
-            st[0] = endpoint
-            st[1] += nbytes
-            st[2] += n_data
-            st[3][kp] = True
+        r = seen.get(peer)
+        if r is None:
+            r = seen[peer] = _Received()
+        r.endpoint = endpoint
+        r.nbytes += nbytes
+        r.data_messages += n_data
+        r.keypairs[kp] = True
 
 
 _FIRST = (0,)  # the offsets of a train of one
@@ -99,23 +112,12 @@ class Device:
         self.mtu = mtu
         self.wall_offset = 0.0
         self.noise = Noise(crypto)
-        self.cookie_checker = ck.CookieChecker(crypto)
-        self.ratelimiter = RateLimiter()  # handshakes with a valid cookie, under load
-        self.cookie_ratelimiter = RateLimiter()  # cookie replies, under load
+        self.gate = gate.HandshakeGate(crypto, rng)  # mac1, cookies, load, rate limits
         self.allowed_ips = AllowedIPs()
         self.peers = {}  # public key -> Peer, in insertion order (as `wg show` lists them)
         self.drops = {}
-        self.handshake_index = {}  # local index -> Peer with a handshake in flight
-        self.keypair_index = {}  # local index -> Keypair
-        self._heap = []
-        self._heap_seq = 0
-        # Load: cookie mode when more handshake messages than this arrive within a second.
-        self.handshake_load_threshold = 512
-        self.force_under_load = False
-        self._load_window_start = None
-        self._load_count = 0
-        self._last_under_load = None
-        self._batch_handshakes = 0
+        self.indices = IndexTable(rng)  # local index -> handshake in flight or keypair
+        self.schedule = Schedule(self.peers)
         self.listen_port = 0
         self.fwmark = 0
         if private_key is not None:
@@ -137,15 +139,14 @@ class Device:
         if private_key is not None and self.noise.static_private == private_key:
             return
         self.noise.set_static_private(private_key)
-        self.cookie_checker.set_static_public(self.noise.static_public)
+        self.gate.set_static_public(self.noise.static_public)
         mine = self.noise.static_public
         if mine is not None and mine in self.peers:
             self.remove_peer(self.peers[mine])  # a peer with our own key cannot exist
         for peer in self.peers.values():
             self.noise.forget_static_static(peer.handshake)
             peer.expire_keypairs()
-            self._free_handshake_index(peer)
-            peer.handshake.clear()
+            peer.clear_handshake()
 
     def add_peer(self, public_key):
         if len(public_key) != C.KEY_LEN:
@@ -172,92 +173,24 @@ class Device:
         for peer in list(self.peers.values()):
             self.remove_peer(peer)
 
-    # --- indices (paper 5.4.1: random 32-bit sender indices) ------------------------------------
-    def _random_index(self):
-        while True:
-            r = self.rng(4)
-            index = r[0] | (r[1] << 8) | (r[2] << 16) | (r[3] << 24)
-            if index not in self.handshake_index and index not in self.keypair_index:
-                return index
-
-    def _new_handshake_index(self, peer):
-        self._free_handshake_index(peer)
-        index = self._random_index()
-        self.handshake_index[index] = peer
-        return index
-
-    def _free_handshake_index(self, peer):
-        index = peer.handshake.local_index
-        if index is not None and self.handshake_index.get(index) is peer:
-            del self.handshake_index[index]
-        peer.handshake.local_index = None
-
-    def _index_to_keypair(self, index, kp):
-        """A finished handshake hands its index to the keypair (kernel: index replace)."""
-        if self.handshake_index.get(index) is kp.peer:
-            del self.handshake_index[index]
-        self.keypair_index[index] = kp
-
-    def _forget_keypair(self, kp):
-        if self.keypair_index.get(kp.local_index) is kp:
-            del self.keypair_index[kp.local_index]
-
     # --- timers --------------------------------------------------------------------------------
     def get_timer(self):
-        heap = self._heap
-        while heap:
-            deadline, _, peer = heap[0]
-            if peer.removed or peer.deadline != deadline:
-                timers.heap_pop(heap)  # stale entry: that peer re-armed or went away
-                continue
-            return deadline
-        return None
-
-    def _reschedule(self, peer):
-        d = peer.timers.next_deadline()
-        if d != peer.deadline:
-            peer.deadline = d
-            if d is not None and not peer.removed:
-                if len(self._heap) >= 2 * len(self.peers) + 32:
-                    self._rebuild_heap()  # holds `peer` at `d` now
-                    return
-                self._heap_seq += 1
-                timers.heap_push(self._heap, (d, self._heap_seq, peer))
-
-    def _rebuild_heap(self):
-        """Entries of peers that re-armed or went away are skipped lazily, and would pile up
-        (each handshake leaves two until their deadline passes). Rebuilding from the live
-        deadlines once the heap holds twice as many entries as there are peers keeps it at
-        O(peers) for O(1) amortized work per push. A sorted list is a valid heap."""
-        live = []
-        for p in self.peers.values():
-            if p.deadline is not None:
-                self._heap_seq += 1
-                live.append((p.deadline, self._heap_seq, p))
-        live.sort()
-        self._heap = live
+        return self.schedule.next_deadline()
 
     def handle_timer(self, now):
         """Act on the timers due at `now`, of at most MAX_TIMERS_PER_CALL peers: when more
         are due (many peers enabled at once, a clock that jumped), get_timer() stays at or
         before `now` and the caller calls again after its other work, so no call is long."""
         out = Output(self)
-        heap = self._heap
-        due = []
-        limit = C.MAX_TIMERS_PER_CALL
-        while heap and heap[0][0] <= now and len(due) < limit:
-            deadline, _, peer = timers.heap_pop(heap)
-            if not peer.removed and peer.deadline == deadline:
-                peer.deadline = None
-                due.append(peer)
-        for peer in due:
+        reschedule = self.schedule.reschedule
+        for peer in self.schedule.due(now, C.MAX_TIMERS_PER_CALL):
             peer.on_timers(now, out)
-            self._reschedule(peer)
+            reschedule(peer)
         return out
 
     def touch(self, peer):
         """Re-read a peer's deadlines after configuration changed them."""
-        self._reschedule(peer)
+        self.schedule.reschedule(peer)
 
     # --- outgoing: packets from TUN ------------------------------------------------------------
     def send_packets(self, packets, now):
@@ -293,9 +226,10 @@ class Device:
             add = g.append
             last_peer = peer
             add(p)
+        reschedule = self.schedule.reschedule
         for peer, batch in groups.items():
             peer.send_data(batch, now, out)
-            self._reschedule(peer)
+            reschedule(peer)
         return out
 
     # --- incoming: datagrams from UDP ------------------------------------------------------------
@@ -305,12 +239,21 @@ class Device:
         return self.receive_trains([(d, len(d) or 1, e) for d, e in datagrams], now)
 
     def receive_trains(self, trains, now):
-        """Hot path. `trains` is [(buffer, size, endpoint)]: datagrams from `endpoint` back to
-        back in `buffer` (bytes or memoryview), each `size` bytes but the last, which may be
-        shorter, as one UDP GRO read returns them (a lone datagram is a train of one).
-        Transport data is decrypted, replay-checked and routed per datagram; the per-peer
-        bookkeeping (roaming, counters, timers, key confirmation) is done once per run of data
-        messages, before any handshake message is looked at and at the end.
+        """Hot path, written for speed. `trains` is [(buffer, size, endpoint)]: datagrams
+        from `endpoint` back to back in `buffer` (bytes or memoryview), each `size` bytes but
+        the last, which may be shorter, as one UDP GRO read returns them (a lone datagram is a
+        train of one). Transport data is decrypted, replay-checked and routed per datagram;
+        the per-peer bookkeeping (roaming, counters, timers, key confirmation) is done once
+        per run of data messages, before any handshake message is looked at and at the end.
+
+            for each datagram:
+              not transport data -> end the run, account, handshake.receive
+              new receiver index -> end the run; look up the keypair; start a run
+              counter >= the keypair's receive limit -> drop (expired keypair)
+              AEAD open fails -> drop
+              counter is the run's next -> accepted (the window records the run at its end)
+              else -> the window records the run and checks the counter -> maybe drop
+              inner packet: length, then source in the peer's allowed IPs -> TUN
 
         The rule this loop keeps (tests/test_auth_rule.py): a datagram that does not
         authenticate changes nothing but a drop counter. Before the AEAD opens a message only
@@ -319,31 +262,27 @@ class Device:
         messages that decrypted and passed the replay check (paper 6.5)."""
         out = Output(self)
         touched = {}
-        seen = {}  # peer -> [latest endpoint, bytes, data messages, {keypair: True}]
+        seen = {}  # peer -> _Received
         unpack_header = _DATA_HEADER
         nonce = _NONCE
-        keypair_index = self.keypair_index
+        keypairs = self.indices.keypairs
         lookup = self.allowed_ips.lookup
         inner_len = packet.inner_len
         auth_error = self.crypto.AuthError
         tun = out.tun
-        last_receiver = None
-        kp = None
-        limit = -1  # counters >= limit are refused: REJECT_AFTER_MESSAGES, or -1 (keypair unusable)
-        # The current run's authenticated packets: latest endpoint, bytes, data messages. Kept in
-        # locals and added to its peer's entry in `seen` when the run ends.
-        run_ep = None
-        run_bytes = 0
-        run_data = 0
-        last_src = None
-        src_ok = False
         data_min = C.DATA_MIN_LEN
-        self._batch_handshakes = 0
-        decrypt = window = None
-        # Counters first..nxt-1 of the current keypair arrived in order above its window's
-        # greatest: accepted with one comparison each, recorded with window.accept_run when
-        # the run ends (before anything else can look at the window).
-        first = nxt = -1
+        self.gate.new_batch()
+        # The open run: keypair `kp` (None: no run), its decrypt and replay window, the limit
+        # its counters must stay under, the in-order counters run_first..run_next-1 accepted
+        # so far, and what its authenticated messages showed (latest endpoint, bytes, data
+        # messages), all in locals until _end_run hands them on.
+        kp = decrypt = window = None
+        last_receiver = None
+        accept_below = run_first = run_next = 0
+        run_ep = None
+        run_bytes = run_data = 0
+        last_src = None  # the last inner source checked against the allowed IPs, and its verdict
+        src_ok = False
         for buf, size, endpoint in trains:
             total = len(buf)
             # A lone datagram (the usual case without UDP GRO) skips making a range.
@@ -356,42 +295,36 @@ class Device:
                 else:
                     mtype = 0
                 if mtype != 4:
-                    if run_bytes or nxt != first:
-                        _end_run(window, first, nxt, seen, kp, run_ep, run_bytes, run_data)
-                        first = nxt = -1
-                        run_bytes = 0
-                        run_data = 0
+                    if kp is not None:
+                        _end_run(kp, run_first, run_next, seen, run_ep, run_bytes, run_data)
+                        kp = None
+                        run_bytes = run_data = 0
                     if seen:
                         self._account(seen, now, out, touched)
                         seen = {}
                     last_receiver = last_src = None
                     # Handshake and cookie messages are rare: give them bytes of their own.
-                    peer = self._receive_other(bytes(buf[off:end]), endpoint, now, out)
+                    peer = handshake.receive(self, bytes(buf[off:end]), endpoint, now, out)
                     if peer is not None:
                         touched[peer] = True
                     continue
                 if receiver != last_receiver:
-                    if run_bytes or nxt != first:
-                        _end_run(window, first, nxt, seen, kp, run_ep, run_bytes, run_data)
-                        run_bytes = 0
-                        run_data = 0
-                    first = nxt = -1
-                    # Lookups and checks that hold for a whole run of one keypair's packets.
-                    kp = keypair_index.get(receiver)
+                    if kp is not None:
+                        _end_run(kp, run_first, run_next, seen, run_ep, run_bytes, run_data)
+                        run_bytes = run_data = 0
+                    kp = keypairs.get(receiver)
                     if kp is None:
                         last_receiver = None
                         out.drop(C.DROP_UNKNOWN_INDEX)
                         continue
+                    # Lookups and checks that hold for a whole run of one keypair's packets.
                     last_receiver = receiver
-                    if kp.can_receive(now):
-                        limit = C.REJECT_AFTER_MESSAGES
-                        decrypt = kp.receiving.decrypt
-                        window = kp.replay
-                        first = nxt = window.greatest + 1
-                    else:
-                        limit = -1
+                    accept_below = kp.receive_limit(now)
+                    decrypt = kp.receiving.decrypt if accept_below else None
+                    window = kp.replay
+                    run_first = run_next = window.run_start()
                     last_src = None
-                if counter >= limit:
+                if counter >= accept_below:
                     # Judged on the packet's unauthenticated counter: refuse it, change
                     # nothing (kernel: the limit is checked against authenticated counters).
                     out.drop(C.DROP_EXPIRED_KEYPAIR)
@@ -401,13 +334,12 @@ class Device:
                 except auth_error:
                     out.drop(C.DROP_DECRYPT)
                     continue
-                if counter == nxt:  # in order, above everything seen: not a replay
-                    nxt = counter + 1
+                if counter == run_next:  # in order, above everything seen: not a replay
+                    run_next = counter + 1
                 else:
-                    if nxt != first:
-                        window.accept_run(first, nxt - 1)
-                    fresh = window.check_and_update(counter)
-                    first = nxt = window.greatest + 1
+                    window.accept_run(run_first, run_next)
+                    fresh = window.check(counter)
+                    run_first = run_next = window.run_start()
                     if not fresh:
                         out.drop(C.DROP_REPLAY)
                         continue
@@ -436,179 +368,35 @@ class Device:
                     out.drop(C.DROP_SOURCE_NOT_ALLOWED)
                     continue
                 tun.append(plain if length == n else plain[:length])
-        if run_bytes or nxt != first:
-            _end_run(window, first, nxt, seen, kp, run_ep, run_bytes, run_data)
+        if kp is not None:
+            _end_run(kp, run_first, run_next, seen, run_ep, run_bytes, run_data)
         if seen:
             self._account(seen, now, out, touched)
+        reschedule = self.schedule.reschedule
         for peer in touched:
-            self._reschedule(peer)
+            reschedule(peer)
         return out
 
     def _account(self, seen, now, out, touched):
-        """Per-peer effects of a run of authenticated data messages (kernel receive.c)."""
-        for peer, (endpoint, nbytes, n_data, keypairs) in seen.items():
+        """Per-peer effects of runs of authenticated data messages (kernel receive.c)."""
+        for peer, r in seen.items():
             touched[peer] = True
-            peer.endpoint = endpoint
-            out.authenticated.append(endpoint)
-            peer.rx_bytes += nbytes
+            peer.endpoint = r.endpoint
+            out.authenticated.append(r.endpoint)
+            peer.rx_bytes += r.nbytes
             pairs = peer.keypairs
-            for kp in keypairs:
+            for kp in r.keypairs:
                 if kp is pairs.next and pairs.confirm(kp):
                     peer.handshake_complete(now)
                     peer.send_data([], now, out)  # staged packets can leave now
             t = peer.timers
             t.any_authenticated_packet_received(now)
             t.any_authenticated_packet_traversal(now)
-            if n_data:
-                t.data_received(now, n_data)
-            if pairs.current in keypairs:
+            if r.data_messages:
+                t.data_received(now, r.data_messages)
+            if pairs.current in r.keypairs:
                 peer.keep_key_fresh_on_receive(now, out)
-
-    def _receive_other(self, data, endpoint, now, out):
-        mtype = wire.classify(data)
-        if mtype in (C.MSG_INITIATION, C.MSG_RESPONSE, C.MSG_COOKIE_REPLY):
-            self._batch_handshakes += 1
-            if self._batch_handshakes > C.MAX_HANDSHAKES_PER_BATCH:
-                self._last_under_load = now
-                out.drop(C.DROP_HANDSHAKE_OVERLOAD)
-                return None
-        if mtype == C.MSG_INITIATION or mtype == C.MSG_RESPONSE:
-            return self._receive_handshake(data, mtype, endpoint, now, out)
-        if mtype == C.MSG_COOKIE_REPLY:
-            return self._receive_cookie_reply(data, now, out)
-        if mtype == C.MSG_DATA:  # only reached when too short for the fast path
-            mtype = C.DROP_BAD_LENGTH
-        out.drop(mtype)
-        return None
-
-    # --- handshakes ------------------------------------------------------------------------------
-    def _under_load(self, now):
-        """Kernel semantics: load seen now, or within the last UNDER_LOAD_AFTER seconds."""
-        start = self._load_window_start
-        if start is None or now - start >= 1.0:
-            self._load_window_start = now
-            self._load_count = 0
-        self._load_count += 1
-        if self.force_under_load or self._load_count > self.handshake_load_threshold:
-            self._last_under_load = now
-            return True
-        last = self._last_under_load
-        if last is not None:
-            if now - last < C.UNDER_LOAD_AFTER:
-                return True
-            self._last_under_load = None
-        return False
-
-    @staticmethod
-    def _limit_allows(limiter, endpoint, now):
-        """Ask a per-source rate limiter about the sender of a handshake message."""
-        host = endpoint[0]
-        if type(host) is str and ":" not in host:
-            # IPv4 text from the socket layer is canonical, so it serves as the key itself:
-            # under a flood this runs for every message, and parsing it cost a tenth of the
-            # daemon's time.
-            key = host
-        else:
-            try:
-                key = limiter.key_for(ipaddr.parse_ip(host))
-            except (ValueError, TypeError, IndexError):
-                key = host
-        return limiter.allow(key, now)
-
-    def _handshake_allowed(self, data, mtype, endpoint, now, out):
-        """The cookie decision, in one place (kernel receive.c, wg_receive_handshake_packet)."""
-        under_load = self._under_load(now)
-        mac1_offset = wire.mac1_offset(mtype)
-        state = self.cookie_checker.validate(
-            data, mac1_offset, endpoint, under_load,
-            lambda: self._limit_allows(self.ratelimiter, endpoint, now), now, self.rng)
-        if under_load and state == ck.VALID_MAC_WITH_COOKIE:
-            return True
-        if not under_load and state == ck.VALID_MAC_BUT_NO_COOKIE:
-            return True
-        if under_load and state == ck.VALID_MAC_BUT_NO_COOKIE:
-            # Cookie replies are rate limited per source too: a flood from a few addresses
-            # gets a few cookies, not one per packet, and the CPU goes to transport data.
-            if not self._limit_allows(self.cookie_ratelimiter, endpoint, now):
-                out.drop(C.DROP_RATELIMITED)
-                return False
-            sender = _U32(data, 4)[0]
-            out.udp.append((self.cookie_checker.make_reply(data, mac1_offset, sender, endpoint,
-                                                           now, self.rng), endpoint))
-            out.drop(C.DROP_NEED_COOKIE)
-            return False
-        if state == ck.VALID_MAC_WITH_COOKIE_BUT_RATELIMITED:
-            out.drop(C.DROP_RATELIMITED)
-        else:
-            out.drop(C.DROP_BAD_MAC1)
-        return False
-
-    def _receive_handshake(self, data, mtype, endpoint, now, out):
-        if not self._handshake_allowed(data, mtype, endpoint, now, out):
-            return None
-        if mtype == C.MSG_INITIATION:
-            sender, eph, enc_static, enc_ts = wire.parse_initiation(data)
-            result = self.noise.consume_initiation(eph, enc_static, enc_ts, self.peers.get, now)
-            if not isinstance(result, tuple):
-                out.drop(result)
-                return None
-            peer, commit = result
-            commit(sender)
-            peer.endpoint = endpoint
-            out.authenticated.append(endpoint)
-            peer.rx_bytes += len(data)
-            self._send_response(peer, now, out)
-        else:
-            sender, receiver, eph, enc_nothing = wire.parse_response(data)
-            peer = self.handshake_index.get(receiver)
-            if peer is None:
-                out.drop(C.DROP_UNKNOWN_INDEX)
-                return None
-            if not self.noise.consume_response(peer.handshake, sender, eph, enc_nothing):
-                out.drop(C.DROP_BAD_HANDSHAKE)
-                return None
-            peer.endpoint = endpoint
-            out.authenticated.append(endpoint)
-            peer.rx_bytes += len(data)
-            if peer.begin_session(now) is not None:
-                peer.handshake_complete(now)
-                peer.send_keepalive(now, out)  # confirms the session to the responder
-        t = peer.timers
-        t.any_authenticated_packet_received(now)
-        t.any_authenticated_packet_traversal(now)
-        return peer
-
-    def _send_response(self, peer, now, out):
-        peer.last_sent_handshake = now
-        index = self._new_handshake_index(peer)
-        fields = self.noise.create_response(peer.handshake, index, self.ephemeral())
-        if fields is None:
-            self._free_handshake_index(peer)
-            out.drop(C.DROP_BAD_HANDSHAKE)
-            return
-        msg = wire.pack_response(*fields)
-        peer.cookie.add_macs(msg, C.RESPONSE_MAC1_OFFSET, now)
-        if peer.begin_session(now) is not None:
-            t = peer.timers
-            t.any_authenticated_packet_traversal(now)
-            t.any_authenticated_packet_sent(now)
-            peer._emit(bytes(msg), out)
 
     def ephemeral(self):
         """A fresh ephemeral private key from the injected random source."""
         return clamp(self.rng(32))
-
-    def _receive_cookie_reply(self, data, now, out):
-        receiver, nonce, encrypted = wire.parse_cookie_reply(data)
-        peer = self.handshake_index.get(receiver)
-        if peer is None:
-            kp = self.keypair_index.get(receiver)
-            peer = kp.peer if kp is not None else None
-        if peer is None:
-            out.drop(C.DROP_UNKNOWN_INDEX)
-            return None
-        if not peer.cookie.consume_reply(nonce, encrypted, now):
-            out.drop(C.DROP_BAD_COOKIE)
-            return None
-        # No resend here: the retransmit timer sends the next initiation with mac2 (kernel).
-        return peer

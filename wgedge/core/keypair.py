@@ -39,6 +39,13 @@ class Keypair:
     def can_receive(self, now):
         return self.receiving_valid and now - self.created < C.REJECT_AFTER_TIME
 
+    def receive_limit(self, now):
+        """Counters at or above this are refused: REJECT_AFTER_MESSAGES, or 0 (all of them)
+        once the keypair may no longer receive."""
+        if self.receiving_valid and now - self.created < C.REJECT_AFTER_TIME:
+            return C.REJECT_AFTER_MESSAGES
+        return 0
+
     def wipe(self):
         self.sending = self.receiving = self.encrypt_into = None
         self.sending_valid = self.receiving_valid = False

@@ -1,12 +1,18 @@
 """Noise_IKpsk2 as WireGuard uses it (paper section 5.4), one handshake state per peer.
 
 Rules kept here:
-- A handshake moves ZEROED -> CREATED_INITIATION -> CONSUMED_RESPONSE (initiator) or
-  ZEROED -> CONSUMED_INITIATION -> CREATED_RESPONSE (responder); `derive_keypair` turns either
-  final state into transport keys and zeroes the handshake.
-- Consuming a message works on local copies and commits to the handshake only when every
-  check passed: a forged or replayed message leaves the state exactly as it was.
-- Functions return None (or a DROP_* reason) on a peer's misbehaviour and raise only on misuse.
+- A handshake is in one of these states, each holding only the fields valid in it:
+
+      None (zeroed) --create_initiation--> InitiationSent --consume_response--> Finished
+      None or any   --consume_initiation--> InitiationConsumed --create_response--> Finished
+      Finished --derive_keys--> None, and the transport keys go to a new keypair
+
+  An initiation that authenticates replaces whatever state the peer's handshake was in (both
+  sides initiated at once: the kernel does the same). Any state can be cleared to None.
+- Consuming a message works on local values and stores a new state only when every check
+  passed: a forged, replayed or flooding message leaves the handshake exactly as it was.
+- On a peer's misbehaviour functions return None, False or (None, DROP_* reason); they
+  raise only on misuse.
 - No clock, no randomness of its own: `now` (monotonic), the TAI64N timestamp and ephemeral
   private keys are passed in.
 - DH(our static, their static) is a per-peer cache, computed at the first handshake message
@@ -18,12 +24,6 @@ Rules kept here:
 
 from wgedge.core import consts as C
 from wgedge.core import tai64n
-
-ZEROED = 0
-CREATED_INITIATION = 1
-CONSUMED_INITIATION = 2
-CREATED_RESPONSE = 3
-CONSUMED_RESPONSE = 4
 
 ZERO_KEY = bytes(32)
 ZERO_NONCE = bytes(12)
@@ -43,8 +43,45 @@ def clamp(private):
     return bytes(k)
 
 
+class InitiationSent:
+    """We sent an initiation (paper 5.4.2) and wait for its response."""
+
+    __slots__ = ("local_index", "hash", "chaining_key", "ephemeral_private")
+
+    def __init__(self, local_index, hash, chaining_key, ephemeral_private):
+        self.local_index = local_index
+        self.hash = hash
+        self.chaining_key = chaining_key
+        self.ephemeral_private = ephemeral_private  # as the backend's private_key() prepared it
+
+
+class InitiationConsumed:
+    """We accepted the peer's initiation and have not answered yet."""
+
+    __slots__ = ("remote_index", "hash", "chaining_key", "remote_ephemeral")
+
+    def __init__(self, remote_index, hash, chaining_key, remote_ephemeral):
+        self.remote_index = remote_index
+        self.hash = hash
+        self.chaining_key = chaining_key
+        self.remote_ephemeral = remote_ephemeral
+
+
+class Finished:
+    """Both messages exchanged (we sent or consumed the response): keys can be derived."""
+
+    __slots__ = ("i_am_initiator", "local_index", "remote_index", "chaining_key")
+
+    def __init__(self, i_am_initiator, local_index, remote_index, chaining_key):
+        self.i_am_initiator = i_am_initiator
+        self.local_index = local_index
+        self.remote_index = remote_index
+        self.chaining_key = chaining_key
+
+
 class Handshake:
-    """Per-peer handshake state and the peer's static identity as the handshake needs it."""
+    """Per-peer handshake: the peer's static identity as the handshake needs it, the replay
+    and flood state of its initiations, and `state` (None when zeroed)."""
 
     def __init__(self, remote_static, preshared_key=None):
         self.remote_static = remote_static
@@ -53,17 +90,11 @@ class Handshake:
         self.precomputed_static_static = NOT_YET
         self.latest_timestamp = bytes(C.TIMESTAMP_LEN)
         self.last_initiation_consumption = None
-        self.local_index = None
-        self.clear()
+        self.state = None
 
     def clear(self):
         """Forget everything ephemeral (the timestamp and flood state survive, as in the kernel)."""
-        self.state = ZEROED
-        self.hash = None
-        self.chaining_key = None
-        self.ephemeral_private = None  # as the backend's private_key() prepared it
-        self.remote_ephemeral = None
-        self.remote_index = None
+        self.state = None
 
 
 class Noise:
@@ -152,78 +183,65 @@ class Noise:
         ck, key = self.kdf2(ck, static_static)
         enc_ts = self._seal(key, timestamp, h)
         h = crypto.hash(h + enc_ts)
-        hs.state = CREATED_INITIATION
-        hs.hash = h
-        hs.chaining_key = ck
-        hs.ephemeral_private = ephemeral
-        hs.remote_ephemeral = None
-        hs.remote_index = None
-        hs.local_index = local_index
+        hs.state = InitiationSent(local_index, h, ck, ephemeral)
         return local_index, eph_pub, enc_static, enc_ts
 
     # --- Responder: consume the first message ---------------------------------------------
-    def consume_initiation(self, ephemeral, enc_static, enc_timestamp, find_peer, now):
-        """Return (peer, commit) where commit(sender_index) stores the result, or a reason.
-
-        `find_peer(static_public)` maps a decrypted static key to the peer (or None). The
-        caller commits only after its own checks; until then nothing of the peer changes.
-        """
+    def consume_initiation(self, sender_index, ephemeral, enc_static, enc_timestamp, find_peer,
+                           now):
+        """-> (peer, None) with the peer's handshake now InitiationConsumed, or (None, reason)
+        with nothing changed. `find_peer(static_public)` maps a decrypted static key to the
+        peer (or None)."""
         if self.static_private is None:
-            return C.DROP_NO_PRIVATE_KEY
+            return None, C.DROP_NO_PRIVATE_KEY
         crypto = self.crypto
         h = crypto.hash(self.responder_hash + ephemeral)
         ck = self.kdf1(self.initial_chaining_key, ephemeral)
         dh = crypto.x25519(self.static_key, ephemeral)
         if dh is None:
-            return C.DROP_BAD_HANDSHAKE
+            return None, C.DROP_BAD_HANDSHAKE
         ck, key = self.kdf2(ck, dh)
         static = self._open(key, enc_static, h)
         if static is None:
-            return C.DROP_BAD_HANDSHAKE
+            return None, C.DROP_BAD_HANDSHAKE
         h = crypto.hash(h + enc_static)
         peer = find_peer(static)
         if peer is None:
-            return C.DROP_UNKNOWN_PEER
+            return None, C.DROP_UNKNOWN_PEER
         hs = peer.handshake
         static_static = self.static_static(hs)
         if static_static is None:
-            return C.DROP_BAD_HANDSHAKE
+            return None, C.DROP_BAD_HANDSHAKE
         ck, key = self.kdf2(ck, static_static)
         timestamp = self._open(key, enc_timestamp, h)
         if timestamp is None:
-            return C.DROP_BAD_HANDSHAKE
+            return None, C.DROP_BAD_HANDSHAKE
         h = crypto.hash(h + enc_timestamp)
         # Replay: the timestamp must be newer than any accepted before (paper 5.1). Flood: at
         # most INITIATIONS_PER_SECOND accepted per peer, whatever their timestamps.
         if not tai64n.is_after(timestamp, hs.latest_timestamp):
-            return C.DROP_REPLAYED_TIMESTAMP
+            return None, C.DROP_REPLAYED_TIMESTAMP
         last = hs.last_initiation_consumption
         if last is not None and now - last < 1.0 / C.INITIATIONS_PER_SECOND:
-            return C.DROP_HANDSHAKE_FLOOD
-
-        def commit(sender_index):
-            hs.state = CONSUMED_INITIATION
-            hs.hash = h
-            hs.chaining_key = ck
-            hs.remote_ephemeral = ephemeral
-            hs.remote_index = sender_index
-            hs.ephemeral_private = None
-            hs.latest_timestamp = timestamp
-            hs.last_initiation_consumption = now
-
-        return peer, commit
+            return None, C.DROP_HANDSHAKE_FLOOD
+        hs.state = InitiationConsumed(sender_index, h, ck, ephemeral)
+        hs.latest_timestamp = timestamp
+        hs.last_initiation_consumption = now
+        return peer, None
 
     # --- Responder: second message (paper 5.4.3) ------------------------------------------
     def create_response(self, hs, local_index, ephemeral_private):
-        """Return (sender, receiver, ephemeral, encrypted_nothing) or None."""
-        if hs.state != CONSUMED_INITIATION:
+        """Answer the consumed initiation: -> (sender, receiver, ephemeral, encrypted_nothing)
+        with `hs` Finished, or None (DH impossible) with `hs` unchanged."""
+        st = hs.state
+        if type(st) is not InitiationConsumed:
             return None
         crypto = self.crypto
-        ephemeral = crypto.private_key(ephemeral_private)  # prepared once, used two or three times
+        ephemeral = crypto.private_key(ephemeral_private)  # prepared once, used twice
         eph_pub = crypto.x25519_public(ephemeral)
-        h = crypto.hash(hs.hash + eph_pub)
-        ck = self.kdf1(hs.chaining_key, eph_pub)
-        dh1 = crypto.x25519(ephemeral, hs.remote_ephemeral)
+        h = crypto.hash(st.hash + eph_pub)
+        ck = self.kdf1(st.chaining_key, eph_pub)
+        dh1 = crypto.x25519(ephemeral, st.remote_ephemeral)
         dh2 = crypto.x25519(ephemeral, hs.remote_static)
         if dh1 is None or dh2 is None:
             return None
@@ -232,23 +250,20 @@ class Noise:
         ck, tau, key = self.kdf3(ck, hs.preshared_key)
         h = crypto.hash(h + tau)
         enc_nothing = self._seal(key, b"", h)
-        h = crypto.hash(h + enc_nothing)
-        hs.state = CREATED_RESPONSE
-        hs.hash = h
-        hs.chaining_key = ck
-        hs.ephemeral_private = ephemeral
-        hs.local_index = local_index
-        return local_index, hs.remote_index, eph_pub, enc_nothing
+        hs.state = Finished(False, local_index, st.remote_index, ck)
+        return local_index, st.remote_index, eph_pub, enc_nothing
 
     # --- Initiator: consume the second message --------------------------------------------
     def consume_response(self, hs, sender, ephemeral, enc_nothing):
-        """Verify a response for handshake `hs`; on success store it and return True."""
-        if hs.state != CREATED_INITIATION or self.static_private is None:
+        """Verify a response for handshake `hs`: True with `hs` Finished, or False with `hs`
+        unchanged."""
+        st = hs.state
+        if type(st) is not InitiationSent or self.static_private is None:
             return False
         crypto = self.crypto
-        h = crypto.hash(hs.hash + ephemeral)
-        ck = self.kdf1(hs.chaining_key, ephemeral)
-        dh1 = crypto.x25519(hs.ephemeral_private, ephemeral)
+        h = crypto.hash(st.hash + ephemeral)
+        ck = self.kdf1(st.chaining_key, ephemeral)
+        dh1 = crypto.x25519(st.ephemeral_private, ephemeral)
         dh2 = crypto.x25519(self.static_key, ephemeral)
         if dh1 is None or dh2 is None:
             return False
@@ -258,30 +273,19 @@ class Noise:
         h = crypto.hash(h + tau)
         if self._open(key, enc_nothing, h) is None:
             return False
-        h = crypto.hash(h + enc_nothing)
-        hs.state = CONSUMED_RESPONSE
-        hs.hash = h
-        hs.chaining_key = ck
-        hs.remote_ephemeral = ephemeral
-        hs.remote_index = sender
+        hs.state = Finished(True, st.local_index, sender, ck)
         return True
 
     # --- Both: transport keys (paper 5.4.5) -----------------------------------------------
     def derive_keys(self, hs):
-        """-> (sending_key, receiving_key, i_am_initiator, local_index, remote_index) or None.
-
-        Zeroes the handshake: its chaining key and ephemeral are never needed again.
-        """
-        if hs.state == CONSUMED_RESPONSE:
-            initiator = True
-        elif hs.state == CREATED_RESPONSE:
-            initiator = False
-        else:
+        """-> (sending_key, receiving_key, i_am_initiator, local_index, remote_index), or None
+        when `hs` is not Finished. Zeroes the handshake: its chaining key is never needed
+        again."""
+        st = hs.state
+        if type(st) is not Finished:
             return None
-        first, second = self.kdf2(hs.chaining_key, b"")
-        local_index, remote_index = hs.local_index, hs.remote_index
-        hs.clear()
-        hs.local_index = None
-        if initiator:
-            return first, second, True, local_index, remote_index
-        return second, first, False, local_index, remote_index
+        hs.state = None
+        first, second = self.kdf2(st.chaining_key, b"")
+        if st.i_am_initiator:
+            return first, second, True, st.local_index, st.remote_index
+        return second, first, False, st.local_index, st.remote_index

@@ -30,8 +30,9 @@ class Peer:
         self.public_key = public_key
         self.handshake = noise.Handshake(public_key)
         self.cookie = CookieState(device.crypto, public_key)
-        self.keypairs = Keypairs(device._forget_keypair)
+        self.keypairs = Keypairs(device.indices.delete_keypair)
         self.timers = timers.Timers(device.rng)
+        self.handshake_index = None  # our index in device.indices while a handshake is ours
         self.endpoint = None
         self.staged = []
         self.rx_bytes = 0
@@ -56,14 +57,20 @@ class Peer:
     def set_persistent_keepalive(self, interval, now):
         """Set the interval; a newly enabled one sends a keepalive at the next timer call
         (the caller re-reads our deadlines: Device.touch)."""
-        was = self.timers.persistent_keepalive_interval
-        self.timers.persistent_keepalive_interval = interval
-        if not interval:
-            self.timers._del(timers.PERSISTENT_KEEPALIVE)
-        elif not was and self.endpoint is not None:
-            self.timers.persistent_keepalive_enabled(now)
+        self.timers.persistent_keepalive_set(interval, now, self.endpoint is not None)
 
     # --- sending ---------------------------------------------------------------------------
+    def _new_handshake_index(self):
+        """A fresh local index for the handshake we start or answer; the old one is freed."""
+        indices = self.device.indices
+        indices.delete_handshake(self.handshake_index, self)
+        self.handshake_index = index = indices.new_handshake(self)
+        return index
+
+    def _free_handshake_index(self):
+        self.device.indices.delete_handshake(self.handshake_index, self)
+        self.handshake_index = None
+
     def _emit(self, datagram, out):
         if self.endpoint is None:
             out.drop(C.DROP_NO_ENDPOINT)
@@ -81,12 +88,12 @@ class Peer:
         dev = self.device
         self.last_sent_handshake = now
         hs = self.handshake
-        index = dev._new_handshake_index(self)
+        index = self._new_handshake_index()
         ephemeral = dev.ephemeral()
         fields = dev.noise.create_initiation(hs, index, ephemeral,
                                              tai64n.timestamp(now + dev.wall_offset))
         if fields is None:
-            dev._free_handshake_index(self)
+            self._free_handshake_index()
             out.drop(C.DROP_NO_PRIVATE_KEY)
             return
         msg = wire.pack_initiation(*fields)
@@ -97,12 +104,32 @@ class Peer:
         self._emit(bytes(msg), out)
         t.handshake_initiated(now)
 
+    def send_response(self, now, out):
+        """Answer the initiation just consumed (paper 5.4.3); as responder the session
+        starts now, its keypair waiting in `next` for the initiator's first message."""
+        dev = self.device
+        self.last_sent_handshake = now
+        index = self._new_handshake_index()
+        fields = dev.noise.create_response(self.handshake, index, dev.ephemeral())
+        if fields is None:
+            self._free_handshake_index()
+            out.drop(C.DROP_BAD_HANDSHAKE)
+            return
+        msg = wire.pack_response(*fields)
+        self.cookie.add_macs(msg, C.RESPONSE_MAC1_OFFSET, now)
+        if self.begin_session(now) is not None:
+            t = self.timers
+            t.any_authenticated_packet_traversal(now)
+            t.any_authenticated_packet_sent(now)
+            self._emit(bytes(msg), out)
+
     def send_keepalive(self, now, out):
         """Send staged packets, or an empty one if none are staged (kernel semantics)."""
         self.send_data([] if self.staged else [b""], now, out)
 
     def send_data(self, packets, now, out):
-        """Encrypt and emit `packets` (plus any staged before them), or stage them."""
+        """Encrypt and emit `packets` (plus any staged before them), or stage them. Hot
+        path, written for speed."""
         staged = self.staged
         if staged:
             staged.extend(packets)
@@ -224,7 +251,9 @@ class Peer:
         send_key, recv_key, initiator, local_index, remote_index = derived
         kp = Keypair(dev.crypto, self, send_key, recv_key, initiator, local_index,
                      remote_index, now)
-        dev._index_to_keypair(local_index, kp)
+        dev.indices.swap_to_keypair(local_index, kp)
+        if local_index == self.handshake_index:
+            self.handshake_index = None  # the index now names the keypair
         self.keypairs.add(kp)
         self.timers.session_derived(now)
         return kp
@@ -259,9 +288,13 @@ class Peer:
 
     def zero_key_material(self):
         """3 x REJECT_AFTER_TIME without a handshake: forget every key (paper 6.3)."""
-        self.device._free_handshake_index(self)
-        self.handshake.clear()
+        self.clear_handshake()
         self.keypairs.clear()
+
+    def clear_handshake(self):
+        """Abandon any handshake in flight and free its index."""
+        self._free_handshake_index()
+        self.handshake.clear()
 
     def expire_keypairs(self):
         self.keypairs.expire_current()

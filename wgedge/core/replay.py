@@ -7,10 +7,15 @@ Rules kept here:
   an update is bounded whatever the jump.
 - Call it only after the packet authenticated: a forged counter must never move the window.
 
-Hot path. The engine (device.receive_trains) accepts a run of counters that arrive in order
-just above the greatest with one comparison each and records the run with `accept_run`,
-which leaves the same state as `check_and_update` on each; anything else goes through
-`check_and_update`, after the pending run is recorded.
+Two ways to feed it, leaving the same state (tests/test_replay.py):
+- one by one: `check(counter)` accepts or refuses a counter and records it;
+- by runs, for the receive hot path (device.receive_trains): counters that arrive in order
+  starting at `run_start()` (and below REJECT_AFTER_MESSAGES, which the engine checks first
+  through Keypair.receive_limit) are fresh by this rule alone, so the engine accepts each with
+  one comparison and records the run with `accept_run(first, end)` before anything else looks at
+  the window (a `check`, another keypair's run, the end of the batch).
+
+Hot path: written for speed.
 """
 
 from wgedge.core import consts as C
@@ -32,7 +37,12 @@ class ReplayWindow:
         self.greatest = 0  # highest counter accepted so far (0 also before any)
         self.blocks = [0] * _RING
 
-    def check_and_update(self, counter):
+    def run_start(self):
+        """The counter that starts a run: the next in order, just above the greatest."""
+        return self.greatest + 1
+
+    def check(self, counter):
+        """True if `counter` is fresh (and now recorded), False if it is refused."""
         greatest = self.greatest
         if counter > greatest:  # the usual case, in order: one branch, no bit test
             if counter >= _LIMIT:
@@ -62,10 +72,13 @@ class ReplayWindow:
         blocks[slot] = word | bit
         return True
 
-    def accept_run(self, first, last):
-        """Record counters first..last, all above the greatest and all authenticated: the
-        same state as check_and_update on each in turn, in a few steps per 64 counters. The
-        engine accepts an in-order run with one comparison per packet and records it here."""
+    def accept_run(self, first, end):
+        """Record counters first..end-1 (none when end == first), all authenticated and
+        above the greatest (the engine's runs start at run_start()): the same state as
+        check() on each in turn, in a few steps per 64 counters."""
+        if end == first:
+            return
+        last = end - 1
         greatest = self.greatest
         blocks = self.blocks
         index = last >> _LOG
@@ -81,8 +94,8 @@ class ReplayWindow:
         if c < first:
             c = first
         while c <= last:
-            end = c | _BIT_MASK
-            if end > last:
-                end = last
-            blocks[(c >> _LOG) & _RING_MASK] |= ((1 << (end - c + 1)) - 1) << (c & _BIT_MASK)
-            c = end + 1
+            stop = c | _BIT_MASK
+            if stop > last:
+                stop = last
+            blocks[(c >> _LOG) & _RING_MASK] |= ((1 << (stop - c + 1)) - 1) << (c & _BIT_MASK)
+            c = stop + 1

@@ -17,6 +17,9 @@ NEW_HANDSHAKE = "new_handshake"
 ZERO_KEY_MATERIAL = "zero_key_material"
 PERSISTENT_KEEPALIVE = "persistent_keepalive"
 
+# Jitter values in milliseconds: 0..333 for REKEY_TIMEOUT_JITTER_MAX = 0.333 s.
+_JITTER_STEPS = int(C.REKEY_TIMEOUT_JITTER_MAX * 1000 + 0.5) + 1
+
 # Fire order when several are due at once: cleanup before anything that would send.
 _ORDER = (ZERO_KEY_MATERIAL, RETRANSMIT_HANDSHAKE, NEW_HANDSHAKE, SEND_KEEPALIVE,
           PERSISTENT_KEEPALIVE)
@@ -32,11 +35,9 @@ class Timers:
         self.persistent_keepalive_interval = 0
 
     def _jitter(self):
+        """0 to REKEY_TIMEOUT_JITTER_MAX seconds, in whole milliseconds."""
         r = self._rng(2)
-        return ((r[0] | (r[1] << 8)) % 334) / 1000.0
-
-    def pending(self, name):
-        return name in self.deadlines
+        return ((r[0] | (r[1] << 8)) % _JITTER_STEPS) / 1000.0
 
     def _mod(self, name, deadline):
         self.deadlines[name] = deadline
@@ -71,11 +72,17 @@ class Timers:
         if self.persistent_keepalive_interval:
             self._mod(PERSISTENT_KEEPALIVE, now + self.persistent_keepalive_interval)
 
-    def persistent_keepalive_enabled(self, now):
-        """A persistent keepalive interval was set where none was: send one now (as wg
-        expects), through the timer path, so enabling it for many peers at once is spread
-        over the device's bounded timer calls instead of sent in one go."""
-        self._mod(PERSISTENT_KEEPALIVE, now)
+    def persistent_keepalive_set(self, interval, now, has_endpoint):
+        """The persistent keepalive interval became `interval` (0: off). One enabled where
+        none was sends a keepalive now (as wg expects) if the peer has an endpoint, through
+        the timer path, so enabling it for many peers at once is spread over the device's
+        bounded timer calls instead of sent in one go."""
+        was = self.persistent_keepalive_interval
+        self.persistent_keepalive_interval = interval
+        if not interval:
+            self._del(PERSISTENT_KEEPALIVE)
+        elif not was and has_endpoint:
+            self._mod(PERSISTENT_KEEPALIVE, now)
 
     def handshake_initiated(self, now):
         self._mod(RETRANSMIT_HANDSHAKE, now + C.REKEY_TIMEOUT + self._jitter())
@@ -119,37 +126,3 @@ class Timers:
                 del self.deadlines[name]
                 fired.append(name)
         return fired
-
-
-# --- a minimal binary heap (MicroPython has no guaranteed heapq) ----------------------------
-def heap_push(heap, item):
-    heap.append(item)
-    i = len(heap) - 1
-    while i > 0:
-        parent = (i - 1) >> 1
-        if heap[parent][0] <= item[0]:
-            break
-        heap[i] = heap[parent]
-        i = parent
-    heap[i] = item
-
-
-def heap_pop(heap):
-    last = heap.pop()
-    if not heap:
-        return last
-    top = heap[0]
-    n = len(heap)
-    i = 0
-    while True:
-        child = 2 * i + 1
-        if child >= n:
-            break
-        if child + 1 < n and heap[child + 1][0] < heap[child][0]:
-            child += 1
-        if heap[child][0] >= last[0]:
-            break
-        heap[i] = heap[child]
-        i = child
-    heap[i] = last
-    return top

@@ -5,8 +5,8 @@ Rules kept here:
   (reserved) bytes are zero; anything else is rejected.
 - Handshake messages have one exact length each; transport data is at least 32 bytes
   (header + Poly1305 tag) and otherwise any length.
-- Parsing never raises on peer input: `classify` returns the message type or a drop reason
-  string, and the per-type parsers are only called on classified input.
+- Parsing never raises on peer input: `classify` returns the message type, or 0 and a drop
+  reason, and the per-type parsers are only called on classified input.
 """
 
 import struct
@@ -50,19 +50,23 @@ _EXACT = {
 
 
 def classify(data):
-    """Return the message type (1-4) of a well-formed datagram, or a DROP_* reason string."""
+    """-> (message type 1-4, None) for a well-formed datagram, or (0, DROP_* reason)."""
     n = len(data)
     if n < 4:
-        return C.DROP_SHORT
+        return 0, C.DROP_SHORT
     word = _U32.unpack_from(data, 0)[0]
     mtype = word & 0xFF
     if mtype < C.MSG_INITIATION or mtype > C.MSG_DATA:
-        return C.DROP_BAD_TYPE
+        return 0, C.DROP_BAD_TYPE
     if word >> 8:
-        return C.DROP_BAD_RESERVED
+        return 0, C.DROP_BAD_RESERVED
     if mtype == C.MSG_DATA:
-        return mtype if n >= C.DATA_MIN_LEN else C.DROP_BAD_LENGTH
-    return mtype if n == _EXACT[mtype] else C.DROP_BAD_LENGTH
+        length_ok = n >= C.DATA_MIN_LEN
+    else:
+        length_ok = n == _EXACT[mtype]
+    if not length_ok:
+        return 0, C.DROP_BAD_LENGTH
+    return mtype, None
 
 
 def pack_initiation(sender, ephemeral, encrypted_static, encrypted_timestamp):
@@ -99,12 +103,6 @@ def parse_cookie_reply(data):
     """-> (receiver, nonce, encrypted_cookie)."""
     _, receiver, nonce, enc = _COOKIE.unpack_from(data, 0)
     return receiver, nonce, enc
-
-
-def parse_data_header(data):
-    """-> (receiver, counter)."""
-    _, receiver, counter = DATA_HEADER.unpack_from(data, 0)
-    return receiver, counter
 
 
 def mac1_offset(mtype):

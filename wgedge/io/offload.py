@@ -16,7 +16,8 @@ Rules kept here:
   same way, and the kernel cuts them apart again: one write per burst instead of one each.
 - Anything unusual (IP options, fragments, unknown GSO types) falls back to plain packets.
 
-Hot path: written for speed, not beauty.
+Hot path: written for speed, not beauty. One module of ~430 lines on purpose: reading (TSO)
+and writing (GRO) share the checksum, mask and header code, and `coalesce` is one hot loop.
 """
 
 import struct
@@ -231,6 +232,26 @@ def _tcp_key(p):
     return int.from_bytes(p[:hl], "big") & mask, ihl, hl, plen, _SEQ(p, ihl + 4)[0], flags
 
 
+class _Group:
+    """Segments of one flow being merged into one write: out[index] is reserved for it."""
+
+    __slots__ = ("index", "segments", "next_seq", "size", "total", "ihl", "hl", "ended")
+
+    def __init__(self, index, segment, next_seq, size, ihl, hl, ended):
+        self.index = index
+        self.segments = [segment]
+        self.next_seq = next_seq  # TCP: the sequence number that continues the group
+        self.size = size  # payload bytes of the first segment: later ones may not be longer
+        self.total = size  # payload bytes so far
+        self.ihl = ihl  # IP header length
+        self.hl = hl  # IP + TCP/UDP header length
+        self.ended = ended  # a short (or TCP PSH) segment ended it: nothing more may join
+
+
+_TCP = 6
+_UDP = 17
+
+
 def coalesce(packets, udp=False):
     """Plain IP packets -> list of writes for a TUN device with IFF_VNET_HDR. A write is bytes
     (virtio header + packet) or, for merged segments, buffers for one writev: a list for TCP,
@@ -242,18 +263,19 @@ def coalesce(packets, udp=False):
 
     Order is kept within every flow: a packet that cannot be merged closes all open groups
     before it is placed, and a segment that does not continue its flow's group closes it.
-    Hot path: `_tcp_key` inlined, and a packet is first tried against the group the previous
-    packet joined (its key under that group's layout): a match proves the same IP version,
-    header lengths, protocol and fragment bits, leaving only flags and sequence to check."""
+    Hot path, written for speed: `_tcp_key` inlined, and a packet is first tried against the
+    group the previous packet joined (its key under that group's layout): a match proves the
+    same IP version, header lengths, protocol and fragment bits, leaving only flags and
+    sequence to check."""
     out = []
-    groups = {}  # flow key -> [index in out, packets, next seq, seg size, total, ihl, hl, ended]
+    groups = {}  # flow key -> _Group
     masks = _MASKS
     from_bytes = int.from_bytes
     seq_of = _SEQ
     mergeable = _NO_MERGE | _TCP_ACK  # of these flags, exactly ACK
     ack = _TCP_ACK
     psh = _TCP_PSH
-    # The group the previous packet joined, its state held in locals while packets keep
+    # The TCP group the previous packet joined, its state held in locals while packets keep
     # joining it (written back to the group when one does not).
     cur = None
     ckey = cmask = chl = cflags = cseq = climit = cnext = csize = ctotal = 0
@@ -273,25 +295,22 @@ def coalesce(packets, udp=False):
                     ctotal += plen
                     cended = plen < csize or flags & psh  # a short or PSH segment ends it
                     continue
-            cur[2] = cnext
-            cur[4] = ctotal
-            cur[7] = cended
+            cur.next_seq = cnext
+            cur.total = ctotal
+            cur.ended = cended
             cur = None
-        ihl = 0
+        # The transport protocol (0: not mergeable) and the IP header length.
+        proto = ihl = 0
         if n > 40:
             b0 = p[0]
             if b0 == 0x45:
-                if p[9] == 6 and not (p[6] & 0x3F) and not p[7]:  # TCP, not a fragment
+                if not (p[6] & 0x3F) and not p[7]:  # not a fragment
+                    proto = p[9]
                     ihl = 20
-                elif p[9] == 17 and udp and not (p[6] & 0x3F) and not p[7]:
-                    ihl = -20
             elif b0 >> 4 == 6:
-                if p[6] == 6:
-                    ihl = 40
-                elif p[6] == 17 and udp:
-                    ihl = -40
-        if ihl < 0:  # UDP
-            ihl = -ihl
+                proto = p[6]
+                ihl = 40
+        if proto == _UDP and udp:
             hl = ihl + 8
             if (n > hl and (p[ihl + 6] or p[ihl + 7])
                     and (p[ihl + 4] << 8) | p[ihl + 5] == n - ihl):
@@ -303,25 +322,25 @@ def coalesce(packets, udp=False):
                 plen = n - hl
                 g = groups.get(key)
                 if g is not None:
-                    if (plen <= g[3] and not g[7] and len(g[1]) < UDP_MAX_SEGMENTS
-                            and g[4] + plen <= MAX_SUPER - hl):
-                        g[1].append(p)
-                        g[4] += plen
-                        g[7] = plen < g[3]
+                    if (plen <= g.size and not g.ended and len(g.segments) < UDP_MAX_SEGMENTS
+                            and g.total + plen <= MAX_SUPER - hl):
+                        g.segments.append(p)
+                        g.total += plen
+                        g.ended = plen < g.size
                         continue
-                    out[g[0]] = _merged(g)
-                groups[key] = [len(out), [p], 0, plen, plen, ihl, hl, False]
+                    out[g.index] = _merged(g)
+                groups[key] = _Group(len(out), p, 0, plen, ihl, hl, False)
                 out.append(None)
                 continue
-            ihl = 0  # no checksum, or lengths that disagree: written as it is
-        if ihl:
+            proto = 0  # no checksum, or lengths that disagree: written as it is
+        if proto == _TCP:
             flags = p[ihl + 13]
             hl = ihl + (p[ihl + 12] >> 4) * 4
             if flags & mergeable != ack or hl < ihl + 20 or hl >= n:
-                ihl = 0
-        if not ihl:
+                proto = 0
+        if proto != _TCP:
             for g in groups.values():
-                out[g[0]] = _merged(g)
+                out[g.index] = _merged(g)
             groups = {}
             out.append(PLAIN_HDR + p)
             continue
@@ -334,25 +353,27 @@ def coalesce(packets, udp=False):
         seq = seq_of(p, ihl + 4)[0]
         g = groups.get(key)
         if g is not None:
-            if g[2] == seq and plen <= g[3] and not g[7] and g[4] + plen <= MAX_SUPER - hl:
-                g[1].append(p)
-                g[2] = (seq + plen) & 0xFFFFFFFF
-                g[4] += plen
-                g[7] = plen < g[3] or flags & psh
+            if (g.next_seq == seq and plen <= g.size and not g.ended
+                    and g.total + plen <= MAX_SUPER - hl):
+                g.segments.append(p)
+                g.next_seq = (seq + plen) & 0xFFFFFFFF
+                g.total += plen
+                g.ended = plen < g.size or flags & psh
             else:
-                out[g[0]] = _merged(g)
+                out[g.index] = _merged(g)
                 g = None
         if g is None:
-            g = groups[key] = [len(out), [p], (seq + plen) & 0xFFFFFFFF, plen, plen, ihl, hl,
-                               flags & psh]
+            g = groups[key] = _Group(len(out), p, (seq + plen) & 0xFFFFFFFF, plen, ihl, hl,
+                                     flags & psh)
             out.append(None)
         cur, ckey, cmask, chl, cflags, cseq, climit = (g, key, mask, hl, ihl + 13, ihl + 4,
                                                        MAX_SUPER - hl)
-        cnext, csize, ctotal, cended, cappend = g[2], g[3], g[4], g[7], g[1].append
+        cnext, csize, ctotal, cended, cappend = (g.next_seq, g.size, g.total, g.ended,
+                                                 g.segments.append)
     if cur is not None:
-        cur[4] = ctotal
+        cur.total = ctotal
     for g in groups.values():
-        out[g[0]] = _merged(g)
+        out[g.index] = _merged(g)
     return out
 
 
@@ -369,12 +390,12 @@ def _set_ip_length(h, ihl, total, proto):
 
 
 def _merged(g):
-    segs, ihl, hl = g[1], g[5], g[6]
+    segs, ihl, hl = g.segments, g.ihl, g.hl
     if len(segs) == 1:
         return PLAIN_HDR + segs[0]
     first = segs[0]
     h = bytearray(first[:hl])
-    total = hl + g[4]
+    total = hl + g.total
     if hl == ihl + 8:
         return _merged_udp(g, h, total)
     pseudo = _set_ip_length(h, ihl, total, 6)
@@ -384,7 +405,7 @@ def _merged(g):
     struct.pack_into("!H", h, ihl + 16, fold(pseudo))
     # One writev: the header, then each payload (copied slices: cheaper than memoryviews
     # here, and the kernel then copies once instead of after a join).
-    parts = [_VNET.pack(F_NEEDS_CSUM, gso, hl, g[3], ihl, 16) + h]
+    parts = [_VNET.pack(F_NEEDS_CSUM, gso, hl, g.size, ihl, 16) + h]
     parts += [s[hl:] for s in segs]
     return parts
 
@@ -393,11 +414,11 @@ def _merged_udp(g, h, total):
     """One GSO_UDP_L4 write: the first datagram's headers with the lengths of the whole, the
     UDP checksum field holding the pseudo-header sum (the kernel cuts the payload at `size`
     and finishes each datagram's lengths and checksums), then each payload."""
-    ihl, hl = g[5], g[6]
+    ihl, hl = g.ihl, g.hl
     pseudo = _set_ip_length(h, ihl, total, 17)
     struct.pack_into("!HH", h, ihl + 4, total - ihl, fold(pseudo))
-    parts = [_VNET.pack(F_NEEDS_CSUM, GSO_UDP_L4, hl, g[3], ihl, 6) + h]
-    parts += [s[hl:] for s in g[1]]
+    parts = [_VNET.pack(F_NEEDS_CSUM, GSO_UDP_L4, hl, g.size, ihl, 6) + h]
+    parts += [s[hl:] for s in g.segments]
     return tuple(parts)
 
 
