@@ -8,6 +8,24 @@
     wgedge check FILE                                   report every error in FILE
     wgedge info                                         version, Python, crypto, CPU features
     wgedge demo                                         an in-memory handshake and exchange
+
+A command or an interface name: the rule that keeps `wgedge IFNAME` working as wg-quick
+(WG_QUICK_USERSPACE_IMPLEMENTATION=wgedge) and scripts call wireguard-go, while a mistyped
+command never creates an interface. The word in the IFNAME place (the first argument, or the
+one after the daemon's options) is:
+- a command when it is one of COMMANDS, exactly;
+- refused, exit 2, creating nothing, when it is
+  - a word of `wg`, `wg-quick` or an init script (show, set, stop, ...: NOT_IFNAMES), or a
+    command in another case (Status): "unknown command 'show'; did you mean 'status'?";
+  - one edit (a letter added, dropped, changed, or two neighbours swapped) from a command,
+    or the first three or more letters of one: "unknown command 'stauts'; did you mean
+    'status'?";
+  - a command name after daemon options (`wgedge -f status`);
+  - a config file name (ending in .conf or .uci): use `wgedge up FILE`;
+  - a name Linux refuses (empty, over 15 bytes, '/', ':', '%', whitespace, '.' or '..');
+- otherwise an interface name, run as wireguard-go would run it.
+So these words can never name an interface that wgedge runs; the usual names (wg0, wg1, vpn,
+home, office, tun0) are nowhere near a command. Every refusal exits 2 with one line on stderr.
 """
 
 import argparse
@@ -273,6 +291,79 @@ def daemon_parser():
     return p
 
 
+# Words other tools take (wg, wg-quick, init scripts) that are never an interface name here:
+# the command meant, and a hint. The rule at the top of this file.
+NOT_IFNAMES = {
+    "show": ("status", "`wg show IFNAME` shows what a running interface holds"),
+    "showconf": ("status", "`wg showconf IFNAME` prints a running interface's settings"),
+    "list": ("status", None),
+    "set": ("reload", "`wg set IFNAME ...` changes a running interface"),
+    "setconf": ("reload", None),
+    "addconf": ("reload", None),
+    "syncconf": ("reload", None),
+    "genkey": (None, "`wg genkey` makes a private key"),
+    "genpsk": (None, "`wg genpsk` makes a preshared key"),
+    "pubkey": (None, "`wg pubkey` derives a public key"),
+    "save": (None, "`wg-quick save IFNAME` saves a running interface"),
+    "strip": (None, "`wg-quick strip IFNAME` prints the part wg understands"),
+    "start": ("up", None),
+    "stop": ("down", None),
+    "restart": ("reload", "or down, then up"),
+    "help": (None, "`wgedge --help` lists the commands"),
+    "version": ("info", "or `wgedge --version`"),
+}
+
+
+def _edits(a, b):
+    """Edits (insert, delete, substitute, swap two neighbours) that turn `a` into `b`."""
+    before, prev = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], before[j - 2] + 1)
+        before, prev = prev, cur
+    return prev[-1]
+
+
+def _near_command(word):
+    """The command `word` is likely a typo of, or None."""
+    low = word.lower()
+    close = [(_edits(low, c), c) for c in COMMANDS
+             if _edits(low, c) <= 1 or (len(low) >= 3 and c.startswith(low))]
+    return min(close)[1] if close else None
+
+
+def _ifname_problem(word, after_options):
+    """None when `word` may name an interface to run, else why not (the rule at the top)."""
+    from wgedge.io.tun import TunError, validate_ifname
+
+    if word in COMMANDS and after_options:
+        return ("'%s' is a command, not an interface name: options go after it "
+                "(wgedge %s --help)" % (word, word))
+    meant, hint = NOT_IFNAMES.get(word.lower(), (None, None))
+    if word.lower() not in NOT_IFNAMES:
+        meant = _near_command(word)
+    if meant or hint:
+        return "unknown command '%s'%s%s" % (
+            word, "; did you mean '%s'?" % meant if meant else "",
+            " (%s)" % hint if hint else "")
+    if word.lower().endswith((".conf", ".uci")):
+        return ("'%s' is a config file, not an interface name: `wgedge up %s` brings up its "
+                "interfaces" % (word, word))
+    try:
+        validate_ifname(word)
+    except TunError as exc:
+        return str(exc)
+    return None
+
+
+def _usage_error(message):
+    print("wgedge: %s" % message, file=sys.stderr)
+    return 2
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in COMMANDS:
@@ -285,7 +376,14 @@ def main(argv=None):
         except ValueError as exc:  # configuration the operator must fix, e.g. WGEDGE_CRYPTO
             print("wgedge: %s" % exc, file=sys.stderr)
             return 1
+    if argv and not argv[0].startswith("-"):
+        problem = _ifname_problem(argv[0], after_options=False)
+        if problem:  # before argparse, which would complain about the arguments after it
+            return _usage_error(problem)
     args = daemon_parser().parse_args(argv)
+    problem = _ifname_problem(args.ifname, after_options=True)
+    if problem:
+        return _usage_error(problem)
     from wgedge import daemon
 
     foreground = args.foreground or os.environ.get("WG_PROCESS_FOREGROUND") == "1"
