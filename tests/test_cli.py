@@ -5,10 +5,16 @@ The rule for words is tested without root; everything else runs in its own netwo
 with private /var/run/wgedge and /var/run/wireguard (fixture `run`, tests/private_run.py).
 """
 
+import os
+import signal
+import subprocess
+import time
+
 import pytest
 
-from tests.netns import sh
+from tests.netns import genkey, sh
 from tests.private_run import processes_in
+from tests.test_manage import wait_nothing_left, write_conf
 from wgedge import cli
 
 
@@ -64,3 +70,80 @@ def test_a_word_that_is_not_an_interface_creates_nothing(nets, run, args, needle
     assert res.stderr.count("\n") == 1, res.stderr  # one line
     assert sh("ip", "-o", "link", "show", ns=ns).stdout == links_before
     assert run.files() == [] and processes_in(ns) == []
+
+
+# --- down touches only what wgedge runs -------------------------------------------------------
+def start_wireguard_go(run, ns, ifname, tmp_path):
+    env = dict(os.environ, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD="1", LOG_LEVEL="error")
+    log = tmp_path / ("wireguard-go-%s.log" % ifname)
+    with open(log, "w") as f:  # it detaches but keeps its stderr: a file, not a pipe
+        res = subprocess.run(run.cmd(["wireguard-go", ifname], ns), env=env, stdout=f,
+                             stderr=f, timeout=30)
+    assert res.returncode == 0, log.read_text()
+
+
+def up_conf(tmp_path, ifname, name="wg.uci", port=51820):
+    priv, _ = genkey()
+    _, pub = genkey()
+    conf = tmp_path / name
+    write_conf(conf, ifname, priv, ["10.77.0.1/24"], [("p1", pub, ["10.77.0.2/32"], "")])
+    conf.write_text(conf.read_text().replace("'51820'", "'%d'" % port))
+    return conf
+
+
+@pytest.mark.root
+def test_down_leaves_a_wireguard_go_interface_alone(nets, run, tmp_path):
+    ns_e, ns_g = nets.ns("e"), nets.ns("g")
+    ifname, goname = "wge" + nets.tag, "wgg" + nets.tag
+    start_wireguard_go(run, ns_g, goname, tmp_path)
+    run.wgedge("up", str(up_conf(tmp_path, ifname)), ns=ns_e)
+    # A pid file naming a live process that wgedge does not run (a reused pid, a stale file):
+    # no signal goes to it.
+    bystander = subprocess.Popen(["sleep", "600"])
+    try:
+        with open(run.path("/var/run/wgedge/gone.watchdog.pid"), "w") as f:
+            f.write("%d\n" % bystander.pid)
+        res = run.wgedge("down", goname, ns=ns_g, check=False)
+        assert res.returncode == 1 and "not run by wgedge" in res.stderr, res.stderr
+        assert "is down" not in res.stdout
+
+        res = run.wgedge("down", ns=ns_e)
+        assert "%s is down" % ifname in res.stdout, res.stdout
+        assert "gone was not running" in res.stdout, res.stdout
+        assert bystander.poll() is None, "down signalled a process wgedge does not run"
+    finally:
+        bystander.kill()
+        bystander.wait()
+    assert wait_nothing_left(run, ns_e, ifname) == ["/run/wireguard/%s.sock" % goname]
+    assert "listening port" in run.sh("wg", "show", goname, ns=ns_g).stdout
+    assert sh("ip", "link", "show", goname, ns=ns_g, check=False).returncode == 0
+
+
+@pytest.mark.root
+def test_down_of_what_does_not_run_says_so_and_fails(nets, run, tmp_path):
+    ns = nets.ns("n")
+    ifname = "wgn" + nets.tag
+    res = run.wgedge("down", ifname, ns=ns, check=False)
+    assert res.returncode == 1 and "%s is not running" % ifname in res.stderr, res.stderr
+    assert "is down" not in res.stdout
+    res = run.wgedge("down", ns=ns)
+    assert "no interface brought up by `wgedge up` is running" in res.stdout
+    # After a crash (watchdog and daemon killed): it says so, and cleans up what was left.
+    run.wgedge("up", str(up_conf(tmp_path, ifname)), ns=ns)
+    for pidfile in ("%s.watchdog.pid" % ifname, "%s.pid" % ifname):
+        with open(run.path("/var/run/wgedge/" + pidfile)) as f:
+            os.kill(int(f.read()), signal.SIGKILL)
+    deadline = time.time() + 10
+    while processes_in(ns) and time.time() < deadline:
+        time.sleep(0.05)
+    res = run.wgedge("down", ifname, ns=ns, check=False)
+    assert res.returncode == 1 and "was not running; removed what its last run left" \
+        in res.stderr, res.stderr
+    assert wait_nothing_left(run, ns, ifname) == []
+
+
+def test_down_takes_only_an_interface_name(capsys):
+    # IFNAME names files in /var/run/wgedge: '../x' would be /var/run/x.state.json and others.
+    with pytest.raises(SystemExit) as exc:  # argparse refuses it before anything runs
+        cli.main(["down", "../x"])
+    assert exc.value.code == 2 and "invalid interface name '../x'" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
     wgedge [-f|--foreground] [-v] [--log FILE] IFNAME    run an interface (as wireguard-go)
     wgedge up [FILE] [--no-watchdog]                    bring up every interface in FILE
-    wgedge down [IFNAME]                                undo `up` (all interfaces if none given)
+    wgedge down [IFNAME]                                undo `up` (all it brought up if none given)
     wgedge reload [FILE]                                apply only what changed in FILE
     wgedge status [--json]                              interfaces, peers, handshakes, health
     wgedge check FILE                                   report every error in FILE
@@ -159,19 +159,43 @@ def _start_watchdog(path, ifname, lock):
 
 
 def cmd_down(args):
-    from wgedge import manage, runlock
+    """Only what wgedge runs (manage.down): without a name, every interface `up` brought up;
+    with one, that interface, refused when wgedge does not run it (exit 1)."""
+    from wgedge import manage
 
-    names = [args.ifname] if args.ifname else manage.running_interfaces()
+    if args.ifname:
+        return _down_one(args.ifname, named=True)
+    names = manage.brought_up()
+    if not names:
+        print("no interface brought up by `wgedge up` is running")
     code = 0
     for name in names:
-        if manage.down(name):
-            print("%s is down" % name)
-        else:
-            pid = runlock.holder_pid(name)
-            print("wgedge: %s: still held by %s: not down" % (
-                name, "another wgedge" if pid is None else "pid %d" % pid), file=sys.stderr)
-            code = 1
+        code |= _down_one(name, named=False)
     return code
+
+
+def _down_one(name, named):
+    from wgedge import manage, runlock
+
+    running = manage.runs(name)
+    if not running and not manage.own_files(name):
+        if manage.socket_answers(name):
+            print("wgedge: %s is not run by wgedge (another program, e.g. wireguard-go, answers "
+                  "on its control socket): left alone" % name, file=sys.stderr)
+        else:
+            print("wgedge: %s is not running" % name, file=sys.stderr)
+        return 1
+    if not manage.down(name):
+        pid = runlock.holder_pid(name)
+        print("wgedge: %s: still held by %s: not down" % (
+            name, "another wgedge" if pid is None else "pid %d" % pid), file=sys.stderr)
+        return 1
+    if running:
+        print("%s is down" % name)
+        return 0
+    print("%s%s was not running; removed what its last run left behind"
+          % ("wgedge: " if named else "", name), file=sys.stderr if named else sys.stdout)
+    return 1 if named else 0
 
 
 def cmd_reload(args):
@@ -258,6 +282,16 @@ COMMANDS = {
 }
 
 
+def _ifname_argument(text):
+    """An IFNAME argument of a command: a name Linux takes (it also names files)."""
+    from wgedge.io.tun import TunError, validate_ifname
+
+    try:
+        return validate_ifname(text)
+    except TunError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _sub_arguments(name, sub):
     from wgedge.config.model import DEFAULT_PATH
 
@@ -270,7 +304,7 @@ def _sub_arguments(name, sub):
     if name == "check":
         sub.add_argument("file")
     if name == "down":
-        sub.add_argument("ifname", nargs="?")
+        sub.add_argument("ifname", nargs="?", type=_ifname_argument)
     if name == "status":
         sub.add_argument("--json", action="store_true")
 
