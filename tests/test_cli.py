@@ -8,11 +8,12 @@ with private /var/run/wgedge and /var/run/wireguard (fixture `run`, tests/privat
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
 
-from tests.netns import genkey, sh
+from tests.netns import ROOT, genkey, sh
 from tests.private_run import processes_in
 from tests.test_manage import wait_nothing_left, write_conf
 from wgedge import cli
@@ -147,3 +148,77 @@ def test_down_takes_only_an_interface_name(capsys):
     with pytest.raises(SystemExit) as exc:  # argparse refuses it before anything runs
         cli.main(["down", "../x"])
     assert exc.value.code == 2 and "invalid interface name '../x'" in capsys.readouterr().err
+
+
+# --- relative paths, --log ---------------------------------------------------------------------
+def wgedge_in(run, cwd, *args, ns=None, check=True):
+    """`wgedge ARGS` run from directory `cwd` (nsenter starts in /: cd there first)."""
+    res = subprocess.run(run.cmd(["sh", "-c", 'cd "$0" && exec "$@"', str(cwd), "env",
+                                  "PYTHONPATH=" + ROOT, sys.executable, "-m", "wgedge"]
+                                 + list(args), ns), capture_output=True, text=True, timeout=120)
+    if check:
+        assert res.returncode == 0, (args, res.stdout, res.stderr)
+    return res
+
+
+def read_pid(run, name):
+    try:
+        with open(run.path("/var/run/wgedge/" + name)) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def kill_9_daemon_and_wait_for_its_return(run, ns, ifname):
+    """kill -9 the daemon; wait until the watchdog has a new one configured from the file."""
+    first = read_pid(run, ifname + ".pid")
+    os.kill(first, signal.SIGKILL)
+    deadline = time.time() + 30  # the watchdog restarts it after a 1 s backoff
+    while True:
+        pid = read_pid(run, ifname + ".pid")
+        if pid not in (None, first) and \
+                "10.77.0.1/24" in sh("ip", "addr", "show", ifname, ns=ns, check=False).stdout \
+                and "allowed ips: 10.77.0.2/32" in run.sh("wg", "show", ifname, ns=ns,
+                                                          check=False).stdout:
+            return
+        assert time.time() < deadline, "no daemon configured again after kill -9"
+        time.sleep(0.2)
+
+
+@pytest.mark.root
+def test_relative_path_up_survives_kill_9(nets, run, tmp_path):
+    ns = nets.ns("p")
+    ifname = "wgp" + nets.tag
+    up_conf(tmp_path, ifname, name="site.uci")
+    assert "OK" in wgedge_in(run, tmp_path, "check", "site.uci", ns=ns).stdout
+    wgedge_in(run, tmp_path, "up", "site.uci", ns=ns)
+    assert "10.77.0.1/24" in sh("ip", "addr", "show", ifname, ns=ns).stdout
+    with open(run.path("/var/run/wgedge/%s.state.json" % ifname)) as f:
+        assert str(tmp_path / "site.uci") in f.read()  # the absolute path is recorded
+    kill_9_daemon_and_wait_for_its_return(run, ns, ifname)
+    assert wgedge_in(run, tmp_path, "reload", "site.uci", ns=ns).returncode == 0
+    run.wgedge("down", ifname, ns=ns)
+    assert wait_nothing_left(run, ns, ifname) == []
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("mode", ["watchdog", "no-watchdog"])
+def test_up_logs_where_asked(nets, run, tmp_path, mode):
+    ns = nets.ns("l")
+    ifname = "wgl" + nets.tag
+    up_conf(tmp_path, ifname)
+    wgedge_in(run, tmp_path, "up", "--log", "up.log", "wg.uci",
+              *(["--no-watchdog"] if mode == "no-watchdog" else []), ns=ns)
+    log = tmp_path / "up.log"  # relative to where `up` ran
+    assert "interface %s is up" % ifname in log.read_text()
+    if mode == "watchdog":
+        assert "%s: up under the watchdog" % ifname in log.read_text()
+        kill_9_daemon_and_wait_for_its_return(run, ns, ifname)
+        text = log.read_text()  # the restarted daemon logs there too
+        assert "%s: daemon restarted" % ifname in text and \
+            text.count("interface %s is up" % ifname) == 2, text
+    res = run.wgedge("up", "--log", "/nonexistent/dir/x.log", str(tmp_path / "wg.uci"), ns=ns,
+                     check=False)
+    assert res.returncode == 1 and "cannot write the log file" in res.stderr, res.stderr
+    run.wgedge("down", ifname, ns=ns)
+    assert wait_nothing_left(run, ns, ifname) == []

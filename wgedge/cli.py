@@ -1,7 +1,7 @@
 """Command line: arguments and user-facing messages only.
 
     wgedge [-f|--foreground] [-v] [--log FILE] IFNAME    run an interface (as wireguard-go)
-    wgedge up [FILE] [--no-watchdog]                    bring up every interface in FILE
+    wgedge up [FILE] [--no-watchdog] [--log FILE]       bring up every interface in FILE
     wgedge down [IFNAME]                                undo `up` (all it brought up if none given)
     wgedge reload [FILE]                                apply only what changed in FILE
     wgedge status [--json]                              interfaces, peers, handshakes, health
@@ -98,7 +98,13 @@ def cmd_up(args):
     if not loaded.interfaces:
         print("wgedge: %s has no wireguard interface to bring up" % args.file, file=sys.stderr)
         return 1
+    logfile = args.log and os.path.abspath(args.log)
+    if logfile and not _log_file_writable(logfile):
+        return 1
     manage.generate_keys(loaded)
+    # The watchdog runs from / and reads the file again after each restart: give it the path
+    # as the command line meant it, relative to where the command was run.
+    path = os.path.abspath(args.file)
     code = 0
     for iface in loaded.interfaces:
         # The interface's lock first: of two `up` at once exactly one gets past this line,
@@ -117,17 +123,28 @@ def cmd_up(args):
             code = 1
             continue
         if args.no_watchdog:
-            code |= _start_without_watchdog(iface, lock)
+            code |= _start_without_watchdog(iface, lock, logfile)
         else:
-            code |= _start_watchdog(args.file, iface.name, lock)
+            code |= _start_watchdog(path, iface.name, lock, logfile)
     return code
 
 
-def _start_without_watchdog(iface, lock):
+def _log_file_writable(path):
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        print("wgedge: cannot write the log file %s: %s" % (path, exc.strerror or exc),
+              file=sys.stderr)
+        return False
+    return True
+
+
+def _start_without_watchdog(iface, lock, logfile=None):
     from wgedge import manage, runlock
 
     try:
-        manage.start_daemon(iface.name, lock)
+        manage.start_daemon(iface.name, lock, logfile)
         manage.configure(iface, first=True)
     except Exception as exc:  # noqa: BLE001 - reported, and the half-made link removed
         print("wgedge: %s: %s" % (iface.name, exc), file=sys.stderr)
@@ -138,13 +155,13 @@ def _start_without_watchdog(iface, lock):
     return 0
 
 
-def _start_watchdog(path, ifname, lock):
+def _start_watchdog(path, ifname, lock, logfile=None):
     from wgedge import daemon, runlock, watchdog
 
     def body(ready):
         try:
-            daemon.setup_logging(ifname, daemon.log_level(False), False, None)
-            wd = watchdog.Watchdog(path, ifname, lock)
+            daemon.setup_logging(ifname, daemon.log_level(False), False, logfile)
+            wd = watchdog.Watchdog(path, ifname, lock, logfile=logfile)
         except BaseException:
             runlock.release(lock, ifname)
             raise
@@ -301,6 +318,8 @@ def _sub_arguments(name, sub):
     if name == "up":
         sub.add_argument("--no-watchdog", action="store_true",
                          help="do not supervise the daemon")
+        sub.add_argument("--log", metavar="FILE",
+                         help="the watchdog and daemon log to FILE instead of syslog")
     if name == "check":
         sub.add_argument("file")
     if name == "down":
@@ -421,4 +440,6 @@ def main(argv=None):
     from wgedge import daemon
 
     foreground = args.foreground or os.environ.get("WG_PROCESS_FOREGROUND") == "1"
-    return daemon.run(args.ifname, foreground, args.verbose, args.log)
+    # The background daemon runs from /: a relative --log is where the command was run.
+    logfile = args.log and os.path.abspath(args.log)
+    return daemon.run(args.ifname, foreground, args.verbose, logfile)

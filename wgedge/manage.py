@@ -313,16 +313,19 @@ def _keep_record(ifname, previous_state, net):
         pass
 
 
-def start_daemon(ifname, lock=None):
+def start_daemon(ifname, lock=None, logfile=None):
     """Start the interface daemon detached (as `wgedge IFNAME` does) and wait for it. `lock`
-    (runlock) is handed down to it, so the daemon holds the interface for as long as it runs."""
+    (runlock) is handed down to it, so the daemon holds the interface for as long as it runs.
+    `logfile`: its --log."""
     env = None
     pass_fds = ()
     if lock is not None:
         env = dict(os.environ, **{runlock.ENV: str(lock)})
         pass_fds = (lock,)
-    res = subprocess.run([sys.executable, "-m", "wgedge", ifname], capture_output=True,
-                         text=True, timeout=30, env=env, pass_fds=pass_fds)
+    log_args = ["--log", logfile] if logfile else []
+    res = subprocess.run([sys.executable, "-m", "wgedge"] + log_args + [ifname],
+                         capture_output=True, text=True, timeout=30, env=env,
+                         pass_fds=pass_fds)
     if res.returncode != 0:
         raise ManageError(res.stderr.strip() or "daemon failed to start")
 
