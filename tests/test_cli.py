@@ -18,6 +18,8 @@ from tests.private_run import processes_in
 from tests.test_manage import wait_nothing_left, write_conf
 from wgedge import cli
 
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
 
 # --- the rule: a command or an interface name --------------------------------------------------
 @pytest.mark.parametrize("word, meant", [
@@ -222,3 +224,80 @@ def test_up_logs_where_asked(nets, run, tmp_path, mode):
     assert res.returncode == 1 and "cannot write the log file" in res.stderr, res.stderr
     run.wgedge("down", ifname, ns=ns)
     assert wait_nothing_left(run, ns, ifname) == []
+
+
+# --- errors that say what to do ----------------------------------------------------------------
+@pytest.mark.root
+@pytest.mark.parametrize("mode", ["watchdog", "no-watchdog"])
+def test_port_in_use_is_named(nets, run, tmp_path, mode):
+    ns = nets.ns("q")
+    ifname = "wgq" + nets.tag
+    holder = subprocess.Popen(
+        ["ip", "netns", "exec", ns, sys.executable, "-c",
+         "import socket, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+         "s.bind(('0.0.0.0', 51899))\nprint('bound', flush=True)\ntime.sleep(600)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "bound"
+        res = run.wgedge("up", str(up_conf(tmp_path, ifname, port=51899)),
+                         *(["--no-watchdog"] if mode == "no-watchdog" else []), ns=ns,
+                         check=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert res.returncode == 1
+    assert "wgedge: %s: listen_port 51899 is already in use" % ifname in res.stderr, res.stderr
+    assert "errno" not in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert wait_nothing_left(run, ns, ifname) == []
+
+
+@pytest.mark.root
+def test_reload_to_a_port_in_use_names_it_and_changes_nothing(nets, run, tmp_path):
+    ns = nets.ns("o")
+    ifname = "wgo" + nets.tag
+    conf = up_conf(tmp_path, ifname, port=51897)
+    run.wgedge("up", str(conf), ns=ns)
+    holder = subprocess.Popen(
+        ["ip", "netns", "exec", ns, sys.executable, "-c",
+         "import socket, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+         "s.bind(('0.0.0.0', 51898))\nprint('bound', flush=True)\ntime.sleep(600)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "bound"
+        conf.write_text(conf.read_text().replace("'51897'", "'51898'"))
+        res = run.wgedge("reload", str(conf), ns=ns, check=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert res.returncode == 1
+    assert "listen_port 51898 is already in use" in res.stderr, res.stderr
+    assert "errno" not in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert "listening port: 51897" in run.sh("wg", "show", ifname, ns=ns).stdout
+    run.wgedge("down", ifname, ns=ns)
+    assert wait_nothing_left(run, ns, ifname) == []
+
+
+@pytest.mark.root
+def test_not_root_is_told_so_and_changes_nothing(nets, run, tmp_path):
+    ns = nets.ns("r")
+    ifname = "wgr" + nets.tag
+    conf = up_conf(tmp_path, ifname)
+    run.wgedge("up", str(conf), ns=ns)
+    before = sh("ip", "-o", "link", "show", ns=ns).stdout
+    for args in (["up", str(conf)], ["down"], ["down", ifname], ["reload", str(conf)]):
+        res = subprocess.run(run.cmd(NOBODY + [sys.executable, "-m", "wgedge"] + args, ns),
+                             env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True,
+                             text=True, timeout=60)
+        assert res.returncode == 1, (args, res.stdout, res.stderr)
+        assert "wgedge %s: needs root (CAP_NET_ADMIN)" % args[0] in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr and "is down" not in res.stdout, res
+    res = subprocess.run(run.cmd(NOBODY + [sys.executable, "-m", "wgedge", "wgx" + nets.tag],
+                                 ns), env=dict(os.environ, PYTHONPATH=ROOT),
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and "wgx%s: needs root (CAP_NET_ADMIN)" % nets.tag in res.stderr
+    assert "Traceback" not in res.stderr, res.stderr
+    assert sh("ip", "-o", "link", "show", ns=ns).stdout == before
+    assert run.sh("wg", "show", ifname, ns=ns).returncode == 0
+    run.wgedge("down", ifname, ns=ns)
+    assert wait_nothing_left(run, ns, ifname) == []
+

@@ -156,7 +156,7 @@ def _start_without_watchdog(iface, lock, logfile=None):
 
 
 def _start_watchdog(path, ifname, lock, logfile=None):
-    from wgedge import daemon, runlock, watchdog
+    from wgedge import daemon, manage, runlock, watchdog
 
     def body(ready):
         try:
@@ -165,7 +165,10 @@ def _start_watchdog(path, ifname, lock, logfile=None):
         except BaseException:
             runlock.release(lock, ifname)
             raise
-        wd.run(ready)  # on failure it has undone everything and removed the lock
+        try:
+            wd.run(ready)  # on failure it has undone everything and removed the lock
+        except manage.ManageError as exc:  # named as `up --no-watchdog` names it
+            raise manage.ManageError("%s: %s" % (ifname, exc)) from None
 
     code = daemon.detach(body)
     # This copy of the lock only: the watchdog holds it (and cleaned up if it failed).
@@ -365,6 +368,7 @@ NOT_IFNAMES = {
     "help": (None, "`wgedge --help` lists the commands"),
     "version": ("info", "or `wgedge --version`"),
 }
+NEEDS_ROOT = ("up", "down", "reload")
 
 
 def _edits(a, b):
@@ -417,18 +421,60 @@ def _usage_error(message):
     return 2
 
 
+def _root_problem():
+    """Why up/down/reload and the daemon cannot work for this process, or None: they create
+    and delete links, addresses and routes (CAP_NET_ADMIN). Writing root's /var/run/wgedge
+    without being root is caught where it fails (PermissionError)."""
+    from wgedge.privileges import CAP_NET_ADMIN
+
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    has = int(line.split()[1], 16) >> CAP_NET_ADMIN & 1
+                    return None if has else "needs root (CAP_NET_ADMIN)"
+    except (OSError, ValueError, IndexError):
+        pass
+    return None if os.geteuid() == 0 else "needs root (CAP_NET_ADMIN)"
+
+
+def _os_error_text(exc):
+    where = " (%s)" % exc.filename if exc.filename else ""
+    return "%s%s" % (exc.strerror or exc, where)
+
+
+def run_command(name, argv):
+    sub = argparse.ArgumentParser(prog="wgedge " + name, description=COMMANDS[name][1])
+    _sub_arguments(name, sub)
+    args = sub.parse_args(argv)
+    problem = _root_problem() if name in NEEDS_ROOT else None
+    if problem:
+        print("wgedge %s: %s: run it as root" % (name, problem), file=sys.stderr)
+        return 1
+    try:
+        return COMMANDS[name][0](args)
+    except ValueError as exc:  # configuration the operator must fix, e.g. WGEDGE_CRYPTO
+        print("wgedge: %s" % exc, file=sys.stderr)
+    except PermissionError as exc:
+        print("wgedge %s: needs root (CAP_NET_ADMIN): %s" % (name, _os_error_text(exc)),
+              file=sys.stderr)
+    except OSError as exc:
+        print("wgedge %s: %s" % (name, _os_error_text(exc)), file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - never a traceback to the operator
+        from wgedge.manage import ManageError
+
+        if isinstance(exc, ManageError):
+            print("wgedge %s: %s" % (name, exc), file=sys.stderr)
+        else:
+            print("wgedge %s: unexpected error, please report it: %s: %s"
+                  % (name, type(exc).__name__, exc), file=sys.stderr)
+    return 1
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in COMMANDS:
-        sub = argparse.ArgumentParser(prog="wgedge " + argv[0],
-                                      description=COMMANDS[argv[0]][1])
-        _sub_arguments(argv[0], sub)
-        args = sub.parse_args(argv[1:])
-        try:
-            return COMMANDS[argv[0]][0](args)
-        except ValueError as exc:  # configuration the operator must fix, e.g. WGEDGE_CRYPTO
-            print("wgedge: %s" % exc, file=sys.stderr)
-            return 1
+        return run_command(argv[0], argv[1:])
     if argv and not argv[0].startswith("-"):
         problem = _ifname_problem(argv[0], after_options=False)
         if problem:  # before argparse, which would complain about the arguments after it
@@ -437,6 +483,10 @@ def main(argv=None):
     problem = _ifname_problem(args.ifname, after_options=True)
     if problem:
         return _usage_error(problem)
+    problem = _root_problem()
+    if problem:
+        print("wgedge: %s: %s: run it as root" % (args.ifname, problem), file=sys.stderr)
+        return 1
     from wgedge import daemon
 
     foreground = args.foreground or os.environ.get("WG_PROCESS_FOREGROUND") == "1"

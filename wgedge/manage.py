@@ -40,7 +40,7 @@ import time
 from wgedge import control_client, netsetup, runlock
 from wgedge.config import model
 from wgedge.core.ipaddr import format_cidr, parse_ip
-from wgedge.core.uapi import key_to_hex
+from wgedge.core.uapi import EADDRINUSE, key_to_hex
 from wgedge.daemon import RUN_DIR, pid_path
 from wgedge.io.control import socket_path
 
@@ -295,7 +295,7 @@ def configure(iface, first=True):
                 _keep_record(iface.name, previous_state or {"config": os.path.abspath(iface.path)},
                              left)
             if isinstance(exc, control_client.ControlClientError):
-                raise ManageError(str(exc)) from None
+                raise ManageError(_refusal_text(iface, exc)) from None
             raise ManageError("cannot write %s: %s" % (path, exc.strerror or exc)) from None
         net = change.commit()
         try:
@@ -303,6 +303,14 @@ def configure(iface, first=True):
         except OSError as exc:
             raise ManageError("applied, but %s could not be updated: %s" % (path, exc)) from None
         return net
+
+
+def _refusal_text(iface, exc):
+    """The daemon's refusal in words an operator can act on, where its errno tells."""
+    if exc.errno == EADDRINUSE and iface.listen_port:
+        return ("listen_port %d is already in use (another program or interface listens on "
+                "it): choose another port, or stop that one" % iface.listen_port)
+    return str(exc)
 
 
 def _keep_record(ifname, previous_state, net):
