@@ -48,6 +48,19 @@ def nets():
         n.cleanup()
 
 
+@pytest.fixture
+def run():
+    """Private /var/run/wgedge and /var/run/wireguard for the commands a test runs through it
+    (tests/private_run.py), removed afterwards."""
+    from tests.private_run import PrivateRun
+
+    r = PrivateRun()
+    try:
+        yield r
+    finally:
+        r.close()
+
+
 # The QEMU image test boots emulated ARM guests (minutes): only `make qemu-test` runs it, by
 # setting WGEDGE_QEMU_ARCHES. It is not part of `make test`.
 collect_ignore = [] if os.environ.get("WGEDGE_QEMU_ARCHES") else ["qemu"]

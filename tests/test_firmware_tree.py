@@ -141,7 +141,8 @@ def test_package_installs_the_overlay_init_script_0755():
                     "$(TARGET_DIR)/etc/init.d/S50wgedge")
     script = os.path.join(ROOT, "rootfs_overlay", "etc", "init.d", "S50wgedge")
     assert os.path.isfile(script)
-    assert "pid" in read("rootfs_overlay", "etc", "init.d", "S50wgedge")  # stops by pid file
+    # stops through `wgedge down`, which signals only what wgedge runs (not by pid file alone)
+    assert "wgedge down" in read("rootfs_overlay", "etc", "init.d", "S50wgedge")
 
 
 # ---- defconfigs -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -46,8 +47,24 @@ def test_start_reload_restart_stop(nets, tmp_path):
     conf.write_text(conf.read_text().replace("\tlist allowed_ips 'nonsense'\n", ""))
     assert run(ns, "restart", str(conf)).returncode == 0
     assert sh("ip", "link", "show", ifname, ns=ns, check=False).returncode == 0
-    assert run(ns, "stop", str(conf)).returncode == 0
+    # Beside it, what `stop` must leave alone: a wireguard-go interface in another namespace
+    # (its socket in the same /var/run/wireguard), and a stale pid file naming a live process
+    # that wgedge does not run.
+    ns_go, goname = nets.ns("g"), "wgg" + nets.tag
+    nets.start_wireguard_go(ns_go, goname)
+    bystander = subprocess.Popen(["sleep", "600"])
+    try:
+        with open("/var/run/wgedge/gone.watchdog.pid", "w") as f:
+            f.write("%d\n" % bystander.pid)
+        res = run(ns, "stop", str(conf))
+        assert res.returncode == 0 and "OK" in res.stdout, res.stdout + res.stderr
+        assert bystander.poll() is None, "stop signalled a process wgedge does not run"
+    finally:
+        bystander.kill()
+        bystander.wait()
     assert sh("ip", "link", "show", ifname, ns=ns, check=False).returncode != 0
     assert not os.path.exists("/var/run/wgedge/%s.watchdog.pid" % ifname)
     assert not os.path.exists("/var/run/wireguard/%s.sock" % ifname)
+    assert os.listdir("/var/run/wgedge") == []
+    assert "listening port" in sh("wg", "show", goname, ns=ns_go).stdout
     assert run(ns, "bogus", str(conf)).returncode == 1

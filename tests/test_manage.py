@@ -1,7 +1,8 @@
 """`wgedge up/reload/down` as transactions: all or nothing, one owner per interface.
 
 Root only. Each test runs in its own network namespace and its own private /var/run/wgedge and
-/var/run/wireguard (tests/private_run.py), so it never meets another wgedge on the host.
+/var/run/wireguard (tests/private_run.py, fixture `run`), so it never meets another wgedge on
+the host.
 The kernel is made to refuse an address by disabling IPv6 on the interface (sysctl) and asking
 for an IPv6 address: `ip` answers "IPv6 is disabled on this device", every time.
 """
@@ -13,18 +14,9 @@ import time
 import pytest
 
 from tests.netns import genkey, sh
-from tests.private_run import PrivateRun, processes_in
+from tests.private_run import processes_in
 
 pytestmark = [pytest.mark.root]
-
-
-@pytest.fixture
-def run():
-    r = PrivateRun()
-    try:
-        yield r
-    finally:
-        r.close()
 
 
 def write_conf(path, ifname, priv, addresses, peers, mtu=1420, extra=""):

@@ -1,14 +1,32 @@
 """Command line: arguments and user-facing messages only.
 
     wgedge [-f|--foreground] [-v] [--log FILE] IFNAME    run an interface (as wireguard-go)
-    wgedge up [FILE] [--no-watchdog]                    bring up every interface in FILE
-    wgedge down [IFNAME]                                undo `up` (all interfaces if none given)
+    wgedge up [FILE] [--no-watchdog] [--log FILE]       bring up every interface in FILE
+    wgedge down [IFNAME]                                undo `up` (all it brought up if none given)
     wgedge reload [FILE]                                apply only what changed in FILE
     wgedge status [--json]                              interfaces, peers, handshakes, health
     wgedge check FILE                                   report every error in FILE
     wgedge check --export FILE                          print FILE as read, like `uci export`
     wgedge info                                         version, Python, crypto, CPU features
     wgedge demo                                         an in-memory handshake and exchange
+
+A command or an interface name: the rule that keeps `wgedge IFNAME` working as wg-quick
+(WG_QUICK_USERSPACE_IMPLEMENTATION=wgedge) and scripts call wireguard-go, while a mistyped
+command never creates an interface. The word in the IFNAME place (the first argument, or the
+one after the daemon's options) is:
+- a command when it is one of COMMANDS, exactly;
+- refused, exit 2, creating nothing, when it is
+  - a word of `wg`, `wg-quick` or an init script (show, set, stop, ...: NOT_IFNAMES), or a
+    command in another case (Status): "unknown command 'show'; did you mean 'status'?";
+  - one edit (a letter added, dropped, changed, or two neighbours swapped) from a command,
+    or the first three or more letters of one: "unknown command 'stauts'; did you mean
+    'status'?";
+  - a command name after daemon options (`wgedge -f status`);
+  - a config file name (ending in .conf or .uci): use `wgedge up FILE`;
+  - a name Linux refuses (empty, over 15 bytes, '/', ':', '%', whitespace, '.' or '..');
+- otherwise an interface name, run as wireguard-go would run it.
+So these words can never name an interface that wgedge runs; the usual names (wg0, wg1, vpn,
+home, office, tun0) are nowhere near a command. Every refusal exits 2 with one line on stderr.
 """
 
 import argparse
@@ -113,7 +131,13 @@ def cmd_up(args):
     if not loaded.interfaces:
         print("wgedge: %s has no wireguard interface to bring up" % args.file, file=sys.stderr)
         return 1
+    logfile = args.log and os.path.abspath(args.log)
+    if logfile and not _log_file_writable(logfile):
+        return 1
     manage.generate_keys(loaded)
+    # The watchdog runs from / and reads the file again after each restart: give it the path
+    # as the command line meant it, relative to where the command was run.
+    path = os.path.abspath(args.file)
     code = 0
     for iface in loaded.interfaces:
         # The interface's lock first: of two `up` at once exactly one gets past this line,
@@ -132,17 +156,28 @@ def cmd_up(args):
             code = 1
             continue
         if args.no_watchdog:
-            code |= _start_without_watchdog(iface, lock)
+            code |= _start_without_watchdog(iface, lock, logfile)
         else:
-            code |= _start_watchdog(args.file, iface.name, lock)
+            code |= _start_watchdog(path, iface.name, lock, logfile)
     return code
 
 
-def _start_without_watchdog(iface, lock):
+def _log_file_writable(path):
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        print("wgedge: cannot write the log file %s: %s" % (path, exc.strerror or exc),
+              file=sys.stderr)
+        return False
+    return True
+
+
+def _start_without_watchdog(iface, lock, logfile=None):
     from wgedge import manage, runlock
 
     try:
-        manage.start_daemon(iface.name, lock)
+        manage.start_daemon(iface.name, lock, logfile)
         manage.configure(iface, first=True)
     except Exception as exc:  # noqa: BLE001 - reported, and the half-made link removed
         print("wgedge: %s: %s" % (iface.name, exc), file=sys.stderr)
@@ -153,17 +188,20 @@ def _start_without_watchdog(iface, lock):
     return 0
 
 
-def _start_watchdog(path, ifname, lock):
-    from wgedge import daemon, runlock, watchdog
+def _start_watchdog(path, ifname, lock, logfile=None):
+    from wgedge import daemon, manage, runlock, watchdog
 
     def body(ready):
         try:
-            daemon.setup_logging(ifname, daemon.log_level(False), False, None)
-            wd = watchdog.Watchdog(path, ifname, lock)
+            daemon.setup_logging(ifname, daemon.log_level(False), False, logfile)
+            wd = watchdog.Watchdog(path, ifname, lock, logfile=logfile)
         except BaseException:
             runlock.release(lock, ifname)
             raise
-        wd.run(ready)  # on failure it has undone everything and removed the lock
+        try:
+            wd.run(ready)  # on failure it has undone everything and removed the lock
+        except manage.ManageError as exc:  # named as `up --no-watchdog` names it
+            raise manage.ManageError("%s: %s" % (ifname, exc)) from None
 
     code = daemon.detach(body)
     # This copy of the lock only: the watchdog holds it (and cleaned up if it failed).
@@ -174,19 +212,43 @@ def _start_watchdog(path, ifname, lock):
 
 
 def cmd_down(args):
-    from wgedge import manage, runlock
+    """Only what wgedge runs (manage.down): without a name, every interface `up` brought up;
+    with one, that interface, refused when wgedge does not run it (exit 1)."""
+    from wgedge import manage
 
-    names = [args.ifname] if args.ifname else manage.running_interfaces()
+    if args.ifname:
+        return _down_one(args.ifname, named=True)
+    names = manage.brought_up()
+    if not names:
+        print("no interface brought up by `wgedge up` is running")
     code = 0
     for name in names:
-        if manage.down(name):
-            print("%s is down" % name)
-        else:
-            pid = runlock.holder_pid(name)
-            print("wgedge: %s: still held by %s: not down" % (
-                name, "another wgedge" if pid is None else "pid %d" % pid), file=sys.stderr)
-            code = 1
+        code |= _down_one(name, named=False)
     return code
+
+
+def _down_one(name, named):
+    from wgedge import manage, runlock
+
+    running = manage.runs(name)
+    if not running and not manage.own_files(name):
+        if manage.socket_answers(name):
+            print("wgedge: %s is not run by wgedge (another program, e.g. wireguard-go, answers "
+                  "on its control socket): left alone" % name, file=sys.stderr)
+        else:
+            print("wgedge: %s is not running" % name, file=sys.stderr)
+        return 1
+    if not manage.down(name):
+        pid = runlock.holder_pid(name)
+        print("wgedge: %s: still held by %s: not down" % (
+            name, "another wgedge" if pid is None else "pid %d" % pid), file=sys.stderr)
+        return 1
+    if running:
+        print("%s is down" % name)
+        return 0
+    print("%s%s was not running; removed what its last run left behind"
+          % ("wgedge: " if named else "", name), file=sys.stderr if named else sys.stdout)
+    return 1 if named else 0
 
 
 def cmd_reload(args):
@@ -273,6 +335,16 @@ COMMANDS = {
 }
 
 
+def _ifname_argument(text):
+    """An IFNAME argument of a command: a name Linux takes (it also names files)."""
+    from wgedge.io.tun import TunError, validate_ifname
+
+    try:
+        return validate_ifname(text)
+    except TunError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _sub_arguments(name, sub):
     from wgedge.config.model import DEFAULT_PATH
 
@@ -282,12 +354,14 @@ def _sub_arguments(name, sub):
     if name == "up":
         sub.add_argument("--no-watchdog", action="store_true",
                          help="do not supervise the daemon")
+        sub.add_argument("--log", metavar="FILE",
+                         help="the watchdog and daemon log to FILE instead of syslog")
     if name == "check":
         sub.add_argument("file")
         sub.add_argument("--export", action="store_true",
                          help="print the file as read, in the format of `uci export`")
     if name == "down":
-        sub.add_argument("ifname", nargs="?")
+        sub.add_argument("ifname", nargs="?", type=_ifname_argument)
     if name == "status":
         sub.add_argument("--json", action="store_true")
 
@@ -308,20 +382,149 @@ def daemon_parser():
     return p
 
 
+# Words other tools take (wg, wg-quick, init scripts) that are never an interface name here:
+# the command meant, and a hint. The rule at the top of this file.
+NOT_IFNAMES = {
+    "show": ("status", "`wg show IFNAME` shows what a running interface holds"),
+    "showconf": ("status", "`wg showconf IFNAME` prints a running interface's settings"),
+    "list": ("status", None),
+    "set": ("reload", "`wg set IFNAME ...` changes a running interface"),
+    "setconf": ("reload", None),
+    "addconf": ("reload", None),
+    "syncconf": ("reload", None),
+    "genkey": (None, "`wg genkey` makes a private key"),
+    "genpsk": (None, "`wg genpsk` makes a preshared key"),
+    "pubkey": (None, "`wg pubkey` derives a public key"),
+    "save": (None, "`wg-quick save IFNAME` saves a running interface"),
+    "strip": (None, "`wg-quick strip IFNAME` prints the part wg understands"),
+    "start": ("up", None),
+    "stop": ("down", None),
+    "restart": ("reload", "or down, then up"),
+    "help": (None, "`wgedge --help` lists the commands"),
+    "version": ("info", "or `wgedge --version`"),
+}
+NEEDS_ROOT = ("up", "down", "reload")
+
+
+def _edits(a, b):
+    """Edits (insert, delete, substitute, swap two neighbours) that turn `a` into `b`."""
+    before, prev = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], before[j - 2] + 1)
+        before, prev = prev, cur
+    return prev[-1]
+
+
+def _near_command(word):
+    """The command `word` is likely a typo of, or None."""
+    low = word.lower()
+    close = [(_edits(low, c), c) for c in COMMANDS
+             if _edits(low, c) <= 1 or (len(low) >= 3 and c.startswith(low))]
+    return min(close)[1] if close else None
+
+
+def _ifname_problem(word, after_options):
+    """None when `word` may name an interface to run, else why not (the rule at the top)."""
+    from wgedge.io.tun import TunError, validate_ifname
+
+    if word in COMMANDS and after_options:
+        return ("'%s' is a command, not an interface name: options go after it "
+                "(wgedge %s --help)" % (word, word))
+    meant, hint = NOT_IFNAMES.get(word.lower(), (None, None))
+    if word.lower() not in NOT_IFNAMES:
+        meant = _near_command(word)
+    if meant or hint:
+        return "unknown command '%s'%s%s" % (
+            word, "; did you mean '%s'?" % meant if meant else "",
+            " (%s)" % hint if hint else "")
+    if word.lower().endswith((".conf", ".uci")):
+        return ("'%s' is a config file, not an interface name: `wgedge up %s` brings up its "
+                "interfaces" % (word, word))
+    try:
+        validate_ifname(word)
+    except TunError as exc:
+        return str(exc)
+    return None
+
+
+def _usage_error(message):
+    print("wgedge: %s" % message, file=sys.stderr)
+    return 2
+
+
+def _root_problem():
+    """Why up/down/reload and the daemon cannot work for this process, or None: they create
+    and delete links, addresses and routes (CAP_NET_ADMIN). Writing root's /var/run/wgedge
+    without being root is caught where it fails (PermissionError)."""
+    from wgedge.privileges import CAP_NET_ADMIN
+
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    has = int(line.split()[1], 16) >> CAP_NET_ADMIN & 1
+                    return None if has else "needs root (CAP_NET_ADMIN)"
+    except (OSError, ValueError, IndexError):
+        pass
+    return None if os.geteuid() == 0 else "needs root (CAP_NET_ADMIN)"
+
+
+def _os_error_text(exc):
+    where = " (%s)" % exc.filename if exc.filename else ""
+    return "%s%s" % (exc.strerror or exc, where)
+
+
+def run_command(name, argv):
+    sub = argparse.ArgumentParser(prog="wgedge " + name, description=COMMANDS[name][1])
+    _sub_arguments(name, sub)
+    args = sub.parse_args(argv)
+    problem = _root_problem() if name in NEEDS_ROOT else None
+    if problem:
+        print("wgedge %s: %s: run it as root" % (name, problem), file=sys.stderr)
+        return 1
+    try:
+        return COMMANDS[name][0](args)
+    except ValueError as exc:  # configuration the operator must fix, e.g. WGEDGE_CRYPTO
+        print("wgedge: %s" % exc, file=sys.stderr)
+    except PermissionError as exc:
+        print("wgedge %s: needs root (CAP_NET_ADMIN): %s" % (name, _os_error_text(exc)),
+              file=sys.stderr)
+    except OSError as exc:
+        print("wgedge %s: %s" % (name, _os_error_text(exc)), file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - never a traceback to the operator
+        from wgedge.manage import ManageError
+
+        if isinstance(exc, ManageError):
+            print("wgedge %s: %s" % (name, exc), file=sys.stderr)
+        else:
+            print("wgedge %s: unexpected error, please report it: %s: %s"
+                  % (name, type(exc).__name__, exc), file=sys.stderr)
+    return 1
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in COMMANDS:
-        sub = argparse.ArgumentParser(prog="wgedge " + argv[0],
-                                      description=COMMANDS[argv[0]][1])
-        _sub_arguments(argv[0], sub)
-        args = sub.parse_args(argv[1:])
-        try:
-            return COMMANDS[argv[0]][0](args)
-        except ValueError as exc:  # configuration the operator must fix, e.g. WGEDGE_CRYPTO
-            print("wgedge: %s" % exc, file=sys.stderr)
-            return 1
+        return run_command(argv[0], argv[1:])
+    if argv and not argv[0].startswith("-"):
+        problem = _ifname_problem(argv[0], after_options=False)
+        if problem:  # before argparse, which would complain about the arguments after it
+            return _usage_error(problem)
     args = daemon_parser().parse_args(argv)
+    problem = _ifname_problem(args.ifname, after_options=True)
+    if problem:
+        return _usage_error(problem)
+    problem = _root_problem()
+    if problem:
+        print("wgedge: %s: %s: run it as root" % (args.ifname, problem), file=sys.stderr)
+        return 1
     from wgedge import daemon
 
     foreground = args.foreground or os.environ.get("WG_PROCESS_FOREGROUND") == "1"
-    return daemon.run(args.ifname, foreground, args.verbose, args.log)
+    # The background daemon runs from /: a relative --log is where the command was run.
+    logfile = args.log and os.path.abspath(args.log)
+    return daemon.run(args.ifname, foreground, args.verbose, logfile)

@@ -6,7 +6,9 @@ from wgedge.io.control import socket_path
 
 
 class ControlClientError(Exception):
-    pass
+    def __init__(self, message, errno=0):
+        Exception.__init__(self, message)
+        self.errno = errno  # the daemon's refusal (negative, as wireguard-go's), else 0
 
 
 def request(ifname, text, timeout=5.0):
@@ -34,7 +36,7 @@ def request(ifname, text, timeout=5.0):
     errno = int(lines[-1][6:])
     if errno:
         raise ControlClientError("control socket %s refused the request: errno=%d"
-                                 % (path, errno))
+                                 % (path, errno), errno)
     return lines[:-1]
 
 

@@ -18,6 +18,13 @@ Rules kept here:
   copy of the configuration is always the one that runs.
 - One owner per interface (wgedge/runlock.py): `down` stops the watchdog and the daemon and
   reports success only once it could take the interface's lock, i.e. nothing runs it any more.
+- `down` touches only what wgedge runs. The interface's lock says whether wgedge runs it (its
+  holder wrote the pid files); a name whose lock nobody holds gets no signal and keeps its
+  link, whatever pid files say, and only the files of its last run and the host routes `up`
+  added are removed. A control socket is removed only when nothing answers on it: after
+  wgedge's daemon exited, a live one belongs to another program (wireguard-go). Without a
+  name, `down` takes the names `up` brought up (a state or watchdog pid file here), never
+  the sockets in /var/run/wireguard.
 """
 
 import contextlib
@@ -33,7 +40,7 @@ import time
 from wgedge import control_client, netsetup, runlock
 from wgedge.config import model
 from wgedge.core.ipaddr import format_cidr, parse_ip
-from wgedge.core.uapi import key_to_hex
+from wgedge.core.uapi import EADDRINUSE, key_to_hex
 from wgedge.daemon import RUN_DIR, pid_path
 from wgedge.io.control import socket_path
 
@@ -288,7 +295,7 @@ def configure(iface, first=True):
                 _keep_record(iface.name, previous_state or {"config": os.path.abspath(iface.path)},
                              left)
             if isinstance(exc, control_client.ControlClientError):
-                raise ManageError(str(exc)) from None
+                raise ManageError(_refusal_text(iface, exc)) from None
             raise ManageError("cannot write %s: %s" % (path, exc.strerror or exc)) from None
         net = change.commit()
         try:
@@ -296,6 +303,14 @@ def configure(iface, first=True):
         except OSError as exc:
             raise ManageError("applied, but %s could not be updated: %s" % (path, exc)) from None
         return net
+
+
+def _refusal_text(iface, exc):
+    """The daemon's refusal in words an operator can act on, where its errno tells."""
+    if exc.errno == EADDRINUSE and iface.listen_port:
+        return ("listen_port %d is already in use (another program or interface listens on "
+                "it): choose another port, or stop that one" % iface.listen_port)
+    return str(exc)
 
 
 def _keep_record(ifname, previous_state, net):
@@ -306,25 +321,82 @@ def _keep_record(ifname, previous_state, net):
         pass
 
 
-def start_daemon(ifname, lock=None):
+def start_daemon(ifname, lock=None, logfile=None):
     """Start the interface daemon detached (as `wgedge IFNAME` does) and wait for it. `lock`
-    (runlock) is handed down to it, so the daemon holds the interface for as long as it runs."""
+    (runlock) is handed down to it, so the daemon holds the interface for as long as it runs.
+    `logfile`: its --log."""
     env = None
     pass_fds = ()
     if lock is not None:
         env = dict(os.environ, **{runlock.ENV: str(lock)})
         pass_fds = (lock,)
-    res = subprocess.run([sys.executable, "-m", "wgedge", ifname], capture_output=True,
-                         text=True, timeout=30, env=env, pass_fds=pass_fds)
+    log_args = ["--log", logfile] if logfile else []
+    res = subprocess.run([sys.executable, "-m", "wgedge"] + log_args + [ifname],
+                         capture_output=True, text=True, timeout=30, env=env,
+                         pass_fds=pass_fds)
     if res.returncode != 0:
         raise ManageError(res.stderr.strip() or "daemon failed to start")
 
 
+def own_files(ifname):
+    """The files of `ifname` in RUN_DIR: what wgedge made for it (or left after a crash)."""
+    return [p for p in (state_path(ifname), watchdog_pid_path(ifname), pid_path(ifname),
+                        reload_result_path(ifname), runlock.lock_path(ifname))
+            if os.path.exists(p)]
+
+
+def runs(ifname):
+    """True while wgedge runs `ifname`: its lock is held (wgedge/runlock.py)."""
+    return runlock.is_held(ifname)
+
+
+def brought_up():
+    """The interfaces `up` brought up (or whose last run left its record): a state file or a
+    watchdog pid file in RUN_DIR. What `down` without a name takes down."""
+    names = set()
+    try:
+        files = os.listdir(RUN_DIR)
+    except FileNotFoundError:
+        return []
+    for f in files:
+        for suffix in (".state.json", ".watchdog.pid"):
+            if f.endswith(suffix):
+                names.add(f[:-len(suffix)])
+    return sorted(names)
+
+
+def socket_answers(ifname):
+    """True when a process listens on `ifname`'s control socket (whichever program it is)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(socket_path(ifname))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def _remove_dead_socket(ifname):
+    if not socket_answers(ifname):
+        _unlink(socket_path(ifname))
+
+
 def down(ifname, lock=None):
     """Undo `up`: stop the watchdog and the daemon, remove routes, addresses and the link.
-    Works after a crash too (stale pid files, a leftover socket). `lock` is the interface's
-    lock when the caller holds it already. Returns True once nothing runs the interface (its
-    lock could be taken), False if something still holds it."""
+    Touches only what wgedge runs (the rule at the top of this file); after a crash it
+    removes what the last run left (stale pid and state files, host routes, a dead socket).
+    `lock` is the interface's lock when the caller holds it already. Returns True once
+    nothing runs the interface (its lock could be taken), False if something still holds it."""
+    if lock is None:
+        try:
+            lock = runlock.acquire(ifname)
+        except runlock.LockBusy:
+            pass
+        else:  # nothing of wgedge runs it: its pid files name no process of ours
+            _remove_leftovers(ifname)
+            runlock.release(lock, ifname)
+            return True
     wd = read_pid(watchdog_pid_path(ifname))
     if wd is not None:
         os.kill(wd, signal.SIGTERM)
@@ -341,14 +413,31 @@ def down(ifname, lock=None):
         os.kill(pid, signal.SIGKILL)
         wait_exit(pid, 5)
     for path in (state_path(ifname), watchdog_pid_path(ifname), pid_path(ifname),
-                 reload_result_path(ifname), socket_path(ifname)):
+                 reload_result_path(ifname)):
         _unlink(path)
+    _remove_dead_socket(ifname)
     if lock is None:
         lock = runlock.wait_acquire(ifname, 5.0)  # a process that is exiting may hold it
         if lock is None:
             return False
     runlock.release(lock, ifname)
     return True
+
+
+def _remove_leftovers(ifname):
+    """What a crashed run left. Its link went with its daemon (a TUN device lives as long
+    as its descriptor): a link of this name now is someone else's, so only the host routes
+    `up` added on other links are taken back."""
+    net = (read_state(ifname) or {}).get("net", {})
+    if net.get("host_routes"):
+        try:
+            netsetup.undo(ifname, {"host_routes": net["host_routes"]}, link=False)
+        except Exception:  # noqa: BLE001 - tearing down: go on with the rest
+            pass
+    for path in (state_path(ifname), watchdog_pid_path(ifname), pid_path(ifname),
+                 reload_result_path(ifname)):
+        _unlink(path)
+    _remove_dead_socket(ifname)
 
 
 # --- reload through the watchdog -------------------------------------------------------------

@@ -326,8 +326,8 @@ def _host_routes(iface, ns, previous, state, change, endpoint_ips):
             change.undo.append((("host_routes", spec), lambda s=spec: ns.del_host_route(s, True)))
 
 
-def undo(ifname, state):
-    """Remove what `apply` recorded, then the link itself."""
+def undo(ifname, state, link=True):
+    """Remove what `apply` recorded, then (with `link`) the link itself."""
     ns = NetSetup(ifname)
     try:
         for spec in state.get("host_routes", []):
@@ -336,6 +336,7 @@ def undo(ifname, state):
             ns.del_route(*r[:2], table=_table(r))
         for cidr in state.get("addresses", []):
             ns.del_address(cidr)
-        ns.delete_link()
+        if link:
+            ns.delete_link()
     finally:
         ns.close()

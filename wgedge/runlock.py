@@ -68,6 +68,22 @@ def holder_pid(ifname):
     return live_pid(lock_path(ifname))
 
 
+def is_held(ifname):
+    """True while something holds the interface's lock, i.e. wgedge runs it (a watchdog, a
+    daemon, an `up` under way). Asks without taking the lock or creating the file."""
+    try:
+        fd = os.open(lock_path(ifname), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def acquire(ifname):
     """Take the lock without waiting -> its descriptor (close-on-exec). Raises LockBusy."""
     os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)

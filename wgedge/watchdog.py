@@ -46,8 +46,9 @@ FAILED_CHECKS_BEFORE_KILL = 3
 
 
 class Watchdog:
-    def __init__(self, config_path, ifname, lock=None):
-        self.config_path = config_path
+    def __init__(self, config_path, ifname, lock=None, logfile=None):
+        self.config_path = config_path  # absolute: the watchdog runs from /
+        self.logfile = logfile  # `up --log FILE`: each daemon started logs there too
         self.ifname = ifname
         self.lock = lock  # runlock descriptor, handed to each daemon started
         self.reloads_started = self.reloads_done = 0
@@ -98,7 +99,9 @@ class Watchdog:
         if self.lock is not None:
             env[runlock.ENV] = str(self.lock)
             pass_fds = (self.lock,)
-        self.child = subprocess.Popen([sys.executable, "-m", "wgedge", "-f", self.ifname],
+        log_args = ["--log", self.logfile] if self.logfile else []
+        self.child = subprocess.Popen([sys.executable, "-m", "wgedge", "-f"] + log_args
+                                      + [self.ifname],
                                       env=env, stdin=subprocess.DEVNULL, pass_fds=pass_fds,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.child_started = time.monotonic()

@@ -40,12 +40,19 @@ class TunError(Exception):
     pass
 
 
+# Bytes the kernel refuses in a name (dev_valid_name: '/', ':' and its isspace(), which
+# counts 0xa0 too); '%' makes TUNSETIFF pick a free number (wg%d -> wg0), so the name asked
+# for would not be the one made.
+_BAD_IFNAME_BYTES = frozenset(b"/:% \t\n\v\f\r\xa0")
+
+
 def validate_ifname(name):
-    """Linux interface names: 1-15 bytes, no '/', whitespace or ':' (and not '.' or '..')."""
-    if not name or len(name.encode()) >= IFNAMSIZ:
+    """Linux interface names: 1-15 bytes, no '/', ':', '%' or whitespace, not '.' or '..'."""
+    if not name or len(os.fsencode(name)) >= IFNAMSIZ:
         raise TunError("interface name must be 1-15 characters: %r" % name)
-    if name in (".", "..") or any(c in name for c in "/: \t\n"):
-        raise TunError("invalid interface name %r" % name)
+    if name in (".", "..") or any(b in _BAD_IFNAME_BYTES for b in os.fsencode(name)):
+        raise TunError("invalid interface name %r: Linux refuses '/', ':', '%%' and "
+                       "whitespace in one, and the names '.' and '..'" % name)
     return name
 
 
@@ -61,7 +68,7 @@ class Tun:
                            % exc.strerror)
         flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if offloads else 0)
         try:
-            ifr = struct.pack("16sH22x", name.encode(), flags)
+            ifr = struct.pack("16sH22x", os.fsencode(name), flags)
             res = fcntl.ioctl(self.fd, TUNSETIFF, ifr)
         except OSError as exc:
             os.close(self.fd)
