@@ -12,8 +12,8 @@ Decisions, each logged:
   (OpenWrt's wireguard_watchdog behaviour). Literal addresses are left alone.
 - With `watchdog_device` set, the hardware watchdog is fed only while all of that is healthy,
   and closed with the magic 'V' on a clean stop, so a stopped service does not reboot the box.
-- SIGHUP re-reads the file and applies the difference, all or nothing (manage.configure): a
-  bad file, or a change the kernel refuses, is logged and leaves everything as it was. Each
+- SIGHUP (to the watchdog, or to its daemon, which passes it on) re-reads the file and
+  applies the difference, all or nothing (manage.configure): a bad file, or a change the kernel refuses, is logged and leaves everything as it was. Each
   reload is numbered and its outcome written to IFNAME.reload.json, which is how `wgedge
   reload` (which asks the watchdog rather than configuring the interface itself) learns it.
   The watchdog's copy of the configuration changes only with a reload or restart that
@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 
-from wgedge import control_client, manage, runlock
+from wgedge import control_client, daemon, manage, runlock
 from wgedge.config.model import load, peer_label
 
 log = logging.getLogger("wgedge")
@@ -93,7 +93,7 @@ class Watchdog:
         raise error
 
     def _spawn(self):
-        env = dict(os.environ, WGEDGE_SYSLOG="1")
+        env = dict(os.environ, WGEDGE_SYSLOG="1", **{daemon.WATCHDOG_ENV: str(os.getpid())})
         pass_fds = ()
         if self.lock is not None:
             env[runlock.ENV] = str(self.lock)
