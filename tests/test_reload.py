@@ -18,10 +18,23 @@ import pytest
 
 from tests.netns import genkey, sh
 from tests.private_run import PrivateRun
-from tests.test_manage import write_conf
+from tests.test_manage import wait_nothing_left
 
 pytestmark = [pytest.mark.root]
 WAN = ("10.252.0.1", "10.252.0.2")
+
+
+def iface_text(ifname, priv, port, addresses, peers):
+    """UCI sections of one interface: `peers` is a list of (name, public key, allowed ips,
+    extra option lines)."""
+    text = ("config interface '%s'\n\toption proto 'wireguard'\n\toption private_key '%s'\n"
+            "\toption listen_port '%d'\n" % (ifname, priv, port))
+    text += "".join("\tlist addresses '%s'\n" % a for a in addresses)
+    for name, pub, ips, opts in peers:
+        text += "\nconfig wireguard_%s '%s'\n\toption public_key '%s'\n" % (ifname, name, pub)
+        text += "".join("\tlist allowed_ips '%s'\n" % a for a in ips)
+        text += "\toption route_allowed_ips '1'\n" + opts
+    return text + "\n"
 
 
 class Pair:
@@ -49,16 +62,19 @@ class Pair:
             f.write("127.0.0.1 localhost\n" + "".join("%s %s\n" % (a, n)
                                                       for n, a in names.items()))
 
-    def write(self, site, extra_peers=(), endpoint=None, peer_opts=""):
-        """The file of `site`: its interface and the other router as peer (at `endpoint`,
-        default its WAN address), plus `extra_peers` ((name, pub, ips, opts))."""
+    def write(self, site, extra_peers=(), endpoint=None, peer_opts="", more=""):
+        """The file of `site`: its interface with the other router as peer (at `endpoint`,
+        default its WAN address) plus `extra_peers` ((name, pub, ips, opts)), then `more`
+        (other interfaces' sections, see iface_text)."""
         other = "b" if site == "a" else "a"
         me = "1" if site == "a" else "2"
         host = endpoint or WAN["ab".index(other)]
         peers = [("other", self.keys[other][1], ["10.60.0.%s/32" % ("2" if me == "1" else "1")],
                   "\toption endpoint_host '%s'\n" % host + peer_opts)]
-        write_conf(self.conf[site], self.ifname[site], self.keys[site][0],
-                   ["10.60.0.%s/24" % me], peers + list(extra_peers))
+        text = iface_text(self.ifname[site], self.keys[site][0], 51820, ["10.60.0.%s/24" % me],
+                          peers + list(extra_peers))
+        self.conf[site].write_text(text + more)
+        self.conf[site].chmod(0o600)
 
     def up(self, site, *extra):
         return self.run.wgedge("up", str(self.conf[site]), *extra, ns=self.ns[site])
@@ -187,3 +203,118 @@ def test_sighup_to_a_daemon_without_watchdog_is_ignored(pair):
     assert pair.pid(a) == daemon
     pair.ping()
     assert pair.handshakes() == hs
+
+
+# --- reload: the running set equals the file ---------------------------------------------------
+def state(pair, ifname):
+    with open(pair.run.path("/var/run/wgedge/%s.state.json" % ifname)) as f:
+        return json.load(f)
+
+
+def links(pair, site):
+    return sh("ip", "-o", "link", "show", ns=pair.ns[site]).stdout
+
+
+@pytest.mark.parametrize("mode", ["watchdog", "no-watchdog"])
+def test_reload_adds_and_removes_interfaces_and_keeps_sessions(pair, mode):
+    """An interface added to the file comes up, one removed goes down, the untouched one keeps
+    its daemon and session; an interface run from another file is left alone; `reload
+    IFNAME` reloads that interface from the file it was brought up with."""
+    flags = ["--no-watchdog"] if mode == "no-watchdog" else []
+    a, tag = pair.ifname["a"], pair.nets.tag
+    new, other = "wn%s" % tag, "wo%s" % tag
+    (priv_n, _), (priv_o, _), (_, pub_x) = genkey(), genkey(), genkey()
+    new_text = iface_text(new, priv_n, 51821, ["10.62.0.1/24"],
+                          [("x", pub_x, ["10.63.0.0/24"], "")])
+    pair.write("b")
+    pair.up("b")
+    pair.write("a")
+    pair.up("a", *flags)
+    other_conf = pair.tmp / "other.uci"
+    other_conf.write_text(iface_text(other, priv_o, 51822, ["10.64.0.1/24"], []))
+    other_conf.chmod(0o600)
+    pair.run.wgedge("up", str(other_conf), *flags, ns=pair.ns["a"])
+    pair.ping()
+    daemon, hs = pair.pid(a), pair.handshakes()
+
+    pair.write("a", more=new_text)  # added
+    res = pair.wgedge("a", "reload", str(pair.conf["a"]), *flags)
+    assert "%s reloaded" % a in res.stdout and "%s is up" % new in res.stdout, res.stdout
+    assert pair.peers("a", new) == [pub_x]
+    assert "10.62.0.1/24" in sh("ip", "addr", "show", new, ns=pair.ns["a"]).stdout
+    assert "10.63.0.0/24 dev " + new in sh("ip", "route", ns=pair.ns["a"]).stdout
+    assert os.path.realpath(state(pair, new)["config"]) == os.path.realpath(pair.conf["a"])
+    assert os.path.exists(pair.run.path("/var/run/wgedge/%s.watchdog.pid" % new)) \
+        == (mode == "watchdog")
+
+    # `reload IFNAME`: from the file it was brought up with; the other interface untouched.
+    (_, pub_y) = genkey()
+    pair.write("a", extra_peers=[("y", pub_y, ["10.65.0.0/24"], "")], more=new_text)
+    new_daemon = pair.pid(new)
+    res = pair.wgedge("a", "reload", a)
+    assert res.stdout.strip() == "%s reloaded" % a, res.stdout
+    assert pub_y in pair.peers("a")
+    assert pair.pid(new) == new_daemon
+
+    pair.write("a", extra_peers=[("y", pub_y, ["10.65.0.0/24"], "")])  # removed
+    res = pair.wgedge("a", "reload", str(pair.conf["a"]))
+    assert "%s is down" % new in res.stdout, res.stdout
+    assert new + ":" not in links(pair, "a")
+    assert not [f for f in pair.run.files() if "/%s." % new in f]
+    # What runs from the file is what the file says; the rest is as it was.
+    assert pair.pid(a) == daemon and pair.handshakes().split()[1] == hs.split()[1]
+    pair.ping()
+    assert pair.handshakes().split()[1] == hs.split()[1]
+    assert other + ":" in links(pair, "a") and pair.peers("a", other) == []
+    res = pair.wgedge("a", "reload", other)
+    assert res.stdout.strip() == "%s reloaded" % other
+
+    for site, name in (("a", a), ("a", other), ("b", pair.ifname["b"])):
+        pair.wgedge(site, "down", name)
+    assert wait_nothing_left(pair.run, pair.ns["a"], a) == []
+
+
+def test_reload_handles_each_interface_on_its_own(pair):
+    """One new interface the kernel refuses (an IPv6 address with IPv6 disabled), one new that
+    works and one removed, in one reload: exit 1 naming the refused one, of which nothing
+    runs; the others applied; the state files describe exactly what runs."""
+    a, tag = pair.ifname["a"], pair.nets.tag
+    gone, good, bad = "wg%s" % tag, "wk%s" % tag, "wf%s" % tag
+    keys = [genkey() for _ in range(3)]
+    gone_text = iface_text(gone, keys[0][0], 51821, ["10.62.0.1/24"], [])
+    good_text = iface_text(good, keys[1][0], 51822, ["10.66.0.1/24"], [])
+    bad_text = iface_text(bad, keys[2][0], 51823, ["10.67.0.1/24", "fd00:67::1/64"], [])
+    pair.write("a", more=gone_text)
+    pair.up("a")
+    sh("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1", ns=pair.ns["a"])
+    before = pair.run.sh("wg", "showconf", a, ns=pair.ns["a"]).stdout
+
+    pair.write("a", more=good_text + bad_text)
+    res = pair.wgedge("a", "reload", str(pair.conf["a"]), check=False)
+    assert res.returncode == 1
+    assert bad in res.stderr and "fd00:67::1/64" in res.stderr and "Traceback" not in res.stderr
+    assert "%s is down" % gone in res.stdout and "%s is up" % good in res.stdout, res.stdout
+    assert "%s reloaded" % a in res.stdout
+    assert pair.run.sh("wg", "showconf", a, ns=pair.ns["a"]).stdout == before
+    assert bad + ":" not in links(pair, "a")
+    assert not [f for f in pair.run.files() if "/%s." % bad in f or "/%s." % gone in f]
+    running = sorted(f.rsplit("/", 1)[1][:-len(".state.json")]
+                     for f in pair.run.files() if f.endswith(".state.json"))
+    assert running == sorted([a, good])
+    assert sorted(pair.run.sh("wg", "show", "interfaces", ns=pair.ns["a"]).stdout.split()) \
+        == sorted([a, good])
+
+
+def test_reload_target_errors(pair):
+    """A name that is neither a file nor an interface `up` brought up; a bad file changes
+    nothing."""
+    res = pair.wgedge("a", "reload", "wnothere", check=False)
+    assert res.returncode == 1
+    assert "wnothere is neither a file nor an interface" in res.stderr, res.stderr
+    pair.write("a")
+    pair.up("a")
+    before = pair.run.sh("wg", "showconf", pair.ifname["a"], ns=pair.ns["a"]).stdout
+    pair.conf["a"].write_text(pair.conf["a"].read_text() + "\toption mtu 'big'\n")
+    res = pair.wgedge("a", "reload", pair.ifname["a"], check=False)
+    assert res.returncode == 1 and "unchanged" in res.stderr and "mtu" in res.stderr
+    assert pair.run.sh("wg", "showconf", pair.ifname["a"], ns=pair.ns["a"]).stdout == before

@@ -3,7 +3,7 @@
     wgedge [-f|--foreground] [-v] [--log FILE] IFNAME    run an interface (as wireguard-go)
     wgedge up [FILE] [--no-watchdog]                    bring up every interface in FILE
     wgedge down [IFNAME]                                undo `up` (all interfaces if none given)
-    wgedge reload [FILE]                                apply only what changed in FILE
+    wgedge reload [FILE|IFNAME] [--no-watchdog]         make what runs from FILE equal to it
     wgedge status [--json]                              interfaces, peers, handshakes, health
     wgedge check FILE                                   report every error in FILE
     wgedge info                                         version, Python, crypto, CPU features
@@ -69,7 +69,7 @@ def cmd_check(args):
 
 
 def cmd_up(args):
-    from wgedge import manage, runlock
+    from wgedge import manage
     from wgedge.config import model
 
     loaded = model.load(args.file)
@@ -83,26 +83,30 @@ def cmd_up(args):
     manage.generate_keys(loaded)
     code = 0
     for iface in loaded.interfaces:
-        # The interface's lock first: of two `up` at once exactly one gets past this line,
-        # and a loser changes nothing (wgedge/runlock.py).
-        try:
-            lock = runlock.acquire(iface.name)
-        except runlock.LockBusy as exc:
-            print("wgedge: %s is already up or being brought up by %s: use reload, or down "
-                  "first" % (iface.name, exc.holder()), file=sys.stderr)
-            code = 1
-            continue
-        if os.path.exists(manage.socket_path(iface.name)) and manage.wait_socket(iface.name, 0.5):
-            # run by something that takes no lock, e.g. wireguard-go
-            runlock.release(lock, iface.name)
-            print("wgedge: %s is already up (use reload)" % iface.name, file=sys.stderr)
-            code = 1
-            continue
-        if args.no_watchdog:
-            code |= _start_without_watchdog(iface, lock)
-        else:
-            code |= _start_watchdog(args.file, iface.name, lock)
+        code |= _up_one(args.file, iface, args.no_watchdog)
     return code
+
+
+def _up_one(path, iface, no_watchdog):
+    """Bring up one interface of the file at `path` -> exit code (0 when up)."""
+    from wgedge import manage, runlock
+
+    # The interface's lock first: of two `up` at once exactly one gets past this line,
+    # and a loser changes nothing (wgedge/runlock.py).
+    try:
+        lock = runlock.acquire(iface.name)
+    except runlock.LockBusy as exc:
+        print("wgedge: %s is already up or being brought up by %s: use reload, or down "
+              "first" % (iface.name, exc.holder()), file=sys.stderr)
+        return 1
+    if os.path.exists(manage.socket_path(iface.name)) and manage.wait_socket(iface.name, 0.5):
+        # run by something that takes no lock, e.g. wireguard-go
+        runlock.release(lock, iface.name)
+        print("wgedge: %s is already up (use reload)" % iface.name, file=sys.stderr)
+        return 1
+    if no_watchdog:
+        return _start_without_watchdog(iface, lock)
+    return _start_watchdog(path, iface.name, lock)
 
 
 def _start_without_watchdog(iface, lock):
@@ -157,20 +161,32 @@ def cmd_down(args):
 
 
 def cmd_reload(args):
+    """Make what runs from the file equal to it (docs/configuration.md, "Reload"): a file
+    with errors changes nothing; otherwise interfaces no longer in it are brought down, then
+    the changed ones reloaded, then the new ones brought up, each on its own and all or
+    nothing; one that fails is left as it ran (a new one not running) and named."""
     from wgedge import manage
     from wgedge.config import model
 
-    loaded = model.load(args.file)
+    path, only = _reload_target(args.target)
+    if path is None:
+        return 1
+    loaded = model.load(path)
     _print_problems(loaded)
     if loaded.errors:
         print("wgedge: reload refused: the running configuration is unchanged", file=sys.stderr)
         return 1
+    manage.generate_keys(loaded)
+    plan = manage.ReloadPlan(loaded, only)
     code = 0
-    for iface in loaded.interfaces:
-        if not manage.wait_socket(iface.name, 0.5):
-            print("wgedge: %s is not running: use up" % iface.name, file=sys.stderr)
+    for name in plan.remove:
+        if manage.down(name):
+            print("%s is down (no longer in %s)" % (name, path))
+        else:
+            print("wgedge: %s: no longer in %s, but still held by another process: not down"
+                  % (name, path), file=sys.stderr)
             code = 1
-            continue
+    for iface in plan.change:
         ok, message = _reload_one(iface)
         if ok:
             print("%s reloaded" % iface.name)
@@ -178,7 +194,42 @@ def cmd_reload(args):
             print("wgedge: %s: reload failed, the running configuration is unchanged: %s"
                   % (iface.name, message), file=sys.stderr)
             code = 1
+    for iface, other in plan.elsewhere:
+        print("wgedge: %s runs from %s, left as it is: reload that file, or down it and "
+              "reload this one" % (iface.name, other), file=sys.stderr)
+        code = 1
+    for iface in plan.add:  # the watchdog re-reads the file from another directory
+        code |= _up_one(os.path.abspath(path), iface, args.no_watchdog)
     return code
+
+
+def _reload_target(arg):
+    """`reload [FILE|IFNAME]` -> (file, None), or (the file it runs from, IFNAME) for an
+    interface `up` brought up; (None, None) once an error is printed. A word without '/'
+    that names such an interface is the interface; anything else is a file."""
+    from wgedge import manage
+    from wgedge.config.model import DEFAULT_PATH
+
+    if arg is None:
+        return DEFAULT_PATH, None
+    if "/" in arg:
+        return arg, None
+    state = manage.read_state(arg)
+    if state is not None:
+        if not state.get("config"):
+            print("wgedge: %s: its state file names no config file: reload the file" % arg,
+                  file=sys.stderr)
+            return None, None
+        return state["config"], arg
+    if not os.path.exists(arg):
+        if os.path.exists(manage.socket_path(arg)):
+            print("wgedge: %s was not brought up by `wgedge up`: nothing records its file "
+                  "(reload it with `wg syncconf`)" % arg, file=sys.stderr)
+        else:
+            print("wgedge: %s is neither a file nor an interface wgedge brought up" % arg,
+                  file=sys.stderr)
+        return None, None
+    return arg, None
 
 
 def _reload_one(iface):
@@ -232,7 +283,8 @@ def cmd_status(args):
 COMMANDS = {
     "up": (cmd_up, "bring up the interfaces of a UCI or wg-quick file"),
     "down": (cmd_down, "undo up (every interface if none is named)"),
-    "reload": (cmd_reload, "apply only what changed in the file; a bad file changes nothing"),
+    "reload": (cmd_reload, "make what runs from the file equal to it: add, change, remove; "
+               "a bad file changes nothing"),
     "status": (cmd_status, "interfaces and peers with handshake age, endpoint, transfer, health"),
     "check": (cmd_check, "validate a config file and report every error"),
     "info": (cmd_info, "print version, Python, crypto backend, CPU features and offloads"),
@@ -243,12 +295,17 @@ COMMANDS = {
 def _sub_arguments(name, sub):
     from wgedge.config.model import DEFAULT_PATH
 
-    if name in ("up", "reload"):
+    if name == "up":
         sub.add_argument("file", nargs="?", default=DEFAULT_PATH,
                          help="UCI file, or a wg-quick IFNAME.conf (default %s)" % DEFAULT_PATH)
-    if name == "up":
+    if name == "reload":
+        sub.add_argument("target", nargs="?", metavar="FILE|IFNAME",
+                         help="UCI or wg-quick file (default %s), or an interface `up` "
+                         "brought up: reloaded from its file" % DEFAULT_PATH)
+    if name in ("up", "reload"):
         sub.add_argument("--no-watchdog", action="store_true",
-                         help="do not supervise the daemon")
+                         help="do not supervise the daemon%s" % (
+                             "s of interfaces the file adds" if name == "reload" else ""))
     if name == "check":
         sub.add_argument("file")
     if name == "down":

@@ -405,6 +405,41 @@ def running_interfaces():
     return sorted(names)
 
 
+def running_from(path):
+    """The interfaces `up` brought up from the file at `path` that still run, as their state
+    files record it (sorted). Others, whatever runs them, are not the file's to change."""
+    real = os.path.realpath(path)
+    names = []
+    for name in running_interfaces():
+        config = (read_state(name) or {}).get("config")
+        if config and os.path.realpath(config) == real:
+            names.append(name)
+    return names
+
+
+class ReloadPlan:
+    """What `reload` does to make the running set equal to a valid file: `remove` (names
+    that run from the file but are no longer in it), `change` and `add` (interfaces of the
+    file that run from it / do not run), `elsewhere` ((interface, the other file it runs
+    from): left alone). `only` restricts all of it to one interface name."""
+
+    def __init__(self, loaded, only=None):
+        running = running_from(loaded.path)
+        wanted = [i for i in loaded.interfaces if only is None or i.name == only]
+        names = {i.name for i in loaded.interfaces}
+        self.remove = [n for n in running if n not in names and only in (None, n)]
+        self.change = [i for i in wanted if i.name in running]
+        self.add, self.elsewhere = [], []
+        for iface in wanted:
+            if iface.name in running:
+                continue
+            config = (read_state(iface.name) or {}).get("config")
+            if config:
+                self.elsewhere.append((iface, config))
+            else:
+                self.add.append(iface)
+
+
 def load_valid(path):
     loaded = model.load(path)
     if loaded.errors:
