@@ -12,11 +12,12 @@ import json
 import os
 import shutil
 import signal
+import sys
 import time
 
 import pytest
 
-from tests.netns import genkey, sh
+from tests.netns import ROOT, genkey, sh
 from tests.private_run import PrivateRun
 from tests.test_manage import wait_nothing_left
 
@@ -318,3 +319,49 @@ def test_reload_target_errors(pair):
     res = pair.wgedge("a", "reload", pair.ifname["a"], check=False)
     assert res.returncode == 1 and "unchanged" in res.stderr and "mtu" in res.stderr
     assert pair.run.sh("wg", "showconf", pair.ifname["a"], ns=pair.ns["a"]).stdout == before
+
+
+# --- endpoint host names -----------------------------------------------------------------------
+def test_unresolvable_host_warned_at_check_and_up_and_logged_by_the_watchdog(pair):
+    """`nonexistent.invalid` (the namespace's resolver fails at once, offline): a warning at
+    `check` and `up` (exit 0, the interface runs); the watchdog, retrying every second, logs
+    one warning (not one per attempt) and every attempt at debug level; once the name
+    resolves, the success and the new endpoint are logged and the tunnel works."""
+    a = pair.ifname["a"]
+    pair.write("b")
+    pair.up("b")
+    pair.write("a", endpoint="nonexistent.invalid")
+    pair.conf["a"].write_text(pair.conf["a"].read_text()
+                              + "config wgedge 'settings'\n\toption check_interval '1'\n")
+    conf = str(pair.conf["a"])
+    warning = "option 'endpoint_host': peer other of %s: host 'nonexistent.invalid' does " \
+              "not resolve now" % a
+    res = pair.wgedge("a", "check", conf)
+    assert warning in res.stderr and res.stderr.startswith("warning: "), res.stderr
+    assert "OK" in res.stdout
+    res = pair.run.sh("env", "LOG_LEVEL=debug", "PYTHONPATH=" + ROOT, sys.executable, "-m",
+                      "wgedge", "up", conf, ns=pair.ns["a"])
+    assert warning in res.stderr and "%s is up" % a in res.stdout, res.stdout + res.stderr
+    assert "endpoint" not in pair.run.sh("wg", "showconf", a, ns=pair.ns["a"]).stdout.lower()
+
+    pair.wait_log(a, "does not resolve (attempt 4)")
+    log = pair.log(a)
+    assert log.count("nonexistent.invalid does not resolve;") == 1, log
+    assert "WARNING" in log.split("nonexistent.invalid does not resolve;")[0].rsplit("\n", 1)[1]
+
+    pair.hosts("a", {"nonexistent.invalid": WAN[1]})
+    pair.wait_log(a, "nonexistent.invalid resolves again after")
+    pair.wait_log(a, "nonexistent.invalid now resolves to %s:51820 (was None)" % WAN[1])
+    pair.ping()
+    assert pair.handshakes().split()[1] != "0"
+
+
+def test_resolvable_host_gives_no_warning_and_its_result_is_logged(pair):
+    a = pair.ifname["a"]
+    pair.hosts("a", {"site-b.test": WAN[1]})
+    pair.write("a", endpoint="site-b.test")
+    res = pair.wgedge("a", "check", str(pair.conf["a"]))
+    assert "warning" not in res.stderr, res.stderr
+    res = pair.up("a")
+    assert "warning" not in res.stderr, res.stderr
+    pair.wait_log(a, "site-b.test resolves to %s:51820" % WAN[1])

@@ -44,6 +44,13 @@ def _print_problems(loaded):
         print("error: %s" % e, file=sys.stderr)
 
 
+def _dns_warnings(loaded):
+    from wgedge import manage
+
+    for w in manage.unresolved_warnings(loaded):
+        print("warning: %s" % w, file=sys.stderr)
+
+
 def _key_file_warning(path):
     """The config file itself. The key files it names are checked by the loader
     (wgedge/config/model.py), whose warnings _print_problems prints with file, line, option."""
@@ -63,6 +70,7 @@ def cmd_check(args):
     _print_problems(loaded)
     if not loaded.errors:
         _key_file_warning(args.file)
+        _dns_warnings(loaded)
         names = ", ".join(i.name for i in loaded.interfaces) or "none"
         print("%s: OK (wireguard interfaces: %s)" % (args.file, names))
     return 1 if loaded.errors else 0
@@ -80,6 +88,7 @@ def cmd_up(args):
     if not loaded.interfaces:
         print("wgedge: %s has no wireguard interface to bring up" % args.file, file=sys.stderr)
         return 1
+    _dns_warnings(loaded)
     manage.generate_keys(loaded)
     code = 0
     for iface in loaded.interfaces:
@@ -176,6 +185,7 @@ def cmd_reload(args):
     if loaded.errors:
         print("wgedge: reload refused: the running configuration is unchanged", file=sys.stderr)
         return 1
+    _dns_warnings(loaded)
     manage.generate_keys(loaded)
     plan = manage.ReloadPlan(loaded, only)
     code = 0

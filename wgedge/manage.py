@@ -130,6 +130,29 @@ def resolve(host, port):
     return None
 
 
+def unresolved_warnings(loaded):
+    """A warning (ConfigError) for each peer whose endpoint host name does not resolve now:
+    not an error, since a watchdog resolves it again while the peer has no handshake."""
+    from wgedge.config.uci import ConfigError, shown
+
+    out, answers = [], {}
+    for iface in loaded.interfaces:
+        for peer in iface.peers:
+            host = peer.endpoint_host
+            if host is None or is_literal(host):
+                continue
+            if (host, peer.endpoint_port) not in answers:
+                answers[host, peer.endpoint_port] = resolve(host, peer.endpoint_port)
+            if answers[host, peer.endpoint_port] is None:
+                out.append(ConfigError(loaded.path, peer.line, "peer %s of %s: host %s does "
+                                       "not resolve now; the peer gets its endpoint once it "
+                                       "does (the watchdog retries)" % (
+                                           model.peer_label(peer), iface.name, shown(host)),
+                                       "Endpoint" if loaded.path.endswith(".conf")
+                                       else "endpoint_host"))
+    return out
+
+
 def endpoint_text(peer):
     if peer.endpoint_host is None:
         return None
