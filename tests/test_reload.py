@@ -365,3 +365,23 @@ def test_resolvable_host_gives_no_warning_and_its_result_is_logged(pair):
     res = pair.up("a")
     assert "warning" not in res.stderr, res.stderr
     pair.wait_log(a, "site-b.test resolves to %s:51820" % WAN[1])
+
+
+def test_reload_brings_back_an_interface_whose_daemon_died(pair):
+    """`up --no-watchdog`, then the daemon killed: its state file still names the file but
+    nothing runs it. reload clears what is left and brings it up again from the file."""
+    a = pair.ifname["a"]
+    pair.write("b")
+    pair.up("b")
+    pair.write("a")
+    pair.up("a", "--no-watchdog")
+    daemon = pair.pid(a)
+    os.kill(daemon, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while a + ":" in links(pair, "a"):
+        assert time.monotonic() < deadline, "the link outlived its daemon"
+        time.sleep(0.1)
+    res = pair.wgedge("a", "reload", str(pair.conf["a"]), "--no-watchdog")
+    assert "%s had stopped" % a in res.stdout and "%s is up" % a in res.stdout, res.stdout
+    assert pair.pid(a) != daemon
+    pair.ping()

@@ -197,6 +197,10 @@ def cmd_reload(args):
                   % (name, path), file=sys.stderr)
             code = 1
     for iface in plan.change:
+        if manage.clear_abandoned(iface.name):
+            print("%s had stopped (nothing ran it any more): bringing it up again" % iface.name)
+            plan.add.append(iface)
+            continue
         ok, message = _reload_one(iface)
         if ok:
             print("%s reloaded" % iface.name)

@@ -440,6 +440,18 @@ def running_from(path):
     return names
 
 
+def clear_abandoned(ifname):
+    """True when nothing runs `ifname` any more although its state file is there (a daemon
+    without a watchdog that died): its lock was free, and what is left of it (routes,
+    addresses, files) has been removed as `down` does. False while anything holds it."""
+    try:
+        lock = runlock.acquire(ifname)
+    except runlock.LockBusy:
+        return False
+    down(ifname, lock)
+    return True
+
+
 class ReloadPlan:
     """What `reload` does to make the running set equal to a valid file: `remove` (names
     that run from the file but are no longer in it), `change` and `add` (interfaces of the
