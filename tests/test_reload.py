@@ -189,6 +189,15 @@ def test_sighup_to_daemon_or_watchdog_keeps_the_session(pair):
     pair.ping()
     assert pair.handshakes() == hs  # the traffic used the session already in place
 
+    # A signal never takes an interface down: gone from the file, it is refused and kept.
+    pair.conf["a"].write_text("config wgedge 'settings'\n\toption check_interval '10'\n")
+    done = reloads_done(pair, a)
+    os.kill(daemon, signal.SIGHUP)
+    rec = wait_reload_done(pair, a, done)
+    assert not rec["ok"] and "no wireguard interface %s" % a in rec["message"], rec
+    pair.wait_log(a, "reload refused, keeping the running configuration")
+    assert pair.pid(a) == daemon and pair.handshakes() == hs
+
 
 def test_sighup_to_a_daemon_without_watchdog_is_ignored(pair):
     for s in "ab":
@@ -319,6 +328,12 @@ def test_reload_target_errors(pair):
     res = pair.wgedge("a", "reload", pair.ifname["a"], check=False)
     assert res.returncode == 1 and "unchanged" in res.stderr and "mtu" in res.stderr
     assert pair.run.sh("wg", "showconf", pair.ifname["a"], ns=pair.ns["a"]).stdout == before
+    # `reload IFNAME` of an interface its file no longer has: brought down, as `reload FILE`.
+    pair.conf["a"].write_text("config wgedge 'settings'\n\toption check_interval '10'\n")
+    res = pair.wgedge("a", "reload", pair.ifname["a"])
+    assert res.stdout.strip() == "%s is down (no longer in %s)" % (
+        pair.ifname["a"], pair.conf["a"]), res.stdout
+    assert wait_nothing_left(pair.run, pair.ns["a"], pair.ifname["a"]) == []
 
 
 # --- endpoint host names -----------------------------------------------------------------------
