@@ -1,7 +1,11 @@
-"""wgedge/watchdog.py pieces that need no root: what the log says about host names."""
+"""Endpoint host names, without root: the warnings of `check` (manage.unresolved_warnings)
+and what the watchdog's log says about each resolution (watchdog.HostLog). In this process
+no name resolves and no query is sent (tests/conftest.py); the namespace tests of the same
+behaviour are in tests/test_reload.py."""
 
 import logging
 
+from wgedge import cli
 from wgedge.watchdog import DNS_LOG_EVERY, HostLog
 
 WARN, INFO, DEBUG = logging.WARNING, logging.INFO, logging.DEBUG
@@ -48,3 +52,34 @@ def test_a_flood_of_failures_logs_few_warnings():
     h = HostLog("p", "h.example.net")
     warnings = sum(levels(h.lines(None, t)).count(WARN) for t in range(86400))
     assert warnings == 86400 // DNS_LOG_EVERY  # at 0, 300, ..., 86100 s
+
+
+KEY_A = "YAnm0ICxcgyCZPXJXaRv1tNfqDA3o1UWgMBt+ky6nnY="
+KEY_B = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="
+
+
+def test_check_warns_about_a_host_that_does_not_resolve(tmp_path, capsys):
+    uci = tmp_path / "wgedge"
+    uci.write_text("config interface 'wg0'\n\toption proto 'wireguard'\n"
+                   "\toption private_key '%s'\n\nconfig wireguard_wg0 'site_b'\n"
+                   "\toption public_key '%s'\n\tlist allowed_ips '10.0.0.2/32'\n"
+                   "\toption endpoint_host 'b.invalid'\n"
+                   "\nconfig wireguard_wg0\n\toption public_key '%s'\n"
+                   "\toption endpoint_host '10.0.0.3'\n\tlist allowed_ips '10.0.0.3/32'\n"
+                   % (KEY_A, KEY_B, KEY_A.replace("Y", "Z", 1)))
+    uci.chmod(0o600)
+    assert cli.main(["check", str(uci)]) == 0  # a warning, not an error
+    out = capsys.readouterr()
+    assert out.err == ("warning: %s:5: option 'endpoint_host': peer site_b of wg0: host "
+                       "'b.invalid' does not resolve now; the peer gets its endpoint once it "
+                       "does (the watchdog retries)\n" % uci)  # the literal one: no warning
+    assert "OK" in out.out
+
+    conf = tmp_path / "wg1.conf"
+    conf.write_text("[Interface]\nPrivateKey = %s\n\n[Peer]\nPublicKey = %s\n"
+                    "AllowedIPs = 10.0.0.2/32\nEndpoint = b.invalid:51821\n" % (KEY_A, KEY_B))
+    conf.chmod(0o600)
+    assert cli.main(["check", str(conf)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: %s:4: option 'Endpoint': peer at line 4 of wg1: host "
+                          "'b.invalid' does not resolve now" % conf), err
