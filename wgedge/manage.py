@@ -16,6 +16,9 @@ Rules kept here:
   interface under a watchdog is configured only by its watchdog; `wgedge reload` asks it
   (SIGHUP) and waits for the answer it writes to IFNAME.reload.json, so the watchdog's own
   copy of the configuration is always the one that runs.
+- `reload FILE` makes what runs from FILE (the interfaces whose state file names it) equal
+  to FILE (ReloadPlan): removed interfaces go down, changed ones get the difference, new ones
+  come up; each on its own and all or nothing, so a failure leaves that one as it ran.
 - One owner per interface (wgedge/runlock.py): `down` stops the watchdog and the daemon and
   reports success only once it could take the interface's lock, i.e. nothing runs it any more.
 """
