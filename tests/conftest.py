@@ -17,6 +17,24 @@ def pytest_configure(config):
         private_mounts()
 
 
+@pytest.fixture(autouse=True)
+def no_dns_queries(monkeypatch):
+    """In this process a host name (not an IP address, not localhost) never resolves, and
+    no query leaves the machine: `wgedge check` and `up` look up endpoint host names, and
+    tests send no traffic outside the namespaces they make. Commands a test runs inside its
+    namespaces resolve there (through the namespace's own /etc/netns files)."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def numeric_only(host, port, family=0, type=0, proto=0, flags=0):
+        if host in (None, "localhost"):
+            return real(host, port, family, type, proto, flags)
+        return real(host, port, family, type, proto, flags | socket.AI_NUMERICHOST)
+
+    monkeypatch.setattr(socket, "getaddrinfo", numeric_only)
+
+
 @pytest.fixture(scope="session")
 def micropython():
     """`run_micropython(script_text, timeout=...) -> stdout` (see tests/mpy_helper.py).

@@ -3,7 +3,7 @@
     wgedge [-f|--foreground] [-v] [--log FILE] IFNAME    run an interface (as wireguard-go)
     wgedge up [FILE] [--no-watchdog] [--log FILE]       bring up every interface in FILE
     wgedge down [IFNAME]                                undo `up` (all it brought up if none given)
-    wgedge reload [FILE]                                apply only what changed in FILE
+    wgedge reload [FILE|IFNAME] [--no-watchdog] [--log FILE]  make what runs from FILE equal to it
     wgedge status [--json]                              interfaces, peers, handshakes, health
     wgedge check FILE                                   report every error in FILE
     wgedge check --export FILE                          print FILE as read, like `uci export`
@@ -63,6 +63,13 @@ def _print_problems(loaded):
         print("error: %s" % e, file=sys.stderr)
 
 
+def _dns_warnings(loaded):
+    from wgedge import manage
+
+    for w in manage.unresolved_warnings(loaded):
+        print("warning: %s" % w, file=sys.stderr)
+
+
 def _key_file_warning(path):
     """The config file itself. The key files it names are checked by the loader
     (wgedge/config/model.py), whose warnings _print_problems prints with file, line, option."""
@@ -114,13 +121,14 @@ def cmd_check(args):
         print(loaded.summary())
     if not loaded.errors:
         _key_file_warning(args.file)
+        _dns_warnings(loaded)
         names = ", ".join(i.name for i in loaded.interfaces) or "none"
         print("%s: OK (wireguard interfaces: %s)" % (args.file, names))
     return 1 if loaded.errors else 0
 
 
 def cmd_up(args):
-    from wgedge import manage, runlock
+    from wgedge import manage
     from wgedge.config import model
 
     loaded = model.load(args.file)
@@ -134,31 +142,14 @@ def cmd_up(args):
     logfile = args.log and os.path.abspath(args.log)
     if logfile and not _log_file_writable(logfile):
         return 1
+    _dns_warnings(loaded)
     manage.generate_keys(loaded)
     # The watchdog runs from / and reads the file again after each restart: give it the path
     # as the command line meant it, relative to where the command was run.
     path = os.path.abspath(args.file)
     code = 0
     for iface in loaded.interfaces:
-        # The interface's lock first: of two `up` at once exactly one gets past this line,
-        # and a loser changes nothing (wgedge/runlock.py).
-        try:
-            lock = runlock.acquire(iface.name)
-        except runlock.LockBusy as exc:
-            print("wgedge: %s is already up or being brought up by %s: use reload, or down "
-                  "first" % (iface.name, exc.holder()), file=sys.stderr)
-            code = 1
-            continue
-        if os.path.exists(manage.socket_path(iface.name)) and manage.wait_socket(iface.name, 0.5):
-            # run by something that takes no lock, e.g. wireguard-go
-            runlock.release(lock, iface.name)
-            print("wgedge: %s is already up (use reload)" % iface.name, file=sys.stderr)
-            code = 1
-            continue
-        if args.no_watchdog:
-            code |= _start_without_watchdog(iface, lock, logfile)
-        else:
-            code |= _start_watchdog(path, iface.name, lock, logfile)
+        code |= _up_one(path, iface, args.no_watchdog, logfile)
     return code
 
 
@@ -171,6 +162,29 @@ def _log_file_writable(path):
               file=sys.stderr)
         return False
     return True
+
+
+def _up_one(path, iface, no_watchdog, logfile=None):
+    """Bring up one interface of the file at `path` (absolute: the watchdog runs from / and
+    reads the file again after each restart) -> exit code (0 when up)."""
+    from wgedge import manage, runlock
+
+    # The interface's lock first: of two `up` at once exactly one gets past this line,
+    # and a loser changes nothing (wgedge/runlock.py).
+    try:
+        lock = runlock.acquire(iface.name)
+    except runlock.LockBusy as exc:
+        print("wgedge: %s is already up or being brought up by %s: use reload, or down "
+              "first" % (iface.name, exc.holder()), file=sys.stderr)
+        return 1
+    if os.path.exists(manage.socket_path(iface.name)) and manage.wait_socket(iface.name, 0.5):
+        # run by something that takes no lock, e.g. wireguard-go
+        runlock.release(lock, iface.name)
+        print("wgedge: %s is already up (use reload)" % iface.name, file=sys.stderr)
+        return 1
+    if no_watchdog:
+        return _start_without_watchdog(iface, lock, logfile)
+    return _start_watchdog(path, iface.name, lock, logfile)
 
 
 def _start_without_watchdog(iface, lock, logfile=None):
@@ -252,19 +266,39 @@ def _down_one(name, named):
 
 
 def cmd_reload(args):
+    """Make what runs from the file equal to it (docs/configuration.md, "Reload"): a file
+    with errors changes nothing; otherwise interfaces no longer in it are brought down, then
+    the changed ones reloaded, then the new ones brought up, each on its own and all or
+    nothing; one that fails is left as it ran (a new one not running) and named."""
     from wgedge import manage
     from wgedge.config import model
 
-    loaded = model.load(args.file)
+    path, only = _reload_target(args.target)
+    if path is None:
+        return 1
+    loaded = model.load(path)
     _print_problems(loaded)
     if loaded.errors:
         print("wgedge: reload refused: the running configuration is unchanged", file=sys.stderr)
         return 1
+    _dns_warnings(loaded)
+    manage.generate_keys(loaded)
+    plan = manage.ReloadPlan(loaded, only)
+    logfile = args.log and os.path.abspath(args.log)
+    if logfile and not _log_file_writable(logfile):
+        return 1
     code = 0
-    for iface in loaded.interfaces:
-        if not manage.wait_socket(iface.name, 0.5):
-            print("wgedge: %s is not running: use up" % iface.name, file=sys.stderr)
+    for name in plan.remove:
+        if manage.down(name):
+            print("%s is down (no longer in %s)" % (name, path))
+        else:
+            print("wgedge: %s: no longer in %s, but still held by another process: not down"
+                  % (name, path), file=sys.stderr)
             code = 1
+    for iface in plan.change:
+        if manage.clear_abandoned(iface.name):
+            print("%s had stopped (nothing ran it any more): bringing it up again" % iface.name)
+            plan.add.append(iface)
             continue
         ok, message = _reload_one(iface)
         if ok:
@@ -273,7 +307,42 @@ def cmd_reload(args):
             print("wgedge: %s: reload failed, the running configuration is unchanged: %s"
                   % (iface.name, message), file=sys.stderr)
             code = 1
+    for iface, other in plan.elsewhere:
+        print("wgedge: %s runs from %s, left as it is: reload that file, or down it and "
+              "reload this one" % (iface.name, other), file=sys.stderr)
+        code = 1
+    for iface in plan.add:  # the watchdog re-reads the file from another directory
+        code |= _up_one(os.path.abspath(path), iface, args.no_watchdog, logfile)
     return code
+
+
+def _reload_target(arg):
+    """`reload [FILE|IFNAME]` -> (file, None), or (the file it runs from, IFNAME) for an
+    interface `up` brought up; (None, None) once an error is printed. A word without '/'
+    that names such an interface is the interface; anything else is a file."""
+    from wgedge import manage
+    from wgedge.config.model import DEFAULT_PATH
+
+    if arg is None:
+        return DEFAULT_PATH, None
+    if "/" in arg:
+        return arg, None
+    state = manage.read_state(arg)
+    if state is not None:
+        if not state.get("config"):
+            print("wgedge: %s: its state file names no config file: reload the file" % arg,
+                  file=sys.stderr)
+            return None, None
+        return state["config"], arg
+    if not os.path.exists(arg):
+        if os.path.exists(manage.socket_path(arg)):
+            print("wgedge: %s was not brought up by `wgedge up`: nothing records its file "
+                  "(reload it with `wg syncconf`)" % arg, file=sys.stderr)
+        else:
+            print("wgedge: %s is neither a file nor an interface wgedge brought up" % arg,
+                  file=sys.stderr)
+        return None, None
+    return arg, None
 
 
 def _reload_one(iface):
@@ -327,7 +396,8 @@ def cmd_status(args):
 COMMANDS = {
     "up": (cmd_up, "bring up the interfaces of a UCI or wg-quick file"),
     "down": (cmd_down, "undo up (every interface if none is named)"),
-    "reload": (cmd_reload, "apply only what changed in the file; a bad file changes nothing"),
+    "reload": (cmd_reload, "make what runs from the file equal to it: add, change, remove; "
+               "a bad file changes nothing"),
     "status": (cmd_status, "interfaces and peers with handshake age, endpoint, transfer, health"),
     "check": (cmd_check, "validate a config file and report every error"),
     "info": (cmd_info, "print version, Python, crypto backend, CPU features and offloads"),
@@ -348,12 +418,17 @@ def _ifname_argument(text):
 def _sub_arguments(name, sub):
     from wgedge.config.model import DEFAULT_PATH
 
-    if name in ("up", "reload"):
+    if name == "up":
         sub.add_argument("file", nargs="?", default=DEFAULT_PATH,
                          help="UCI file, or a wg-quick IFNAME.conf (default %s)" % DEFAULT_PATH)
-    if name == "up":
+    if name == "reload":
+        sub.add_argument("target", nargs="?", metavar="FILE|IFNAME",
+                         help="UCI or wg-quick file (default %s), or an interface `up` "
+                         "brought up: reloaded from its file" % DEFAULT_PATH)
+    if name in ("up", "reload"):
         sub.add_argument("--no-watchdog", action="store_true",
-                         help="do not supervise the daemon")
+                         help="do not supervise the daemon%s" % (
+                             "s of interfaces the file adds" if name == "reload" else ""))
         sub.add_argument("--log", metavar="FILE",
                          help="the watchdog and daemon log to FILE instead of syslog")
     if name == "check":

@@ -9,11 +9,17 @@ Before it creates anything the daemon takes the interface's lock (wgedge/runlock
 adopts the one its watchdog or `wgedge up --no-watchdog` hands down: a second daemon for the
 same name fails with "in use" instead of racing the first for the TUN device and the control
 socket.
+
+SIGHUP never stops the daemon: from its watchdog's child it is passed on to the watchdog,
+which reloads the interface from its file (`kill -HUP` of the pid in IFNAME.pid is what an
+admin tries first); a daemon without a watchdog logs that it ignores it. Either way the
+tunnel and its sessions stay as they are. SIGTERM, SIGINT or the link's removal stop it.
 """
 
 import gc
 import logging
 import os
+import signal
 import sys
 
 from wgedge.sysinfo import describe_lines
@@ -22,6 +28,7 @@ log = logging.getLogger("wgedge")
 RUN_DIR = "/var/run/wgedge"
 SYSLOG_SOCKET = "/dev/log"
 FALLBACK_LOG = "/var/log/wgedge-%s.log"  # when no syslog daemon listens on SYSLOG_SOCKET
+WATCHDOG_ENV = "WGEDGE_WATCHDOG_PID"  # set by the watchdog for the daemon it starts
 GC_YOUNG_THRESHOLD = 10000  # CPython's default is 700 allocations
 LEVELS = {"error": logging.ERROR, "silent": logging.CRITICAL + 1, "info": logging.INFO,
           "verbose": logging.DEBUG, "debug": logging.DEBUG}
@@ -127,10 +134,33 @@ def _take_lock(ifname):
             from None
 
 
+def _handle_sighup(ifname):
+    """SIGHUP: to the watchdog that started us, if it still does (the pid it named in
+    WATCHDOG_ENV is our parent); otherwise logged and ignored."""
+    text = os.environ.pop(WATCHDOG_ENV, "")
+    watchdog = int(text) if text.isdigit() else None
+
+    def on_hup(*_):
+        if watchdog is not None and os.getppid() == watchdog:
+            try:
+                os.kill(watchdog, signal.SIGHUP)
+                log.info("SIGHUP: asked the watchdog (pid %d) to reload %s from its file",
+                         watchdog, ifname)
+                return
+            except OSError as exc:
+                log.warning("SIGHUP: cannot pass it on to the watchdog (pid %d): %s",
+                            watchdog, exc.strerror)
+        log.warning("SIGHUP ignored: %s runs without a watchdog, nothing changed (use "
+                    "`wgedge reload %s` or `wg syncconf`)", ifname, ifname)
+
+    signal.signal(signal.SIGHUP, on_hup)
+
+
 def serve(ifname, crypto, ready=None):
     """Take the interface's lock, create the interface and run its loop until stopped."""
     from wgedge import runlock
 
+    _handle_sighup(ifname)
     lock, owned = _take_lock(ifname)
     try:
         _serve(ifname, crypto, ready)

@@ -16,6 +16,9 @@ Rules kept here:
   interface under a watchdog is configured only by its watchdog; `wgedge reload` asks it
   (SIGHUP) and waits for the answer it writes to IFNAME.reload.json, so the watchdog's own
   copy of the configuration is always the one that runs.
+- `reload FILE` makes what runs from FILE (the interfaces whose state file names it) equal
+  to FILE (ReloadPlan): removed interfaces go down, changed ones get the difference, new ones
+  come up; each on its own and all or nothing, so a failure leaves that one as it ran.
 - One owner per interface (wgedge/runlock.py): `down` stops the watchdog and the daemon and
   reports success only once it could take the interface's lock, i.e. nothing runs it any more.
 - `down` touches only what wgedge runs. The interface's lock says whether wgedge runs it (its
@@ -135,6 +138,29 @@ def resolve(host, port):
         if family == socket.AF_INET6:
             return "[%s]:%d" % (addr[0], port)
     return None
+
+
+def unresolved_warnings(loaded):
+    """A warning (ConfigError) for each peer whose endpoint host name does not resolve now:
+    not an error, since a watchdog resolves it again while the peer has no handshake."""
+    from wgedge.config.uci import ConfigError, shown
+
+    out, answers = [], {}
+    for iface in loaded.interfaces:
+        for peer in iface.peers:
+            host = peer.endpoint_host
+            if host is None or is_literal(host):
+                continue
+            if (host, peer.endpoint_port) not in answers:
+                answers[host, peer.endpoint_port] = resolve(host, peer.endpoint_port)
+            if answers[host, peer.endpoint_port] is None:
+                out.append(ConfigError(loaded.path, peer.line, "peer %s of %s: host %s does "
+                                       "not resolve now; the peer gets its endpoint once it "
+                                       "does (the watchdog retries)" % (
+                                           model.peer_label(peer), iface.name, shown(host)),
+                                       "Endpoint" if loaded.path.endswith(".conf")
+                                       else "endpoint_host"))
+    return out
 
 
 def endpoint_text(peer):
@@ -492,6 +518,53 @@ def running_interfaces():
         except OSError:
             pass
     return sorted(names)
+
+
+def running_from(path):
+    """The interfaces `up` brought up from the file at `path` that still run, as their state
+    files record it (sorted). Others, whatever runs them, are not the file's to change."""
+    real = os.path.realpath(path)
+    names = []
+    for name in running_interfaces():
+        config = (read_state(name) or {}).get("config")
+        if config and os.path.realpath(config) == real:
+            names.append(name)
+    return names
+
+
+def clear_abandoned(ifname):
+    """True when nothing runs `ifname` any more although its state file is there (a daemon
+    without a watchdog that died): its lock was free, and what is left of it (routes,
+    addresses, files) has been removed as `down` does. False while anything holds it."""
+    try:
+        lock = runlock.acquire(ifname)
+    except runlock.LockBusy:
+        return False
+    down(ifname, lock)
+    return True
+
+
+class ReloadPlan:
+    """What `reload` does to make the running set equal to a valid file: `remove` (names
+    that run from the file but are no longer in it), `change` and `add` (interfaces of the
+    file that run from it / do not run), `elsewhere` ((interface, the other file it runs
+    from): left alone). `only` restricts all of it to one interface name."""
+
+    def __init__(self, loaded, only=None):
+        running = running_from(loaded.path)
+        wanted = [i for i in loaded.interfaces if only is None or i.name == only]
+        names = {i.name for i in loaded.interfaces}
+        self.remove = [n for n in running if n not in names and only in (None, n)]
+        self.change = [i for i in wanted if i.name in running]
+        self.add, self.elsewhere = [], []
+        for iface in wanted:
+            if iface.name in running:
+                continue
+            config = (read_state(iface.name) or {}).get("config")
+            if config:
+                self.elsewhere.append((iface, config))
+            else:
+                self.add.append(iface)
 
 
 def load_valid(path):

@@ -9,11 +9,14 @@ Decisions, each logged:
   and the daemon is killed (and so restarted).
 - A peer with a host-name endpoint whose latest handshake is older than `stale_handshake`
   (150 s, or never) has the name resolved again; a changed address becomes its endpoint
-  (OpenWrt's wireguard_watchdog behaviour). Literal addresses are left alone.
+  (OpenWrt's wireguard_watchdog behaviour). Literal addresses are left alone. What the
+  resolver answers is logged (HostLog): the first result and each new one, a failure at once
+  and then at most every DNS_LOG_EVERY while it lasts (with the count of attempts), and the
+  recovery; every attempt at debug level.
 - With `watchdog_device` set, the hardware watchdog is fed only while all of that is healthy,
   and closed with the magic 'V' on a clean stop, so a stopped service does not reboot the box.
-- SIGHUP re-reads the file and applies the difference, all or nothing (manage.configure): a
-  bad file, or a change the kernel refuses, is logged and leaves everything as it was. Each
+- SIGHUP (to the watchdog, or to its daemon, which passes it on) re-reads the file and
+  applies the difference, all or nothing (manage.configure): a bad file, or a change the kernel refuses, is logged and leaves everything as it was. Each
   reload is numbered and its outcome written to IFNAME.reload.json, which is how `wgedge
   reload` (which asks the watchdog rather than configuring the interface itself) learns it.
   The watchdog's copy of the configuration changes only with a reload or restart that
@@ -33,7 +36,7 @@ import subprocess
 import sys
 import time
 
-from wgedge import control_client, manage, runlock
+from wgedge import control_client, daemon, manage, runlock
 from wgedge.config.model import load, peer_label
 
 log = logging.getLogger("wgedge")
@@ -43,6 +46,46 @@ STABLE_AFTER = 60.0
 MAX_RESTARTS = 10
 RESTART_WINDOW = 600.0
 FAILED_CHECKS_BEFORE_KILL = 3
+DNS_LOG_EVERY = 300.0  # seconds between warnings about a host name that still fails
+
+
+class HostLog:
+    """What the log says about one peer's host name, given each resolution's result
+    ('ip:port' or None) and the time: `lines(result, now)` -> [(level, message)]. A failure
+    is logged at once, then at most once per DNS_LOG_EVERY while it lasts (a retry every
+    check_interval must not fill the log), with the number of attempts; a recovery and each
+    address not logged before at info; everything else at debug."""
+
+    def __init__(self, label, host):
+        self.label, self.host = label, host
+        self.failures = 0  # attempts in a row that failed
+        self.failing_since = self.warned_at = None
+        self.logged = None  # the last address logged
+
+    def lines(self, result, now):
+        who = "peer %s: %s" % (self.label, self.host)
+        if result is None:
+            self.failures += 1
+            if self.failures == 1:
+                self.failing_since = self.warned_at = now
+                return [(logging.WARNING, "%s does not resolve; the peer keeps the endpoint "
+                         "it has (if any), retrying at each check" % who)]
+            if now - self.warned_at >= DNS_LOG_EVERY:
+                self.warned_at = now
+                return [(logging.WARNING, "%s still does not resolve (%d attempts in %d s)"
+                         % (who, self.failures, now - self.failing_since))]
+            return [(logging.DEBUG, "%s does not resolve (attempt %d)" % (who, self.failures))]
+        out = []
+        if self.failures:
+            out.append((logging.INFO, "%s resolves again after %d failed attempts: %s"
+                        % (who, self.failures, result)))
+            self.failures = 0
+        elif result != self.logged:
+            out.append((logging.INFO, "%s resolves to %s" % (who, result)))
+        else:
+            out.append((logging.DEBUG, "%s resolves to %s (unchanged)" % (who, result)))
+        self.logged = result
+        return out
 
 
 class Watchdog:
@@ -60,6 +103,7 @@ class Watchdog:
         self.hw = None
         self.stopping = False
         self.reload_requested = False
+        self.host_logs = {}  # public key -> HostLog of a peer with a host-name endpoint
         self.iface, self.settings = self._load()
 
     def _load(self):
@@ -94,7 +138,7 @@ class Watchdog:
         raise error
 
     def _spawn(self):
-        env = dict(os.environ, WGEDGE_SYSLOG="1")
+        env = dict(os.environ, WGEDGE_SYSLOG="1", **{daemon.WATCHDOG_ENV: str(os.getpid())})
         pass_fds = ()
         if self.lock is not None:
             env[runlock.ENV] = str(self.lock)
@@ -164,6 +208,9 @@ class Watchdog:
         running = {p["public_key"]: p for p in peers}
         from wgedge.core.uapi import key_to_hex
 
+        named = {p.public_key for p in self.iface.peers if p.endpoint_host is not None}
+        for key in [k for k in self.host_logs if k not in named]:
+            del self.host_logs[key]
         for peer in self.iface.peers:
             if peer.endpoint_host is None or manage.is_literal(peer.endpoint_host):
                 continue
@@ -174,6 +221,7 @@ class Watchdog:
             if hs and now - hs <= self.settings.stale_handshake:
                 continue
             fresh = manage.resolve(peer.endpoint_host, peer.endpoint_port)
+            self._log_resolution(peer, fresh)
             if fresh is None or fresh == cur.get("endpoint"):
                 continue
             log.info("%s: peer %s: %s now resolves to %s (was %s), updating the endpoint",
@@ -184,6 +232,15 @@ class Watchdog:
                                        "endpoint=%s" % (key_to_hex(peer.public_key), fresh))
             except control_client.ControlClientError as exc:
                 log.error("%s: cannot update endpoint: %s", self.ifname, exc)
+
+    def _log_resolution(self, peer, result):
+        entry = self.host_logs.get(peer.public_key)
+        if entry is None or (entry.host, entry.label) != (peer.endpoint_host,
+                                                          peer_label(peer)):
+            entry = self.host_logs[peer.public_key] = HostLog(peer_label(peer),
+                                                              peer.endpoint_host)
+        for level, message in entry.lines(result, time.monotonic()):
+            log.log(level, "%s: %s", self.ifname, message)
 
     def _feed(self, healthy):
         if self.hw is not None and healthy:
