@@ -1,0 +1,36 @@
+"""Send handshake initiations from a peer the receiver does not know (tests of its log).
+
+    python -m tests.initiations PUBLIC_KEY_BASE64 HOST PORT COUNT
+
+Each initiation is real (made by the core with a fresh key pair of its own, mac1 right for the
+receiver), so the receiver decrypts its static key and refuses it as unknown-peer; COUNT of
+them go out as fast as the loop makes them. Prints the sender's public key in base64.
+"""
+
+import base64
+import os
+import socket
+import sys
+
+from wgedge import crypto as crypto_mod
+from wgedge.core.device import Device, Output
+
+
+def main(argv):
+    key, host, port, count = base64.b64decode(argv[0]), argv[1], int(argv[2]), int(argv[3])
+    device = Device(crypto_mod.load(), os.urandom, os.urandom(32))
+    peer = device.add_peer(key)
+    peer.endpoint = (host, port)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        for _ in range(count):
+            out = Output(device)
+            peer.last_sent_handshake = None  # one per REKEY_TIMEOUT otherwise
+            peer.send_initiation(0.0, out)
+            for datagram, endpoint in out.udp:
+                s.sendto(datagram, endpoint)
+    print(base64.b64encode(device.public_key).decode())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
