@@ -28,6 +28,7 @@ from wgedge.core import consts as C
 
 log = logging.getLogger("wgedge")
 
+STATUS_OP = "wgedge-status=1"  # the control request answered by status_lines; `wg` never sends it
 BURST = 10  # lines per (event, reason) per INTERVAL
 INTERVAL = 60.0  # seconds
 
@@ -84,7 +85,7 @@ class EventLog:
         self._summary_due = None  # earliest end of a window with suppressed lines
         self.up = {}  # public key -> True once a handshake completed, until one fails
         self.failures = {}  # public key -> [wall time, reason, count], configured peers only
-        self.last_failure = None  # (wall time, reason, short id or None, endpoint text)
+        self.last_failure = None  # (wall time, reason, short id or None, endpoint text or None)
 
     # --- the loop's side -------------------------------------------------------------------
     def handle(self, out):
@@ -152,7 +153,8 @@ class EventLog:
         if self.last_failure is not None:
             wall, reason, who, endpoint = self.last_failure
             lines += ["last_failure_time=%.3f" % wall, "last_failure_reason=" + reason,
-                      "last_failure_peer=" + (who or ""), "last_failure_endpoint=" + endpoint]
+                      "last_failure_peer=" + (who or ""),
+                      "last_failure_endpoint=" + (endpoint or "")]
         yield "\n".join(lines) + "\n" if lines else ""
         for key, (wall, reason, count) in list(self.failures.items()):
             if key in peers:
@@ -165,7 +167,8 @@ class EventLog:
         wall = self.wall()
         ep = _endpoint_text(endpoint)
         known = public_key is not None and public_key in self.device.peers
-        self.last_failure = (wall, reason, short_id(public_key) if public_key else None, ep)
+        self.last_failure = (wall, reason, short_id(public_key) if public_key else None,
+                             ep if endpoint else None)
         if known:
             rec = self.failures.get(public_key)
             if rec is None:

@@ -33,7 +33,7 @@ from wgedge.core import consts as C
 from wgedge.core import uapi
 from wgedge.core.device import Device, Output
 from wgedge.io.control import ControlServer, socket_path, where_it_failed
-from wgedge.io.events import EventLog
+from wgedge.io.events import STATUS_OP, EventLog
 from wgedge.io.tun import Tun
 from wgedge.io.udp import Udp
 
@@ -44,7 +44,6 @@ BATCH = 192  # packets or datagrams taken from one fd per wake-up (docs/performa
 # little per wake-up; the rest waits or is dropped by the kernel from that socket's queue,
 # never from the data socket's. Reading more only to drop it cost a system call each.
 HANDSHAKE_BATCH = C.MAX_HANDSHAKES_PER_BATCH
-STATUS_OP = "wgedge-status=1"  # never sent by `wg`; wireguard-go answers it with an error
 
 
 class _SetRequest:
