@@ -135,3 +135,27 @@ def test_up_logs_to_the_fallback_file_with_handshakes_and_restarts(nets, tmp_pat
         run.wgedge("down", ifname, ns=ns)
     finally:
         run.close()
+
+
+@pytest.mark.root
+def test_debug_level_shows_the_handshakes_sent(nets, tmp_path):
+    """-v (here LOG_LEVEL=debug, what -v sets) adds each initiation sent; info does not."""
+    ns = nets.ns("v")
+    names = {"debug": "wgv" + nets.tag, "info": "wgi" + nets.tag}
+    peers = {}
+    for level, ifname in names.items():
+        nets.start_wgedge(ns, ifname, env={"LOG_LEVEL": level})
+        priv, _ = genkey()
+        _, peers[level] = genkey()
+        sh("wg", "set", ifname, "private-key", write_key(tmp_path, ifname, priv), "peer",
+           peers[level],
+           "endpoint", "127.0.0.1:9", "persistent-keepalive", "1", "allowed-ips",
+           "10.98.0.2/32", ns=ns)
+    debug = _wait_for("/tmp/wgedge-%s.log" % names["debug"],
+                      lambda t: "handshake initiation sent to 127.0.0.1:9" in t)
+    assert "DEBUG: peer %s: handshake initiation sent to 127.0.0.1:9" % peers["debug"][:8] \
+        in debug, debug
+    time.sleep(1)
+    with open("/tmp/wgedge-%s.log" % names["info"]) as f:
+        info = f.read()
+    assert "initiation sent" not in info and "is up" in info, info
