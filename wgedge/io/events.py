@@ -85,7 +85,7 @@ class EventLog:
         self._summary_due = None  # earliest end of a window with suppressed lines
         self.up = {}  # public key -> True once a handshake completed, until one fails
         self.failures = {}  # public key -> [wall time, reason, count], configured peers only
-        self.last_failure = None  # (wall time, reason, short id or None, endpoint text or None)
+        self.last_failure = None  # (wall time, reason, public key or None, endpoint or None)
 
     # --- the loop's side -------------------------------------------------------------------
     def handle(self, out):
@@ -100,25 +100,26 @@ class EventLog:
                 first = not self.up.get(public_key)
                 if first and public_key in self.device.peers:
                     self.up[public_key] = True
-                self._line((kind, None), INFO if first else DEBUG, now, 1,
-                           "peer %s: handshake completed (%s)", short_id(public_key),
-                           _endpoint_text(endpoint))
+                level = INFO if first else DEBUG
+                if self._admit((kind, None), level, now, 1):
+                    log.log(level, "peer %s: handshake completed (%s)", short_id(public_key),
+                            _endpoint_text(endpoint))
             elif kind == _SENT:
-                self._line((kind, None), DEBUG, now, 1, "peer %s: handshake initiation sent "
-                           "to %s%s", short_id(public_key), _endpoint_text(endpoint),
-                           " (retry)" if reason == C.REASON_RETRY else "")
-        if out.events_lost:
-            self._line(("lost", None), INFO, now, 1, "%d handshake events in one call were "
-                       "not itemised", out.events_lost)
+                if self._admit((kind, None), DEBUG, now, 1):
+                    log.debug("peer %s: handshake initiation sent to %s%s", short_id(public_key),
+                              _endpoint_text(endpoint),
+                              " (retry)" if reason == C.REASON_RETRY else "")
+        if out.events_lost and self._admit(("lost", None), INFO, now, out.events_lost):
+            log.info("%d handshake events in one call were not itemised", out.events_lost)
         if out.dropped:
             counts = {}
             for reason in out.dropped:
                 counts[reason] = counts.get(reason, 0) + 1
             for reason, n in counts.items():
                 n -= explained.get(reason, 0)
-                if n > 0:
-                    self._line((_DROPPED, reason), DROP_LEVEL.get(reason, DEBUG), now, n,
-                               "dropped %d datagram(s) or packet(s): %s", n, reason)
+                level = DROP_LEVEL.get(reason, DEBUG)
+                if n > 0 and self._admit((_DROPPED, reason), level, now, n):
+                    log.log(level, "dropped %d datagram(s) or packet(s): %s", n, reason)
 
     def next_deadline(self):
         """When a summary of suppressed lines is due (monotonic seconds), or None."""
@@ -151,10 +152,11 @@ class EventLog:
             del self.up[key]
         lines = ["drop=%s:%d" % item for item in sorted(self.device.drops.items())]
         if self.last_failure is not None:
-            wall, reason, who, endpoint = self.last_failure
+            wall, reason, public_key, endpoint = self.last_failure
             lines += ["last_failure_time=%.3f" % wall, "last_failure_reason=" + reason,
-                      "last_failure_peer=" + (who or ""),
-                      "last_failure_endpoint=" + (endpoint or "")]
+                      "last_failure_peer=" + (short_id(public_key) if public_key else ""),
+                      "last_failure_endpoint=" + (_endpoint_text(endpoint) if endpoint
+                                                  else "")]
         yield "\n".join(lines) + "\n" if lines else ""
         for key, (wall, reason, count) in list(self.failures.items()):
             if key in peers:
@@ -163,13 +165,12 @@ class EventLog:
 
     # --- lines ---------------------------------------------------------------------------------
     def _failed(self, public_key, reason, endpoint, now):
+        """Record a failure; log it if its limit allows (formatting only then: under a flood
+        this runs for each handshake message looked at)."""
         level, words = FAILURE_TEXT.get(reason, (WARNING, reason))
         wall = self.wall()
-        ep = _endpoint_text(endpoint)
-        known = public_key is not None and public_key in self.device.peers
-        self.last_failure = (wall, reason, short_id(public_key) if public_key else None,
-                             ep if endpoint else None)
-        if known:
+        self.last_failure = (wall, reason, public_key, endpoint)
+        if public_key is not None and public_key in self.device.peers:
             rec = self.failures.get(public_key)
             if rec is None:
                 self.failures[public_key] = [wall, reason, 1]
@@ -177,22 +178,23 @@ class EventLog:
                 rec[0], rec[1], rec[2] = wall, reason, rec[2] + 1
             if reason not in (C.DROP_NEED_COOKIE, C.REASON_COOKIE_REQUIRED, C.DROP_RATELIMITED):
                 self.up[public_key] = False
-        if public_key is None:
-            self._line((_FAILED, reason), level, now, 1, "handshake from %s refused: %s [%s]",
-                       ep, words, reason)
-        elif reason == C.DROP_UNKNOWN_PEER:
-            self._line((_FAILED, reason), level, now, 1, "handshake from %s refused: peer %s "
-                       "is unknown (its public key is not configured here) [%s]", ep,
-                       short_id(public_key), reason)
-        else:
-            self._line((_FAILED, reason), level, now, 1, "peer %s (%s): handshake failed: %s "
-                       "[%s]", short_id(public_key), ep, words, reason)
-
-    def _line(self, key, level, now, n, msg, *args):
-        """One line, unless its (event, reason) has had BURST in this INTERVAL: then `n` more
-        are counted for the summary."""
-        if not log.isEnabledFor(level):
+        if not self._admit((_FAILED, reason), level, now, 1):
             return
+        ep = _endpoint_text(endpoint)
+        if public_key is None:
+            log.log(level, "handshake from %s refused: %s [%s]", ep, words, reason)
+        elif reason == C.DROP_UNKNOWN_PEER:
+            log.log(level, "handshake from %s refused: peer %s is unknown (its public key is "
+                    "not configured here) [%s]", ep, short_id(public_key), reason)
+        else:
+            log.log(level, "peer %s (%s): handshake failed: %s [%s]", short_id(public_key), ep,
+                    words, reason)
+
+    def _admit(self, key, level, now, n):
+        """True when a line of `key` (event, reason) may be written now: at most BURST per
+        INTERVAL; beyond that its `n` occurrences are counted for the summary instead."""
+        if not log.isEnabledFor(level):
+            return False
         st = self._limits.get(key)
         if st is None:
             st = self._limits[key] = [now, 0, 0, level]
@@ -203,12 +205,12 @@ class EventLog:
             st[1] = 0
         if st[1] < BURST:
             st[1] += 1
-            log.log(level, msg, *args)
-            return
+            return True
         st[2] += n
         end = st[0] + INTERVAL
         if self._summary_due is None or end < self._summary_due:
             self._summary_due = end
+        return False
 
     @staticmethod
     def _summary(key, st):
