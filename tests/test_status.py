@@ -4,6 +4,7 @@ and --prometheus as the Prometheus text format reads it (prometheus_client's par
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 
@@ -197,9 +198,18 @@ def _status_checks(nets, run, tmp_path):
     assert ifb not in text and "None" not in text
     for secret in (priv_a, priv_b, priv_c, stranger):
         assert secret not in text
+    # a wireguard-go interface beside them: shown from get=1 alone (it refuses wgedge-status=1)
+    ifg = "wgg" + nets.tag
+    with open(tmp_path / "wireguard-go.log", "w") as log:  # it keeps its stdout: not a pipe
+        subprocess.run(run.cmd(["wireguard-go", ifg], ns), stdout=log, stderr=log, timeout=30,
+                       check=True, env=dict(os.environ, LOG_LEVEL="error",
+                                            WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD="1"))
     everything = run.wgedge("status", ns=ns).stdout
     assert "interface: %s\n" % ifb in everything and "interface: %s\n" % ifa in everything
+    assert "interface: %s\n  daemon: no pid file: not started by wgedge\n" % ifg in everything
     assert "None" not in everything
+    [g] = json.loads(run.wgedge("status", ifg, "--json", ns=ns).stdout)
+    assert g["drops"] is None and g["daemon_pid"] is None and "error" not in g
     missing = run.wgedge("status", "wgnone" + nets.tag, ns=ns, check=False)
     assert missing.returncode == 1 and "is not running" in missing.stderr
 
