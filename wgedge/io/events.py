@@ -101,7 +101,7 @@ class EventLog:
                 if first and public_key in self.device.peers:
                     self.up[public_key] = True
                 level = INFO if first else DEBUG
-                if self._admit((kind, None), level, now, 1):
+                if self._admit((kind, "first" if first else None), level, now, 1):
                     log.log(level, "peer %s: handshake completed (%s)", short_id(public_key),
                             _endpoint_text(endpoint))
             elif kind == _SENT:

@@ -218,7 +218,10 @@ class Interface:
     # --- data path -----------------------------------------------------------------------------
     def _emit(self, out):
         if out.events or out.dropped:
-            self.events.handle(out)
+            try:
+                self.events.handle(out)
+            except Exception as exc:  # noqa: BLE001 - a bug in logging must not stop the tunnel
+                log.error("internal error logging events: %s", where_it_failed(exc))
         if out.tun:
             self.tun.write_batch(out.tun)
         if self.udp is not None:
