@@ -5,6 +5,7 @@ it drops every message)."""
 import logging
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -159,3 +160,34 @@ def test_debug_level_shows_the_handshakes_sent(nets, tmp_path):
     with open("/tmp/wgedge-%s.log" % names["info"]) as f:
         info = f.read()
     assert "initiation sent" not in info and "is up" in info, info
+
+
+@pytest.mark.root
+def test_the_daemon_writes_the_summary_when_the_interval_ends(nets, tmp_path):
+    """The loop wakes for the summary of suppressed lines (EventLog.next_deadline) with no
+    further traffic. The daemon runs with the interval shortened to 2 s (set on the module
+    before it starts; there is no option for it)."""
+    ns = nets.ns("f")
+    ifname = "wgf" + nets.tag
+    logfile = str(tmp_path / "daemon.log")
+    code = ("import sys; from wgedge.io import events; events.INTERVAL = 2.0; "
+            "from wgedge.cli import main; sys.exit(main(['-f', '--log', %r, %r]))"
+            % (logfile, ifname))
+    daemon_proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", code],
+                                   env=dict(os.environ, PYTHONPATH=ROOT),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert "is up" in _wait_for(logfile, lambda t: "is up" in t)
+        priv, pub = genkey()
+        sh("wg", "set", ifname, "private-key", write_key(tmp_path, "k", priv), "listen-port",
+           "40013", ns=ns)
+        _send_initiations(ns, pub, 40013, 50)  # fewer than make the daemon count as loaded
+        text = _wait_for(logfile, lambda t: "suppressed" in t, 10)
+        lines = [x for x in text.splitlines() if "[unknown-peer]" in x]
+        assert len(lines) == events.BURST + 1, text
+        # one summary, at the level of the lines it stands for
+        assert lines[-1].endswith("WARNING: 40 more like this suppressed in 2 s: "
+                                  "handshake-failed [unknown-peer]"), lines[-1]
+    finally:
+        daemon_proc.terminate()
+        daemon_proc.wait(10)
