@@ -50,6 +50,7 @@ class Node:
         self.device = Device(crypto, self.rng, self.private)
         self.tun = []  # packets the device delivered to its TUN
         self.sent = []  # every (datagram, endpoint) it emitted
+        self.events = []  # every Output.events entry its device reported
 
     @property
     def public(self):
@@ -89,6 +90,7 @@ class Net:
 
     def _collect(self, node, out):
         node.tun.extend(out.tun)
+        node.events.extend(out.events)
         for datagram, dst in out.datagrams():
             node.sent.append((datagram, dst))
             if self.drop is not None and self.drop(node, datagram, dst):

@@ -4,7 +4,7 @@
     wgedge up [FILE] [--no-watchdog] [--log FILE]       bring up every interface in FILE
     wgedge down [IFNAME]                                undo `up` (all it brought up if none given)
     wgedge reload [FILE|IFNAME] [--no-watchdog] [--log FILE]  make what runs from FILE equal to it
-    wgedge status [--json]                              interfaces, peers, handshakes, health
+    wgedge status [IFNAME] [--json|--prometheus]        interfaces, peers, handshakes, drops
     wgedge check FILE                                   report every error in FILE
     wgedge check --export FILE                          print FILE as read, like `uci export`
     wgedge info                                         version, Python, crypto, CPU features
@@ -367,29 +367,19 @@ def _reload_one(iface):
 def cmd_status(args):
     import json
 
-    from wgedge import manage
+    from wgedge import manage, statusview
 
-    info = manage.status()
+    try:
+        info = manage.status(args.ifname)
+    except manage.ManageError as exc:
+        print("wgedge: %s" % exc, file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(info, indent=2))
-        return 0
-    if not info:
-        print("no wgedge interfaces are running")
-    for i in info:
-        print("interface: %s  (daemon pid %s, watchdog pid %s)" % (
-            i["interface"], i["daemon_pid"], i["watchdog_pid"]))
-        if "error" in i:
-            print("  error: %s" % i["error"])
-            continue
-        print("  public key: %s" % i.get("public_key", "(none)"))
-        print("  listening port: %s" % i.get("listen_port"))
-        for p in i["peers"]:
-            age = p["latest_handshake_seconds_ago"]
-            print("  peer: %s  [%s]" % (p["public_key"], p["health"]))
-            print("    endpoint: %s" % (p["endpoint"] or "(none)"))
-            print("    allowed ips: %s" % (", ".join(p["allowed_ips"]) or "(none)"))
-            print("    latest handshake: %s" % ("never" if age is None else "%d s ago" % age))
-            print("    transfer: %d B received, %d B sent" % (p["rx_bytes"], p["tx_bytes"]))
+    elif args.prometheus:
+        sys.stdout.write(statusview.prometheus(info))
+    else:
+        sys.stdout.write(statusview.text(info))
     return 0
 
 
@@ -438,7 +428,12 @@ def _sub_arguments(name, sub):
     if name == "down":
         sub.add_argument("ifname", nargs="?", type=_ifname_argument)
     if name == "status":
-        sub.add_argument("--json", action="store_true")
+        sub.add_argument("ifname", nargs="?", metavar="IFNAME", help="only this interface")
+        form = sub.add_mutually_exclusive_group()
+        form.add_argument("--json", action="store_true",
+                          help="the same fields as JSON (docs/status.md)")
+        form.add_argument("--prometheus", action="store_true",
+                          help="the Prometheus text exposition format")
 
 
 def daemon_parser():

@@ -41,6 +41,17 @@ from wgedge.config.model import load, peer_label
 
 log = logging.getLogger("wgedge")
 
+
+def exit_text(returncode):
+    """How a child's end reads in the log: 'exited with status 1', 'was killed by SIGKILL'."""
+    if returncode is not None and returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = "signal %d" % -returncode
+        return "was killed by %s" % name
+    return "exited with status %s" % returncode
+
 MAX_BACKOFF = 60.0
 STABLE_AFTER = 60.0
 MAX_RESTARTS = 10
@@ -176,7 +187,8 @@ class Watchdog:
         candidates.append((self.iface, self.settings))
         try:
             self._start_child(candidates)
-            log.info("%s: daemon restarted (pid %d)", self.ifname, self.child.pid)
+            log.warning("%s: daemon restarted (pid %d; restart %d within %d s)", self.ifname,
+                        self.child.pid, len(self.restarts), RESTART_WINDOW)
         except Exception as exc:  # noqa: BLE001 - keep supervising
             log.error("%s: restart failed: %s", self.ifname, exc)
             self._kill_child()
@@ -334,8 +346,8 @@ class Watchdog:
             tick = min(self.settings.check_interval, self.settings.watchdog_interval)
             while not self.stopping:
                 if self.child.poll() is not None:
-                    log.error("%s: daemon exited with status %s", self.ifname,
-                              self.child.returncode)
+                    log.error("%s: daemon (pid %d) %s", self.ifname, self.child.pid,
+                              exit_text(self.child.returncode))
                     self._restart()
                     continue
                 if self.reload_requested:

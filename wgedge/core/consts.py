@@ -96,3 +96,16 @@ DROP_STAGED_OVERFLOW = "staged-overflow"
 DROP_HANDSHAKE_GAVE_UP = "handshake-gave-up"  # staged packets cleared after REKEY_ATTEMPT_TIME
 DROP_NO_PRIVATE_KEY = "no-private-key"
 DROP_HANDSHAKE_OVERLOAD = "handshake-overload"  # over MAX_HANDSHAKES_PER_BATCH in one batch
+
+# --- Events: what happened to handshakes, for the I/O layer to log (Output.events) ---------
+# One (event, public key or None, reason or None, endpoint or None) per handshake message
+# sent or refused and per handshake completed or given up: never one per data packet. The
+# public key is the peer's, or for EVENT_HANDSHAKE_FAILED with DROP_UNKNOWN_PEER the key the
+# initiation carried; None when no key is known (a bad mac1, say).
+EVENT_INITIATION_SENT = "initiation-sent"  # reason: None, or REASON_RETRY
+EVENT_HANDSHAKE_COMPLETED = "handshake-completed"
+EVENT_HANDSHAKE_FAILED = "handshake-failed"  # reason: a DROP_* or one of the REASON_* below
+REASON_RETRY = "retry"  # the retransmit timer sent this initiation again
+REASON_COOKIE_REQUIRED = "cookie-required"  # the peer is under load: answered with a cookie
+REASON_NO_RESPONSE = "no-response"  # MAX_TIMER_HANDSHAKES initiations went unanswered
+MAX_EVENTS_PER_CALL = 128  # beyond it an entry point counts them in Output.events_lost

@@ -15,6 +15,9 @@ Rules kept here:
   raises ValueError.
 - An endpoint is the caller's opaque, hashable address: a tuple whose first two items are the
   host string and port (what `socket.recvfrom` returns). Cookies and rate limits key on them.
+- Handshake messages sent, refused or completed are also listed in `Output.events` (at most
+  MAX_EVENTS_PER_CALL per call), for the I/O layer to log: the core itself never logs, and
+  data messages never make an event (their drops are in `Output.dropped`).
 - Security checks live in the tested core: mac1/cookie before any DH (gate.py, called from
   handshake.py), and here the allowed-IPs check on every decrypted packet, replay and key-age
   checks before a packet is delivered.
@@ -90,6 +93,9 @@ class Output:
         # did not authenticate.
         self.authenticated = []
         self._drops = device.drops
+        # [(event, public key or None, reason or None, endpoint or None)]: consts EVENT_*
+        self.events = []
+        self.events_lost = 0  # events beyond MAX_EVENTS_PER_CALL, not listed
 
     def datagrams(self):
         """Every datagram one by one, [(datagram, endpoint)]: `udp`, then the trains cut up."""
@@ -103,6 +109,17 @@ class Output:
         self.dropped.append(reason)
         d = self._drops
         d[reason] = d.get(reason, 0) + 1
+
+    def event(self, kind, public_key, reason, endpoint):
+        if len(self.events) < C.MAX_EVENTS_PER_CALL:
+            self.events.append((kind, public_key, reason, endpoint))
+        else:
+            self.events_lost += 1
+
+    def refused(self, reason, public_key, endpoint):
+        """A handshake message refused: counted as a drop, and listed as an event."""
+        self.drop(reason)
+        self.event(C.EVENT_HANDSHAKE_FAILED, public_key, reason, endpoint)
 
 
 class Device:
@@ -388,6 +405,7 @@ class Device:
             for kp in r.keypairs:
                 if kp is pairs.next and pairs.confirm(kp):
                     peer.handshake_complete(now)
+                    out.event(C.EVENT_HANDSHAKE_COMPLETED, peer.public_key, None, r.endpoint)
                     peer.send_data([], now, out)  # staged packets can leave now
             t = peer.timers
             t.any_authenticated_packet_received(now)

@@ -8,7 +8,8 @@ Rules kept here:
   retransmit timer and stop after MAX_TIMER_HANDSHAKES.
 - `rx_bytes`/`tx_bytes` count whole WireGuard datagrams exchanged with this peer, handshake
   messages included, as the kernel and wireguard-go do.
-- Every method that may emit something takes `out` (the device's Output) and appends to it.
+- Every method that may emit something takes `out` (the device's Output) and appends to it;
+  an initiation sent, or one that could not be, and a handshake given up are also events.
 
 The per-packet encryption loop in `send_data` is the hot path and is written for speed.
 """
@@ -94,14 +95,18 @@ class Peer:
                                              tai64n.timestamp(now + dev.wall_offset))
         if fields is None:
             self._free_handshake_index()
-            out.drop(C.DROP_NO_PRIVATE_KEY)
+            out.refused(C.DROP_NO_PRIVATE_KEY, self.public_key, None)
             return
         msg = wire.pack_initiation(*fields)
         self.cookie.add_macs(msg, C.INITIATION_MAC1_OFFSET, now)
         t = self.timers
         t.any_authenticated_packet_traversal(now)
         t.any_authenticated_packet_sent(now)
-        self._emit(bytes(msg), out)
+        if self._emit(bytes(msg), out):
+            out.event(C.EVENT_INITIATION_SENT, self.public_key, C.REASON_RETRY if is_retry
+                      else None, self.endpoint)
+        else:
+            out.event(C.EVENT_HANDSHAKE_FAILED, self.public_key, C.DROP_NO_ENDPOINT, None)
         t.handshake_initiated(now)
 
     def send_response(self, now, out):
@@ -113,7 +118,7 @@ class Peer:
         fields = dev.noise.create_response(self.handshake, index, dev.ephemeral())
         if fields is None:
             self._free_handshake_index()
-            out.drop(C.DROP_BAD_HANDSHAKE)
+            out.refused(C.DROP_BAD_HANDSHAKE, self.public_key, self.endpoint)
             return
         msg = wire.pack_response(*fields)
         self.cookie.add_macs(msg, C.RESPONSE_MAC1_OFFSET, now)
@@ -271,6 +276,8 @@ class Peer:
             elif name == timers.RETRANSMIT_HANDSHAKE:
                 if t.handshake_attempts > C.MAX_TIMER_HANDSHAKES:
                     t.give_up_handshake(now)
+                    out.event(C.EVENT_HANDSHAKE_FAILED, self.public_key, C.REASON_NO_RESPONSE,
+                              self.endpoint)
                     for _ in self.staged:
                         out.drop(C.DROP_HANDSHAKE_GAVE_UP)
                     self.staged = []

@@ -12,6 +12,11 @@ never blocks and does a bounded amount per wake-up (io/control.py): a `set` is p
 line as it arrives (uapi.SetParser) and applied whole at its blank line, and a large `get` is
 sent piece by piece as the client reads it (uapi.get_pieces).
 
+Handshake events and drops that the core reports in each Output are logged, rate-limited, by
+io/events.py, which also answers `wgedge-status=1`: a request `wg` never sends, carrying what
+`get` cannot (drop counters by reason, the last handshake failures) without adding keys to
+`get`'s answer that `wg` would not expect (docs/status.md).
+
 Log lines never carry key material: a refused control request is logged by what was wrong
 (line number, key name, length), and an internal error by its type and where it happened,
 not by its message.
@@ -28,6 +33,7 @@ from wgedge.core import consts as C
 from wgedge.core import uapi
 from wgedge.core.device import Device, Output
 from wgedge.io.control import ControlServer, socket_path, where_it_failed
+from wgedge.io.events import STATUS_OP, EventLog
 from wgedge.io.tun import Tun
 from wgedge.io.udp import Udp
 
@@ -77,6 +83,27 @@ class _GetRequest:
         return self.iface._get_reply(), True
 
 
+class _StatusRequest:
+    """`wgedge-status=1`: what `wgedge status` shows beyond `get` (io/events.py)."""
+
+    def __init__(self, iface):
+        self.iface = iface
+        self.lines = False
+
+    def feed(self, lines):
+        self.lines = self.lines or any(lines)
+
+    def finish(self):
+        if self.lines:
+            return b"errno=%d\n\n" % uapi.EPROTO, False
+        return self._pieces(), True
+
+    def _pieces(self):
+        for piece in self.iface.events.status_lines():
+            yield piece.encode()
+        yield b"errno=0\n\n"
+
+
 class _UnknownRequest:
     def __init__(self, op):
         self.length = len(op)  # never the line itself: it may be a pasted key
@@ -96,6 +123,7 @@ class Interface:
         self.crypto = crypto
         self.tun = Tun(ifname)
         self.device = Device(crypto, os.urandom)
+        self.events = EventLog(self.device)
         self.udp = None
         self._refresh_clock()
         kwargs = {} if control_dir is None else {"directory": control_dir}
@@ -123,6 +151,8 @@ class Interface:
             return _SetRequest(self)
         if op == "get=1":
             return _GetRequest(self)
+        if op == STATUS_OP:
+            return _StatusRequest(self)
         return _UnknownRequest(op)
 
     def _apply_set(self, parser, bug):
@@ -187,6 +217,11 @@ class Interface:
 
     # --- data path -----------------------------------------------------------------------------
     def _emit(self, out):
+        if out.events or out.dropped:
+            try:
+                self.events.handle(out)
+            except Exception as exc:  # noqa: BLE001 - a bug in logging must not stop the tunnel
+                log.error("internal error logging events: %s", where_it_failed(exc))
         if out.tun:
             self.tun.write_batch(out.tun)
         if self.udp is not None:
@@ -228,6 +263,9 @@ class Interface:
                 if control_deadline is not None and (deadline is None
                                                      or control_deadline < deadline):
                     deadline = control_deadline
+                summary_due = self.events.next_deadline()
+                if summary_due is not None and (deadline is None or summary_due < deadline):
+                    deadline = summary_due
                 if deadline is None:
                     timeout = -1
                 else:
@@ -279,6 +317,8 @@ class Interface:
                 deadline = device.get_timer()
                 if deadline is not None and deadline <= now:
                     self._emit(device.handle_timer(now))
+                if summary_due is not None and summary_due <= now:
+                    self.events.flush(now)
         finally:
             self.close()
 
