@@ -98,7 +98,10 @@ def test_sigkill_of_watchdog_and_daemon_then_down_cleans_and_up_works():
             with open("/var/run/wgedge/" + name) as f:
                 os.kill(int(f.read()), signal.SIGKILL)
         time.sleep(0.5)
-        lab.wgedge("a", "down", ifa)
+        # Nothing ran it any more: `down NAME` says so (exit 1) and removes the leftovers.
+        res = lab.wgedge("a", "down", ifa, check=False)
+        assert res.returncode == 1 and "was not running" in res.stderr, (res.stdout, res.stderr)
+        assert "removed what its last run left behind" in res.stderr
         assert ifa not in sh("ip", "link", ns=lab.router["a"]).stdout
         assert "192.168.20.0/24" not in sh("ip", "route", ns=lab.router["a"]).stdout
         for path in ("/var/run/wireguard/%s.sock", "/var/run/wgedge/%s.pid",
