@@ -163,6 +163,36 @@ def test_debug_level_shows_the_handshakes_sent(nets, tmp_path):
 
 
 @pytest.mark.root
+def test_up_verbose_logs_debug_detail_to_its_log_file(nets, tmp_path):
+    """`up -v --log FILE`: the daemon under the watchdog logs at debug level, into FILE."""
+    from tests.private_run import PrivateRun
+
+    run = PrivateRun()
+    try:
+        ns = nets.ns("w")
+        ifname = "wgw" + nets.tag
+        priv, _ = genkey()
+        _, peer = genkey()
+        conf = tmp_path / "wg.uci"
+        conf.write_text("config interface '%s'\n\toption proto 'wireguard'\n\toption "
+                        "private_key '%s'\n\toption listen_port '40013'\n"
+                        "config wireguard_%s\n\toption public_key '%s'\n\toption "
+                        "endpoint_host '127.0.0.1'\n\toption endpoint_port '9'\n\toption "
+                        "persistent_keepalive '1'\n\tlist allowed_ips '10.97.0.2/32'\n"
+                        % (ifname, priv, ifname, peer))
+        conf.chmod(0o600)
+        log = tmp_path / "wg.log"
+        run.wgedge("up", "-v", "--log", str(log), str(conf), ns=ns)
+        text = _wait_for(str(log), lambda t: "handshake initiation sent" in t)
+        assert "DEBUG: peer %s: handshake initiation sent to 127.0.0.1:9" % peer[:8] in text, \
+            text
+        assert priv not in text
+        run.wgedge("down", ifname, ns=ns)
+    finally:
+        run.close()
+
+
+@pytest.mark.root
 def test_the_daemon_writes_the_summary_when_the_interval_ends(nets, tmp_path):
     """The loop wakes for the summary of suppressed lines (EventLog.next_deadline) with no
     further traffic. The daemon runs with the interval shortened to 2 s (set on the module

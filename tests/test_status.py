@@ -41,11 +41,11 @@ def _synthetic():
             "last_handshake_failure": {"time": 1699999990.5, "seconds_ago": 73,
                                        "reason": "bad-handshake", "text": "decryption failed"}}
     return [{"interface": "wg0", "daemon_pid": 12, "watchdog_pid": None, "config": "/c",
-             "description": None, "peers": [peer], "listen_port": 51820, "fwmark": 0x42,
+             "peers": [peer], "listen_port": 51820, "fwmark": 0x42,
              "public_key": "B" * 43 + "=", "drops": {"unknown-peer": 3, "decrypt-failed": 1},
              "last_handshake_failure": None},
             {"interface": "wg1", "daemon_pid": None, "watchdog_pid": None, "config": None,
-             "description": None, "peers": [], "error": "control socket: refused"}]
+             "peers": [], "error": "control socket: refused"}]
 
 
 def test_text_view_of_synthetic_status():

@@ -1,9 +1,9 @@
 """Command line: arguments and user-facing messages only.
 
     wgedge [-f|--foreground] [-v] [--log FILE] IFNAME    run an interface (as wireguard-go)
-    wgedge up [FILE] [--no-watchdog] [--log FILE]       bring up every interface in FILE
+    wgedge up [FILE] [--no-watchdog] [-v] [--log FILE]  bring up every interface in FILE
     wgedge down [IFNAME]                                undo `up` (all it brought up if none given)
-    wgedge reload [FILE|IFNAME] [--no-watchdog] [--log FILE]  make what runs from FILE equal to it
+    wgedge reload [FILE|IFNAME] [--no-watchdog] [-v] [--log FILE]  make what runs equal to FILE
     wgedge status [IFNAME] [--json|--prometheus]        interfaces, peers, handshakes, drops
     wgedge check FILE                                   report every error in FILE
     wgedge check --export FILE                          print FILE as read, like `uci export`
@@ -131,6 +131,7 @@ def cmd_up(args):
     from wgedge import manage
     from wgedge.config import model
 
+    _verbose(args)
     loaded = model.load(args.file)
     _print_problems(loaded)
     if loaded.errors:
@@ -265,6 +266,12 @@ def _down_one(name, named):
     return 1 if named else 0
 
 
+def _verbose(args):
+    """`-v`: the watchdog and the daemons it starts inherit LOG_LEVEL (wgedge/daemon.py)."""
+    if getattr(args, "verbose", False):
+        os.environ["LOG_LEVEL"] = "debug"
+
+
 def cmd_reload(args):
     """Make what runs from the file equal to it (docs/configuration.md, "Reload"): a file
     with errors changes nothing; otherwise interfaces no longer in it are brought down, then
@@ -273,6 +280,7 @@ def cmd_reload(args):
     from wgedge import manage
     from wgedge.config import model
 
+    _verbose(args)
     path, only = _reload_target(args.target)
     if path is None:
         return 1
@@ -421,6 +429,8 @@ def _sub_arguments(name, sub):
                              "s of interfaces the file adds" if name == "reload" else ""))
         sub.add_argument("--log", metavar="FILE",
                          help="the watchdog and daemon log to FILE instead of syslog")
+        sub.add_argument("-v", "--verbose", action="store_true",
+                         help="debug logging in the watchdog and daemons started (LOG_LEVEL=debug)")
     if name == "check":
         sub.add_argument("file")
         sub.add_argument("--export", action="store_true",

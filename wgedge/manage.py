@@ -650,7 +650,7 @@ def _interface_status(ifname, now_wall):
     config_path, conf = _configured(ifname)
     entry = {"interface": ifname, "daemon_pid": read_pid(pid_path(ifname)),
              "watchdog_pid": read_pid(watchdog_pid_path(ifname)), "config": config_path,
-             "description": _shown(getattr(conf, "description", None)), "peers": []}
+             "peers": []}
     try:
         iface, peers = control_client.get(ifname, timeout=2.0)
     except control_client.ControlClientError as exc:

@@ -66,10 +66,7 @@ def text(info):
     for i in info:
         if lines:
             lines.append("")
-        head = "interface: %s" % i["interface"]
-        if i.get("description"):
-            head += " (%s)" % i["description"]
-        lines.append(head)
+        lines.append("interface: %s" % i["interface"])
         lines.append("  daemon: %s" % _daemon_text(i))
         if i.get("config"):
             lines.append("  config: %s" % i["config"])
