@@ -37,7 +37,7 @@ def sh(*args, ns=None, check=True, input=None, timeout=60, env=None):
 CLONE_NEWNS = 0x00020000
 # The run directories, with the modes wireguard-go/wgedge give them when they create them,
 # and /var/log, where a daemon without a syslog daemon to talk to writes its log
-# (wgedge/daemon.py FALLBACK_LOG): a test's logs stay out of the host's.
+# (wgedge/router/daemon.py FALLBACK_LOG): a test's logs stay out of the host's.
 RUN_DIRS = (("/var/run/wireguard", "0755"), ("/var/run/wgedge", "0700"), ("/var/log", "0755"))
 _private = False
 

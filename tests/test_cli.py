@@ -1,4 +1,4 @@
-"""wgedge/cli.py: a command or an interface name, `down` touching only what wgedge runs,
+"""wgedge/cli/__init__.py: a command or an interface name, `down` touching only what wgedge runs,
 relative paths, `up --log`, and errors that say what to do.
 
 The rule for words is tested without root; everything else runs in its own network namespace

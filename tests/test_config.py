@@ -186,7 +186,7 @@ def test_key_file_addition(tmp_path):
 
 
 def test_generate_is_accepted_and_written_back(tmp_path):
-    from wgedge import manage
+    from wgedge.router import manage
 
     conf = tmp_path / "wgedge"
     conf.write_text("# keep me\nconfig interface 'wg0'\n\toption proto 'wireguard'\n"

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.netns import ROOT, genkey, sh
-from wgedge import manage
+from wgedge.router import manage
 
 pytestmark = [pytest.mark.root]
 

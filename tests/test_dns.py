@@ -6,7 +6,7 @@ behaviour are in tests/test_reload.py."""
 import logging
 
 from wgedge import cli
-from wgedge.watchdog import DNS_LOG_EVERY, HostLog
+from wgedge.router.watchdog import DNS_LOG_EVERY, HostLog
 
 WARN, INFO, DEBUG = logging.WARNING, logging.INFO, logging.DEBUG
 

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from tests.netns import ROOT, genkey, sh, write_key
-from wgedge import daemon
 from wgedge.io import events
+from wgedge.router import daemon
 
 
 def _log_one(monkeypatch, tmp_path, message):

@@ -1,4 +1,4 @@
-"""wgedge/runlock.py: one owner per interface, shared down to children, removed safely.
+"""wgedge/router/runlock.py: one owner per interface, shared down to children, removed safely.
 
 No root needed: the lock directory is a temporary one.
 """
@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.netns import ROOT
-from wgedge import runlock
+from wgedge.router import runlock
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.netns import ROOT, genkey, sh
 from tests.private_run import PrivateRun
-from wgedge import statusview as V
+from wgedge.router import statusview as V
 
 
 @pytest.mark.parametrize("n,text", [(0, "0 B"), (1023, "1023 B"), (1024, "1.00 KiB"),

@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from wgedge import netsetup
 from wgedge.config import model, suggest, uci, wgquick
 from wgedge.core.ipaddr import format_cidr
+from wgedge.router import netsetup
 
 KEY_A = "og3EZhpFsYGbfYYD0LNPS7PkHNcoB7L35p4UqW+2pSo="
 KEY_B = "s+ZbzW6e6IDm1tMR4oW8Td8P6qiCajljerCD/c3Ty0Y="

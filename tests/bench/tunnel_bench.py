@@ -163,7 +163,7 @@ def memory():
                 pub = load().x25519_public(priv)
                 lines.append("public_key=%s\nallowed_ip=10.%d.%d.0/24" % (
                     pub.hex(), 100 + i // 250, i % 250))
-            from wgedge import control_client
+            from wgedge.router import control_client
 
             control_client.request(sites[0][1], "set=1\n" + "\n".join(lines), timeout=60)
             iperf(ns_a, ns_b, "10.88.0.2", 3, 1)

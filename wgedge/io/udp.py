@@ -22,7 +22,7 @@ Rules kept here:
   initiations then fills only the handshake socket's buffer; the tunnel's packets, TCP's ACKs
   among them, keep theirs. The pair is checked free with a plain socket first (so a port in
   use is still an error); where the kernel or Python refuses any of it (no ctypes,
-  SO_ATTACH_REUSEPORT_CBPF unknown), one plain socket per family is used, as before
+  SO_ATTACH_REUSEPORT_CBPF unknown), one plain socket per family is used
   (WGEDGE_STEER=0 asks for that).
 """
 
@@ -372,9 +372,6 @@ class Udp:
             live = live_endpoints()
             if len(sources) > 2 * len(live) + 64:
                 self.sources = {e: sources[e] for e in live if e in sources}
-
-    def clear_source(self, endpoint):
-        self.sources.pop(endpoint, None)
 
     def close(self):
         for s in self.sockets:

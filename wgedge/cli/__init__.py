@@ -43,7 +43,7 @@ def _backend():
 
 
 def cmd_info(args):
-    from wgedge.sysinfo import describe_lines, offload_lines
+    from wgedge.router.sysinfo import describe_lines, offload_lines
 
     for line in describe_lines(_backend()) + offload_lines():
         print(line)
@@ -51,7 +51,7 @@ def cmd_info(args):
 
 
 def cmd_demo(args):
-    from wgedge import demo
+    from wgedge.cli import demo
 
     return 0 if demo.run(_backend()) else 1
 
@@ -64,7 +64,7 @@ def _print_problems(loaded):
 
 
 def _dns_warnings(loaded):
-    from wgedge import manage
+    from wgedge.router import manage
 
     for w in manage.unresolved_warnings(loaded):
         print("warning: %s" % w, file=sys.stderr)
@@ -128,8 +128,8 @@ def cmd_check(args):
 
 
 def cmd_up(args):
-    from wgedge import manage
     from wgedge.config import model
+    from wgedge.router import manage
 
     _verbose(args)
     loaded = model.load(args.file)
@@ -168,10 +168,10 @@ def _log_file_writable(path):
 def _up_one(path, iface, no_watchdog, logfile=None):
     """Bring up one interface of the file at `path` (absolute: the watchdog runs from / and
     reads the file again after each restart) -> exit code (0 when up)."""
-    from wgedge import manage, runlock
+    from wgedge.router import manage, runlock
 
     # The interface's lock first: of two `up` at once exactly one gets past this line,
-    # and a loser changes nothing (wgedge/runlock.py).
+    # and a loser changes nothing (wgedge/router/runlock.py).
     try:
         lock = runlock.acquire(iface.name)
     except runlock.LockBusy as exc:
@@ -189,7 +189,7 @@ def _up_one(path, iface, no_watchdog, logfile=None):
 
 
 def _start_without_watchdog(iface, lock, logfile=None):
-    from wgedge import manage, runlock
+    from wgedge.router import manage, runlock
 
     try:
         manage.start_daemon(iface.name, lock, logfile)
@@ -204,7 +204,7 @@ def _start_without_watchdog(iface, lock, logfile=None):
 
 
 def _start_watchdog(path, ifname, lock, logfile=None):
-    from wgedge import daemon, manage, runlock, watchdog
+    from wgedge.router import daemon, manage, runlock, watchdog
 
     def body(ready):
         try:
@@ -229,7 +229,7 @@ def _start_watchdog(path, ifname, lock, logfile=None):
 def cmd_down(args):
     """Only what wgedge runs (manage.down): without a name, every interface `up` brought up;
     with one, that interface, refused when wgedge does not run it (exit 1)."""
-    from wgedge import manage
+    from wgedge.router import manage
 
     if args.ifname:
         return _down_one(args.ifname, named=True)
@@ -243,7 +243,7 @@ def cmd_down(args):
 
 
 def _down_one(name, named):
-    from wgedge import manage, runlock
+    from wgedge.router import manage, runlock
 
     running = manage.runs(name)
     if not running and not manage.own_files(name):
@@ -267,7 +267,7 @@ def _down_one(name, named):
 
 
 def _verbose(args):
-    """`-v`: the watchdog and the daemons it starts inherit LOG_LEVEL (wgedge/daemon.py)."""
+    """`-v`: the watchdog and the daemons it starts inherit LOG_LEVEL (wgedge/router/daemon.py)."""
     if getattr(args, "verbose", False):
         os.environ["LOG_LEVEL"] = "debug"
 
@@ -277,8 +277,8 @@ def cmd_reload(args):
     with errors changes nothing; otherwise interfaces no longer in it are brought down, then
     the changed ones reloaded, then the new ones brought up, each on its own and all or
     nothing; one that fails is left as it ran (a new one not running) and named."""
-    from wgedge import manage
     from wgedge.config import model
+    from wgedge.router import manage
 
     _verbose(args)
     path, only = _reload_target(args.target)
@@ -328,8 +328,8 @@ def _reload_target(arg):
     """`reload [FILE|IFNAME]` -> (file, None), or (the file it runs from, IFNAME) for an
     interface `up` brought up; (None, None) once an error is printed. A word without '/'
     that names such an interface is the interface; anything else is a file."""
-    from wgedge import manage
     from wgedge.config.model import DEFAULT_PATH
+    from wgedge.router import manage
 
     if arg is None:
         return DEFAULT_PATH, None
@@ -356,7 +356,7 @@ def _reload_target(arg):
 def _reload_one(iface):
     """-> (ok, message). Under a watchdog the watchdog does it (its copy of the configuration
     must stay the one that runs); otherwise manage.configure, all or nothing either way."""
-    from wgedge import manage
+    from wgedge.router import manage
 
     wd = manage.read_pid(manage.watchdog_pid_path(iface.name))
     if wd is not None:
@@ -375,7 +375,7 @@ def _reload_one(iface):
 def cmd_status(args):
     import json
 
-    from wgedge import manage, statusview
+    from wgedge.router import manage, statusview
 
     try:
         info = manage.status(args.ifname)
@@ -540,7 +540,7 @@ def _root_problem():
     """Why up/down/reload and the daemon cannot work for this process, or None: they create
     and delete links, addresses and routes (CAP_NET_ADMIN). Writing root's /var/run/wgedge
     without being root is caught where it fails (PermissionError)."""
-    from wgedge.privileges import CAP_NET_ADMIN
+    from wgedge.router.privileges import CAP_NET_ADMIN
 
     try:
         with open("/proc/self/status") as f:
@@ -576,7 +576,7 @@ def run_command(name, argv):
     except OSError as exc:
         print("wgedge %s: %s" % (name, _os_error_text(exc)), file=sys.stderr)
     except Exception as exc:  # noqa: BLE001 - never a traceback to the operator
-        from wgedge.manage import ManageError
+        from wgedge.router.manage import ManageError
 
         if isinstance(exc, ManageError):
             print("wgedge %s: %s" % (name, exc), file=sys.stderr)
@@ -602,7 +602,7 @@ def main(argv=None):
     if problem:
         print("wgedge: %s: %s: run it as root" % (args.ifname, problem), file=sys.stderr)
         return 1
-    from wgedge import daemon
+    from wgedge.router import daemon
 
     foreground = args.foreground or os.environ.get("WG_PROCESS_FOREGROUND") == "1"
     # The background daemon runs from /: a relative --log is where the command was run.

@@ -5,7 +5,7 @@ returns only once the TUN device exists and the control socket accepts connectio
 `wg-quick` can configure the interface right after it returns. A start-up failure is reported
 on stderr by the command that started it, with a non-zero exit code.
 
-Before it creates anything the daemon takes the interface's lock (wgedge/runlock.py), or
+Before it creates anything the daemon takes the interface's lock (wgedge/router/runlock.py), or
 adopts the one its watchdog or `wgedge up --no-watchdog` hands down: a second daemon for the
 same name fails with "in use" instead of racing the first for the TUN device and the control
 socket.
@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 
-from wgedge.sysinfo import describe_lines
+from wgedge.router.sysinfo import describe_lines
 
 log = logging.getLogger("wgedge")
 RUN_DIR = "/var/run/wgedge"
@@ -121,8 +121,8 @@ def _remove_pid(ifname):
 def _take_lock(ifname):
     """-> (descriptor, removes the file at exit). The lock a starting watchdog or `up` hands
     down in WGEDGE_LOCK_FD, or our own; a second daemon for the name stops here, before it
-    touches the TUN device or the control socket (wgedge/runlock.py)."""
-    from wgedge import runlock
+    touches the TUN device or the control socket (wgedge/router/runlock.py)."""
+    from wgedge.router import runlock
 
     inherited = os.environ.pop(runlock.ENV, None)
     if inherited is not None:
@@ -158,7 +158,7 @@ def _handle_sighup(ifname):
 
 def serve(ifname, crypto, ready=None):
     """Take the interface's lock, create the interface and run its loop until stopped."""
-    from wgedge import runlock
+    from wgedge.router import runlock
 
     _handle_sighup(ifname)
     lock, owned = _take_lock(ifname)
@@ -174,7 +174,7 @@ def _serve(ifname, crypto, ready):
     iface = Interface(ifname, crypto)
     _write_pid(ifname)
     if os.environ.get("WGEDGE_KEEP_PRIVILEGES") != "1":
-        from wgedge import privileges
+        from wgedge.router import privileges
 
         privileges.drop()
     for line in describe_lines(crypto):

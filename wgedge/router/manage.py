@@ -19,7 +19,7 @@ Rules kept here:
 - `reload FILE` makes what runs from FILE (the interfaces whose state file names it) equal
   to FILE (ReloadPlan): removed interfaces go down, changed ones get the difference, new ones
   come up; each on its own and all or nothing, so a failure leaves that one as it ran.
-- One owner per interface (wgedge/runlock.py): `down` stops the watchdog and the daemon and
+- One owner per interface (wgedge/router/runlock.py): `down` stops the watchdog and the daemon and
   reports success only once it could take the interface's lock, i.e. nothing runs it any more.
 - `down` touches only what wgedge runs. The interface's lock says whether wgedge runs it (its
   holder wrote the pid files); a name whose lock nobody holds gets no signal and keeps its
@@ -40,13 +40,13 @@ import subprocess
 import sys
 import time
 
-from wgedge import control_client, netsetup, runlock
 from wgedge.config import model
 from wgedge.core.ipaddr import format_cidr, parse_ip
 from wgedge.core.uapi import EADDRINUSE, key_to_hex
-from wgedge.daemon import RUN_DIR, pid_path
 from wgedge.io.control import socket_path
 from wgedge.io.events import FAILURE_TEXT, STATUS_OP
+from wgedge.router import control_client, netsetup, runlock
+from wgedge.router.daemon import RUN_DIR, pid_path
 
 
 class ManageError(Exception):
@@ -373,7 +373,7 @@ def own_files(ifname):
 
 
 def runs(ifname):
-    """True while wgedge runs `ifname`: its lock is held (wgedge/runlock.py)."""
+    """True while wgedge runs `ifname`: its lock is held (wgedge/router/runlock.py)."""
     return runlock.is_held(ifname)
 
 
@@ -566,13 +566,6 @@ class ReloadPlan:
                 self.elsewhere.append((iface, config))
             else:
                 self.add.append(iface)
-
-
-def load_valid(path):
-    loaded = model.load(path)
-    if loaded.errors:
-        raise ManageError("\n".join(str(e) for e in loaded.errors))
-    return loaded
 
 
 def _extended_status(ifname):

@@ -23,7 +23,7 @@ Decisions, each logged:
   succeeded, so it always describes what runs.
 - After a restart the file is applied again; if the kernel now refuses it, the last
   configuration that ran is applied instead.
-- The watchdog holds the interface's lock (wgedge/runlock.py) from `up` on and shares it with
+- The watchdog holds the interface's lock (wgedge/router/runlock.py) from `up` on and shares it with
   each daemon it starts; SIGTERM/SIGINT stop the daemon, undo everything `up` did and remove
   the lock, so a later `up` starts afresh.
 """
@@ -36,8 +36,8 @@ import subprocess
 import sys
 import time
 
-from wgedge import control_client, daemon, manage, runlock
 from wgedge.config.model import load, peer_label
+from wgedge.router import control_client, daemon, manage, runlock
 
 log = logging.getLogger("wgedge")
 
@@ -374,7 +374,7 @@ class Watchdog:
                 self.child.wait()
         state = manage.read_state(self.ifname) or {}
         try:
-            from wgedge import netsetup
+            from wgedge.router import netsetup
 
             netsetup.undo(self.ifname, state.get("net", {}))
         except Exception:  # noqa: BLE001 - best effort while stopping
