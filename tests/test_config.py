@@ -186,7 +186,7 @@ def test_key_file_addition(tmp_path):
 
 
 def test_generate_is_accepted_and_written_back(tmp_path):
-    from wgedge.router import manage
+    from wgedge.router import keys
 
     conf = tmp_path / "wgedge"
     conf.write_text("# keep me\nconfig interface 'wg0'\n\toption proto 'wireguard'\n"
@@ -194,7 +194,7 @@ def test_generate_is_accepted_and_written_back(tmp_path):
     conf.chmod(0o600)
     loaded = model.load(str(conf))
     assert loaded.errors == [] and loaded.interfaces[0].generate_line == 4
-    manage.generate_keys(loaded)
+    keys.generate_keys(loaded)
     text = conf.read_text()
     assert text.startswith("# keep me\n") and "generate" not in text
     again = model.load(str(conf))

@@ -1,4 +1,4 @@
-"""Endpoint host names, without root: the warnings of `check` (manage.unresolved_warnings)
+"""Endpoint host names, without root: the warnings of `check` (router/endpoints.py unresolved_warnings)
 and what the watchdog's log says about each resolution (watchdog.HostLog). In this process
 no name resolves and no query is sent (tests/conftest.py); the namespace tests of the same
 behaviour are in tests/test_reload.py."""

@@ -36,7 +36,7 @@ def test_a_child_handed_the_lock_keeps_it_after_the_parent_lets_go(run_dir):
     fd = runlock.acquire("wg0")
     child = subprocess.Popen(
         [sys.executable, "-c",
-         "import os, sys\nfrom wgedge import runlock\nrunlock.RUN_DIR = sys.argv[1]\n"
+         "import os, sys\nfrom wgedge.router import runlock\nrunlock.RUN_DIR = sys.argv[1]\n"
          "runlock.adopt('wg0', os.environ[runlock.ENV])\nprint('held', flush=True)\n"
          "sys.stdin.read()\n", str(run_dir)],
         env=dict(os.environ, PYTHONPATH=ROOT, **{runlock.ENV: str(fd)}), pass_fds=(fd,),

@@ -64,9 +64,9 @@ def _print_problems(loaded):
 
 
 def _dns_warnings(loaded):
-    from wgedge.router import manage
+    from wgedge.router.endpoints import unresolved_warnings
 
-    for w in manage.unresolved_warnings(loaded):
+    for w in unresolved_warnings(loaded):
         print("warning: %s" % w, file=sys.stderr)
 
 
@@ -129,7 +129,7 @@ def cmd_check(args):
 
 def cmd_up(args):
     from wgedge.config import model
-    from wgedge.router import manage
+    from wgedge.router import keys, lifecycle
 
     _verbose(args)
     loaded = model.load(args.file)
@@ -144,14 +144,18 @@ def cmd_up(args):
     if logfile and not _log_file_writable(logfile):
         return 1
     _dns_warnings(loaded)
-    manage.generate_keys(loaded)
+    keys.generate_keys(loaded)
     # The watchdog runs from / and reads the file again after each restart: give it the path
     # as the command line meant it, relative to where the command was run.
     path = os.path.abspath(args.file)
-    code = 0
+    report = lifecycle.Report(_emit)
     for iface in loaded.interfaces:
-        code |= _up_one(path, iface, args.no_watchdog, logfile)
-    return code
+        lifecycle.up_one(path, iface, args.no_watchdog, report, logfile)
+    return report.code
+
+
+def _emit(text, is_error):
+    print(text, file=sys.stderr if is_error else sys.stdout, flush=True)
 
 
 def _log_file_writable(path):
@@ -165,105 +169,21 @@ def _log_file_writable(path):
     return True
 
 
-def _up_one(path, iface, no_watchdog, logfile=None):
-    """Bring up one interface of the file at `path` (absolute: the watchdog runs from / and
-    reads the file again after each restart) -> exit code (0 when up)."""
-    from wgedge.router import manage, runlock
-
-    # The interface's lock first: of two `up` at once exactly one gets past this line,
-    # and a loser changes nothing (wgedge/router/runlock.py).
-    try:
-        lock = runlock.acquire(iface.name)
-    except runlock.LockBusy as exc:
-        print("wgedge: %s is already up or being brought up by %s: use reload, or down "
-              "first" % (iface.name, exc.holder()), file=sys.stderr)
-        return 1
-    if os.path.exists(manage.socket_path(iface.name)) and manage.wait_socket(iface.name, 0.5):
-        # run by something that takes no lock, e.g. wireguard-go
-        runlock.release(lock, iface.name)
-        print("wgedge: %s is already up (use reload)" % iface.name, file=sys.stderr)
-        return 1
-    if no_watchdog:
-        return _start_without_watchdog(iface, lock, logfile)
-    return _start_watchdog(path, iface.name, lock, logfile)
-
-
-def _start_without_watchdog(iface, lock, logfile=None):
-    from wgedge.router import manage, runlock
-
-    try:
-        manage.start_daemon(iface.name, lock, logfile)
-        manage.configure(iface, first=True)
-    except Exception as exc:  # noqa: BLE001 - reported, and the half-made link removed
-        print("wgedge: %s: %s" % (iface.name, exc), file=sys.stderr)
-        manage.down(iface.name, lock)
-        return 1
-    runlock.release(lock)  # the daemon holds the interface from now on
-    print("%s is up" % iface.name)
-    return 0
-
-
-def _start_watchdog(path, ifname, lock, logfile=None):
-    from wgedge.router import daemon, manage, runlock, watchdog
-
-    def body(ready):
-        try:
-            daemon.setup_logging(ifname, daemon.log_level(False), False, logfile)
-            wd = watchdog.Watchdog(path, ifname, lock, logfile=logfile)
-        except BaseException:
-            runlock.release(lock, ifname)
-            raise
-        try:
-            wd.run(ready)  # on failure it has undone everything and removed the lock
-        except manage.ManageError as exc:  # named as `up --no-watchdog` names it
-            raise manage.ManageError("%s: %s" % (ifname, exc)) from None
-
-    code = daemon.detach(body)
-    # This copy of the lock only: the watchdog holds it (and cleaned up if it failed).
-    runlock.release(lock)
-    if code == 0:
-        print("%s is up (under the watchdog)" % ifname)
-    return code
-
-
 def cmd_down(args):
-    """Only what wgedge runs (manage.down): without a name, every interface `up` brought up;
-    with one, that interface, refused when wgedge does not run it (exit 1)."""
-    from wgedge.router import manage
+    """Only what wgedge runs (lifecycle.down): without a name, every interface `up` brought
+    up; with one, that interface, refused when wgedge does not run it (exit 1)."""
+    from wgedge.router import lifecycle, runfiles
 
+    report = lifecycle.Report(_emit)
     if args.ifname:
-        return _down_one(args.ifname, named=True)
-    names = manage.brought_up()
+        lifecycle.down_one(args.ifname, True, report)
+        return report.code
+    names = runfiles.brought_up()
     if not names:
         print("no interface brought up by `wgedge up` is running")
-    code = 0
     for name in names:
-        code |= _down_one(name, named=False)
-    return code
-
-
-def _down_one(name, named):
-    from wgedge.router import manage, runlock
-
-    running = manage.runs(name)
-    if not running and not manage.own_files(name):
-        if manage.socket_answers(name):
-            print("wgedge: %s is not run by wgedge (another program, e.g. wireguard-go, answers "
-                  "on its control socket): left alone" % name, file=sys.stderr)
-        else:
-            print("wgedge: %s is not running" % name, file=sys.stderr)
-        return 1
-    if not manage.down(name):
-        pid = runlock.holder_pid(name)
-        print("wgedge: %s: still held by %s: not down" % (
-            name, "another wgedge" if pid is None else "pid %d" % pid), file=sys.stderr)
-        return 1
-    if running:
-        print("%s is down" % name)
-        return 0
-    print("%s%s was not running; removed what its last run left behind"
-          % ("wgedge: " if named else "", name), file=sys.stderr if named else sys.stdout)
-    return 1 if named else 0
+        lifecycle.down_one(name, False, report)
+    return report.code
 
 
 def _verbose(args):
@@ -273,15 +193,14 @@ def _verbose(args):
 
 
 def cmd_reload(args):
-    """Make what runs from the file equal to it (docs/configuration.md, "Reload"): a file
-    with errors changes nothing; otherwise interfaces no longer in it are brought down, then
-    the changed ones reloaded, then the new ones brought up, each on its own and all or
-    nothing; one that fails is left as it ran (a new one not running) and named."""
+    """Make what runs from the file equal to it (lifecycle.reload; docs/configuration.md,
+    "Reload"): a file with errors changes nothing."""
     from wgedge.config import model
-    from wgedge.router import manage
+    from wgedge.router import keys, lifecycle
 
     _verbose(args)
-    path, only = _reload_target(args.target)
+    report = lifecycle.Report(_emit)
+    path, only = lifecycle.reload_target(args.target, model.DEFAULT_PATH, report)
     if path is None:
         return 1
     loaded = model.load(path)
@@ -290,96 +209,23 @@ def cmd_reload(args):
         print("wgedge: reload refused: the running configuration is unchanged", file=sys.stderr)
         return 1
     _dns_warnings(loaded)
-    manage.generate_keys(loaded)
-    plan = manage.ReloadPlan(loaded, only)
+    keys.generate_keys(loaded)
     logfile = args.log and os.path.abspath(args.log)
     if logfile and not _log_file_writable(logfile):
         return 1
-    code = 0
-    for name in plan.remove:
-        if manage.down(name):
-            print("%s is down (no longer in %s)" % (name, path))
-        else:
-            print("wgedge: %s: no longer in %s, but still held by another process: not down"
-                  % (name, path), file=sys.stderr)
-            code = 1
-    for iface in plan.change:
-        if manage.clear_abandoned(iface.name):
-            print("%s had stopped (nothing ran it any more): bringing it up again" % iface.name)
-            plan.add.append(iface)
-            continue
-        ok, message = _reload_one(iface)
-        if ok:
-            print("%s reloaded" % iface.name)
-        else:
-            print("wgedge: %s: reload failed, the running configuration is unchanged: %s"
-                  % (iface.name, message), file=sys.stderr)
-            code = 1
-    for iface, other in plan.elsewhere:
-        print("wgedge: %s runs from %s, left as it is: reload that file, or down it and "
-              "reload this one" % (iface.name, other), file=sys.stderr)
-        code = 1
-    for iface in plan.add:  # the watchdog re-reads the file from another directory
-        code |= _up_one(os.path.abspath(path), iface, args.no_watchdog, logfile)
-    return code
-
-
-def _reload_target(arg):
-    """`reload [FILE|IFNAME]` -> (file, None), or (the file it runs from, IFNAME) for an
-    interface `up` brought up; (None, None) once an error is printed. A word without '/'
-    that names such an interface is the interface; anything else is a file."""
-    from wgedge.config.model import DEFAULT_PATH
-    from wgedge.router import manage
-
-    if arg is None:
-        return DEFAULT_PATH, None
-    if "/" in arg:
-        return arg, None
-    state = manage.read_state(arg)
-    if state is not None:
-        if not state.get("config"):
-            print("wgedge: %s: its state file names no config file: reload the file" % arg,
-                  file=sys.stderr)
-            return None, None
-        return state["config"], arg
-    if not os.path.exists(arg):
-        if os.path.exists(manage.socket_path(arg)):
-            print("wgedge: %s was not brought up by `wgedge up`: nothing records its file "
-                  "(reload it with `wg syncconf`)" % arg, file=sys.stderr)
-        else:
-            print("wgedge: %s is neither a file nor an interface wgedge brought up" % arg,
-                  file=sys.stderr)
-        return None, None
-    return arg, None
-
-
-def _reload_one(iface):
-    """-> (ok, message). Under a watchdog the watchdog does it (its copy of the configuration
-    must stay the one that runs); otherwise manage.configure, all or nothing either way."""
-    from wgedge.router import manage
-
-    wd = manage.read_pid(manage.watchdog_pid_path(iface.name))
-    if wd is not None:
-        running_from = (manage.read_state(iface.name) or {}).get("config")
-        if running_from and os.path.realpath(running_from) != os.path.realpath(iface.path):
-            return False, ("it runs from %s under its watchdog: reload that file, or down "
-                           "and up this one" % running_from)
-        return manage.reload_through_watchdog(iface.name, wd)
-    try:
-        manage.configure(iface, first=False)
-    except Exception as exc:  # noqa: BLE001 - reported; configure changed nothing
-        return False, str(exc)
-    return True, ""
+    lifecycle.reload(loaded, only, args.no_watchdog, report, logfile)
+    return report.code
 
 
 def cmd_status(args):
     import json
 
-    from wgedge.router import manage, statusview
+    from wgedge.router import status, statusview
+    from wgedge.router.manage import ManageError
 
     try:
-        info = manage.status(args.ifname)
-    except manage.ManageError as exc:
+        info = status.status(args.ifname)
+    except ManageError as exc:
         print("wgedge: %s" % exc, file=sys.stderr)
         return 1
     if args.json:

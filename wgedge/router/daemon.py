@@ -22,10 +22,10 @@ import os
 import signal
 import sys
 
+from wgedge.router.runfiles import pid_path, write_pid_file
 from wgedge.router.sysinfo import describe_lines
 
 log = logging.getLogger("wgedge")
-RUN_DIR = "/var/run/wgedge"
 SYSLOG_SOCKET = "/dev/log"
 FALLBACK_LOG = "/var/log/wgedge-%s.log"  # when no syslog daemon listens on SYSLOG_SOCKET
 WATCHDOG_ENV = "WGEDGE_WATCHDOG_PID"  # set by the watchdog for the daemon it starts
@@ -95,20 +95,6 @@ class _IfnameFilter(logging.Filter):
         return True
 
 
-def pid_path(ifname):
-    return os.path.join(RUN_DIR, ifname + ".pid")
-
-
-def _write_pid(ifname):
-    os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
-    path = pid_path(ifname)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("%d\n" % os.getpid())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
 def _remove_pid(ifname):
     try:
         with open(pid_path(ifname)) as f:
@@ -172,7 +158,7 @@ def _serve(ifname, crypto, ready):
     from wgedge.io.loop import Interface
 
     iface = Interface(ifname, crypto)
-    _write_pid(ifname)
+    write_pid_file(pid_path(ifname))
     if os.environ.get("WGEDGE_KEEP_PRIVILEGES") != "1":
         from wgedge.router import privileges
 

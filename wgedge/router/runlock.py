@@ -19,7 +19,7 @@ Rules kept here:
 import fcntl
 import os
 
-from wgedge.router.daemon import RUN_DIR
+from wgedge.router.runfiles import RUN_DIR
 
 ENV = "WGEDGE_LOCK_FD"
 

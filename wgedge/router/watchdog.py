@@ -37,7 +37,8 @@ import sys
 import time
 
 from wgedge.config.model import load, peer_label
-from wgedge.router import control_client, daemon, manage, runlock
+from wgedge.router import control_client, daemon, manage, runfiles, runlock
+from wgedge.router.endpoints import is_literal, resolve
 
 log = logging.getLogger("wgedge")
 
@@ -224,7 +225,7 @@ class Watchdog:
         for key in [k for k in self.host_logs if k not in named]:
             del self.host_logs[key]
         for peer in self.iface.peers:
-            if peer.endpoint_host is None or manage.is_literal(peer.endpoint_host):
+            if peer.endpoint_host is None or is_literal(peer.endpoint_host):
                 continue
             cur = running.get(key_to_hex(peer.public_key))
             if cur is None:
@@ -232,7 +233,7 @@ class Watchdog:
             hs = int(cur.get("last_handshake_time_sec", "0"))
             if hs and now - hs <= self.settings.stale_handshake:
                 continue
-            fresh = manage.resolve(peer.endpoint_host, peer.endpoint_port)
+            fresh = resolve(peer.endpoint_host, peer.endpoint_port)
             self._log_resolution(peer, fresh)
             if fresh is None or fresh == cur.get("endpoint"):
                 continue
@@ -289,7 +290,7 @@ class Watchdog:
 
     def _record_reload(self, ok, message):
         try:
-            manage.write_reload_result(self.ifname, {
+            runfiles.write_reload_result(self.ifname, {
                 "watchdog_pid": os.getpid(), "started": self.reloads_started,
                 "done": self.reloads_done, "ok": ok, "message": message})
         except OSError as exc:
@@ -332,7 +333,7 @@ class Watchdog:
         signal.signal(signal.SIGHUP, self._on_hup)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         try:
-            manage.write_pid_file(manage.watchdog_pid_path(self.ifname))
+            runfiles.write_pid_file(runfiles.watchdog_pid_path(self.ifname))
             if self.settings.watchdog_device:
                 try:
                     self.hw = open(self.settings.watchdog_device, "wb", buffering=0)
@@ -372,21 +373,7 @@ class Watchdog:
             except subprocess.TimeoutExpired:
                 self.child.kill()
                 self.child.wait()
-        state = manage.read_state(self.ifname) or {}
-        try:
-            from wgedge.router import netsetup
-
-            netsetup.undo(self.ifname, state.get("net", {}))
-        except Exception:  # noqa: BLE001 - best effort while stopping
-            pass
-        # The daemon's own files too, in case it was killed before it could remove them.
-        for path in (manage.state_path(self.ifname), manage.watchdog_pid_path(self.ifname),
-                     manage.reload_result_path(self.ifname), manage.pid_path(self.ifname),
-                     manage.socket_path(self.ifname)):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        manage.teardown(self.ifname)  # its daemon has exited: the one way back
         if self.hw is not None:
             try:
                 self.hw.write(b"V")  # magic close: a clean stop must not reboot the router

@@ -1,0 +1,183 @@
+"""The shape of wgedge/, read with ast (as tests/test_subset.py reads imports): no module
+reaches into another's private names, and no import cycle, whether an import sits at the top
+of a module or inside a function."""
+
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PKG = ROOT / "wgedge"
+
+
+def module_name(path):
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules():
+    return {module_name(p): p for p in sorted(PKG.rglob("*.py"))}
+
+
+def imported(tree, name, known):
+    """The wgedge modules `tree` (module `name`) imports, anywhere in it: a `from P import x`
+    counts as P.x when that is a module, else as P."""
+    package = name if (PKG / pathlib.Path(*name.split(".")[1:]) / "__init__.py").exists() \
+        else name.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name in known)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1]
+                                + ([base] if base else []))
+            if not base.startswith("wgedge"):
+                continue
+            for a in node.names:
+                full = base + "." + a.name
+                out.add(full if full in known else base)
+    out.discard(name)
+    return out
+
+
+def private_problems(tree, relpath, wgedge_aliases):
+    """`from M import _x`, and `m._x` where m names another wgedge module, or `obj._x` for a
+    private name no class or function of this module defines (another type's private)."""
+    own = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            own.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            own.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            own.add(node.id)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            own.add(node.value)  # __slots__ entries, getattr names
+    problems = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("wgedge"):
+            problems += ["%s:%d imports %s.%s" % (relpath, node.lineno, node.module, a.name)
+                         for a in node.names if a.name.startswith("_")
+                         and not a.name.startswith("__")]
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_") \
+                and not node.attr.startswith("__"):
+            target = node.value.id if isinstance(node.value, ast.Name) else None
+            if target in wgedge_aliases or (target not in ("self", "cls")
+                                            and node.attr not in own
+                                            and target not in STDLIB_ALIASES):
+                problems.append("%s:%d uses %s.%s" % (relpath, node.lineno,
+                                                      ast.unparse(node.value), node.attr))
+    return problems
+
+
+# Private names of the standard library that are its documented API (os._exit, sys._getframe).
+STDLIB_ALIASES = {"os", "sys"}
+
+
+def wgedge_aliases(tree, known):
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("wgedge"):
+            names.update(a.asname or a.name for a in node.names
+                         if node.module + "." + a.name in known)
+        elif isinstance(node, ast.Import):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names
+                         if a.name.startswith("wgedge"))
+    return names
+
+
+def test_no_private_name_is_used_across_modules():
+    known = modules()
+    problems = []
+    for path in known.values():
+        tree = ast.parse(path.read_text(), str(path))
+        problems += private_problems(tree, str(path.relative_to(ROOT)),
+                                     wgedge_aliases(tree, known))
+    assert problems == []
+
+
+def find_cycle(graph):
+    """One cycle of `graph` ({node: set of nodes}) as a list, or None."""
+    state = {}
+
+    def visit(node, stack):
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt, stack)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node, [])
+            if found:
+                return found
+    return None
+
+
+def import_graph():
+    known = modules()
+    return {name: imported(ast.parse(path.read_text(), str(path)), name, known)
+            for name, path in known.items()}
+
+
+# The one cycle left (issue 14): config/model.py's load() reads a wg-quick file through
+# wgquick.py, which takes Loaded and the validator from model.py. It goes when the validator
+# and load() move out of model.py; then this becomes `assert cycle is None`.
+KNOWN_CYCLE = ["wgedge.config.model", "wgedge.config.wgquick", "wgedge.config.model"]
+
+
+def test_no_import_cycle():
+    graph = import_graph()
+    cycle = find_cycle(graph)
+    assert cycle == KNOWN_CYCLE, " -> ".join(cycle or ["none"])
+    graph["wgedge.config.model"] = graph["wgedge.config.model"] - {"wgedge.config.wgquick"}
+    cycle = find_cycle(graph)
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_the_top_of_the_tree_reads_core_crypto_io_config_router_cli():
+    top = {p.name for p in PKG.iterdir() if not p.name.startswith((".", "__pycache__"))}
+    assert top == {"__init__.py", "__main__.py", "core", "crypto", "io", "config", "router",
+                   "cli"}
+
+
+def test_only_the_router_and_the_command_line_import_the_router():
+    graph = import_graph()
+    for name, deps in graph.items():
+        if name.startswith(("wgedge.core", "wgedge.crypto", "wgedge.io", "wgedge.config")):
+            assert not {d for d in deps if d.startswith(("wgedge.router", "wgedge.cli"))}, name
+
+
+@pytest.mark.parametrize("source, problem", [
+    ("from wgedge.router.manage import _secret\n", "imports wgedge.router.manage._secret"),
+    ("from wgedge.router import manage\nmanage._secret()\n", "uses manage._secret"),
+    ("def f(peer):\n    return peer._emit\n", "uses peer._emit"),
+])
+def test_the_private_name_check_finds(source, problem):
+    tree = ast.parse(source)
+    found = private_problems(tree, "x.py", wgedge_aliases(tree, modules()))
+    assert len(found) == 1 and problem in found[0], found
+
+
+def test_the_private_name_check_allows_a_modules_own_names():
+    source = ("class A:\n    __slots__ = ('_n',)\n    def _f(self, other):\n"
+              "        return other._n + self._f(other)\n")
+    assert private_problems(ast.parse(source), "x.py", set()) == []
+
+
+def test_the_cycle_check_finds_one():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
