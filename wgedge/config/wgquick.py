@@ -23,6 +23,7 @@ import os
 from wgedge.config import suggest
 from wgedge.config.model import Dialect, Loaded, check_sections, valid_host
 from wgedge.config.uci import ConfigError, Section, option_name, shown
+from wgedge.core.endpoint import split_endpoint
 
 # wg-quick key -> schema option, per section.
 INTERFACE_KEYS = {"PrivateKey": "private_key", "ListenPort": "listen_port", "FwMark": "fwmark",
@@ -43,15 +44,13 @@ WG_QUICK = Dialect(dict([(v, k) for k, v in INTERFACE_KEYS.items()]
 
 def _split_endpoint(value):
     """'host:port' or '[v6]:port' -> (host, port), ValueError when it has neither shape."""
-    if value.startswith("["):
-        close = value.find("]")
-        if close < 0 or value[close + 1:close + 2] != ":":
-            raise ValueError("expected [address]:port, got %s" % shown(value))
-        return value[1:close], value[close + 2:]
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or ":" in host:
-        raise ValueError("expected host:port or [address]:port, got %s" % shown(value))
-    if not valid_host(host):  # the whole value, which names both parts, is what is shown
+    parts = split_endpoint(value)
+    if parts is None:
+        raise ValueError("expected %s, got %s" % (
+            "[address]:port" if value.startswith("[") else "host:port or [address]:port",
+            shown(value)))
+    host, port, bracketed = parts
+    if not bracketed and not valid_host(host):  # the whole value, naming both parts, is shown
         raise ValueError("expected a host name or an IP address before the port, got %s"
                          % shown(value))
     return host, port

@@ -21,6 +21,8 @@ Rules kept here:
 """
 
 from wgedge.core import consts as C
+from wgedge.core.endpoint import format_endpoint as format_endpoint_text
+from wgedge.core.endpoint import split_endpoint
 from wgedge.core.ipaddr import format_cidr, format_ip, parse_cidr, parse_ip
 
 EIO = -5
@@ -82,33 +84,26 @@ def parse_endpoint(text):
 
 def _endpoint_parts(text):
     """-> (address bytes, port, zone): zone None for IPv4, '' for IPv6 without one."""
-    if text.startswith("["):
-        close = text.find("]")
-        if close < 0 or text[close + 1:close + 2] != ":":
-            raise ValueError("bad endpoint %r: expected [address]:port" % text)
-        host, _, zone = text[1:close].partition("%")
-        if len(host) > _MAX_ADDRESS_TEXT:
-            raise ValueError("bad endpoint: address too long")
-        addr = parse_ip(host)
-        if len(addr) != 16:
-            raise ValueError("bad endpoint %r: brackets are for IPv6" % text)
-        return addr, _parse_int(text[close + 2:], 1, 65535, "endpoint port"), zone
-    host, sep, port_text = text.rpartition(":")
-    if not sep or ":" in host:
-        raise ValueError("bad endpoint %r: expected address:port" % text)
+    parts = split_endpoint(text)
+    if parts is None:
+        raise ValueError("bad endpoint %r: expected %s" % (
+            text, "[address]:port" if text.startswith("[") else "address:port"))
+    host, port_text, bracketed = parts
+    zone = None
+    if bracketed:
+        host, _, zone = host.partition("%")
     if len(host) > _MAX_ADDRESS_TEXT:
         raise ValueError("bad endpoint: address too long")
     addr = parse_ip(host)
-    if len(addr) != 4:
-        raise ValueError("bad endpoint %r" % text)
-    return addr, _parse_int(port_text, 1, 65535, "endpoint port"), None
+    if len(addr) != (16 if bracketed else 4):
+        raise ValueError("bad endpoint %r%s" % (text, ": brackets are for IPv6" if bracketed
+                                                 else ""))
+    return addr, _parse_int(port_text, 1, 65535, "endpoint port"), zone
 
 
 def format_endpoint(endpoint):
-    host, port = endpoint[0], endpoint[1]
-    if ":" in host:
-        return "[%s]:%d" % (host, port)
-    return "%s:%d" % (host, port)
+    """A device endpoint tuple as `get` writes it."""
+    return format_endpoint_text(endpoint[0], endpoint[1])
 
 
 def _parse_int(text, low, high, what):

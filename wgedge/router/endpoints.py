@@ -8,6 +8,7 @@ taken (a slow resolver never holds up another configurator).
 import socket
 
 from wgedge.config import model
+from wgedge.core.endpoint import format_endpoint
 from wgedge.core.ipaddr import parse_ip
 
 
@@ -26,10 +27,8 @@ def resolve(host, port):
     except (OSError, UnicodeError):
         return None
     for family, _, _, _, addr in infos:
-        if family == socket.AF_INET:
-            return "%s:%d" % (addr[0], port)
-        if family == socket.AF_INET6:
-            return "[%s]:%d" % (addr[0], port)
+        if family in (socket.AF_INET, socket.AF_INET6):
+            return format_endpoint(addr[0], port)
     return None
 
 
@@ -60,6 +59,5 @@ def endpoint_text(peer):
     if peer.endpoint_host is None:
         return None
     if is_literal(peer.endpoint_host):
-        ip = peer.endpoint_host
-        return ("[%s]:%d" if ":" in ip else "%s:%d") % (ip, peer.endpoint_port)
+        return format_endpoint(peer.endpoint_host, peer.endpoint_port)
     return resolve(peer.endpoint_host, peer.endpoint_port)

@@ -25,6 +25,7 @@ import os
 import signal
 import time
 
+from wgedge.core.endpoint import split_endpoint
 from wgedge.core.ipaddr import format_cidr
 from wgedge.core.uapi import EADDRINUSE, key_to_hex
 from wgedge.router import control_client
@@ -145,7 +146,7 @@ def configure(iface, first=True):
     their sessions. Returns the network state recorded; raises ManageError with nothing
     changed."""
     endpoints = {p.public_key: endpoint_text(p) for p in iface.peers}  # DNS, before the lock
-    ips = [e.rsplit(":", 1)[0].strip("[]") for e in endpoints.values() if e]
+    ips = [split_endpoint(e)[0] for e in endpoints.values() if e]
     from wgedge.router import netsetup  # pyroute2: only where the network changes
 
     with config_lock():
