@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wgedge.config import model, uci, wgquick
+from wgedge.config import loader, schema, uci, wgquick
 from wgedge.core.ipaddr import format_cidr
 
 KEY_A = "og3EZhpFsYGbfYYD0LNPS7PkHNcoB7L35p4UqW+2pSo="
@@ -61,17 +61,17 @@ OPENWRT_NETWORK = textwrap.dedent("""\
 
 
 def test_openwrt_network_file():
-    loaded = model.from_uci(OPENWRT_NETWORK, "network")
+    loaded = loader.from_uci(OPENWRT_NETWORK, "network")
     assert loaded.errors == []
     assert [i.name for i in loaded.interfaces] == ["wg0"]
     i = loaded.interfaces[0]
-    assert i.private_key == model.decode_key(KEY_A)
+    assert i.private_key == schema.decode_key(KEY_A)
     assert (i.listen_port, i.mtu, i.fwmark) == (51820, 1400, 16)
     assert i.addresses == ["10.0.0.1/24", "fd00::1/64"]
     assert len(i.peers) == 1  # the disabled one is skipped
     p = i.peers[0]
-    assert p.public_key == model.decode_key(KEY_B)
-    assert p.preshared_key == model.decode_key(KEY_C)
+    assert p.public_key == schema.decode_key(KEY_B)
+    assert p.preshared_key == schema.decode_key(KEY_C)
     assert [format_cidr(*a) for a in p.allowed_ips] == ["10.0.0.2/32", "fd00::2/128"]
     assert p.route_allowed_ips and p.persistent_keepalive == 25
     assert (p.endpoint_host, p.endpoint_port) == ("laptop.example.net", 51821)
@@ -98,7 +98,7 @@ def test_syntax_quotes_escapes_joins_semicolons_comments():
     assert sections[0].get("proto") == "wireguard"
     assert sections[0].lists["addresses"][0][0] == "10.1.0.1/24"
     assert sections[1].get("endpoint_host") == "a b"
-    loaded = model.from_uci(text, "f")
+    loaded = loader.from_uci(text, "f")
     assert [str(e) for e in loaded.errors] == [
         "f:5: option 'description': unknown option for a wireguard interface",
         "f:9: option 'endpoint_host': expected a host name or an IP address, got 'a b'"]
@@ -152,7 +152,7 @@ BROKEN = [
 
 @pytest.mark.parametrize("text,message", BROKEN)
 def test_broken_files_name_file_line_option(text, message):
-    loaded = model.from_uci(text, "f")
+    loaded = loader.from_uci(text, "f")
     got = [str(e) for e in loaded.errors]
     assert any(g.startswith(message) for g in got), got
 
@@ -160,7 +160,7 @@ def test_broken_files_name_file_line_option(text, message):
 def test_every_error_reported_at_once():
     text = ("config interface 'wg0'\n\toption proto 'wireguard'\n\toption private_key 'x'\n"
             "\toption listen_port 'y'\n\toption mtu 'z'\n")
-    assert len(model.from_uci(text, "f").errors) == 3
+    assert len(loader.from_uci(text, "f").errors) == 3
 
 
 def test_key_file_addition(tmp_path):
@@ -169,20 +169,20 @@ def test_key_file_addition(tmp_path):
     conf = tmp_path / "wgedge"
     conf.write_text("config interface 'wg0'\n\toption proto 'wireguard'\n"
                     "\toption private_key_file 'wg0.key'\n")
-    loaded = model.load(str(conf))
-    assert loaded.errors == [] and loaded.interfaces[0].private_key == model.decode_key(KEY_A)
+    loaded = loader.load(str(conf))
+    assert loaded.errors == [] and loaded.interfaces[0].private_key == schema.decode_key(KEY_A)
     conf.write_text("config interface 'wg0'\n\toption proto 'wireguard'\n"
                     "\toption private_key_file 'missing.key'\n")
-    assert str(model.load(str(conf)).errors[0]).endswith(
+    assert str(loader.load(str(conf)).errors[0]).endswith(
         "wgedge:3: option 'private_key_file': cannot read the key file: No such file or "
         "directory (a relative path starts at the config file's directory)")
     key.write_bytes(b"\xff\xfe")
     conf.write_text("config interface 'wg0'\n\toption proto 'wireguard'\n"
                     "\toption private_key_file '%s'\n" % key)
-    assert "the key file is not text" in str(model.load(str(conf)).errors[0])
+    assert "the key file is not text" in str(loader.load(str(conf)).errors[0])
     key.write_text(KEY_A[:-2] + "\n")
     assert "the key file holds no valid key: a key is 44 base64 characters" in str(
-        model.load(str(conf)).errors[0])
+        loader.load(str(conf)).errors[0])
 
 
 def test_generate_is_accepted_and_written_back(tmp_path):
@@ -192,21 +192,21 @@ def test_generate_is_accepted_and_written_back(tmp_path):
     conf.write_text("# keep me\nconfig interface 'wg0'\n\toption proto 'wireguard'\n"
                     "\toption private_key 'generate'\n")
     conf.chmod(0o600)
-    loaded = model.load(str(conf))
+    loaded = loader.load(str(conf))
     assert loaded.errors == [] and loaded.interfaces[0].generate_line == 4
     keys.generate_keys(loaded)
     text = conf.read_text()
     assert text.startswith("# keep me\n") and "generate" not in text
-    again = model.load(str(conf))
+    again = loader.load(str(conf))
     assert again.interfaces[0].private_key == loaded.interfaces[0].private_key
     assert conf.stat().st_mode & 0o777 == 0o600
 
 
 def test_key_round_trip_and_bad_keys():
-    assert model.encode_key(model.decode_key(KEY_A)) == KEY_A
+    assert schema.encode_key(schema.decode_key(KEY_A)) == KEY_A
     for bad in ("", "x" * 44, KEY_A[:-1], KEY_A[:-2] + "==", KEY_A.replace("o", "!")):
         with pytest.raises(ValueError):
-            model.decode_key(bad)
+            schema.decode_key(bad)
 
 
 WGQUICK = """[Interface]
@@ -245,7 +245,7 @@ def test_wg_quick_file():
 @given(st.text(alphabet=st.sampled_from(list("config option list interface wireguard_wg0 "
                                               "'\"\\;#\n\t=abcxyz019./:-[]")), max_size=300))
 def test_random_text_only_gives_loader_errors(text):
-    loaded = model.from_uci(text, "fuzz")
+    loaded = loader.from_uci(text, "fuzz")
     for e in loaded.errors + loaded.warnings:
         assert isinstance(e, uci.ConfigError) and str(e).startswith("fuzz")
     wq = wgquick.from_text(text, "/f/wg0.conf")
@@ -331,7 +331,7 @@ PASTED = "config interface 'wg0'\n\toption proto 'wireguard'\n\toption private_k
      "expected an absolute path, like /dev/watchdog"),
 ])
 def test_a_key_in_the_wrong_option_is_not_echoed(line, expected):
-    loaded = model.from_uci(PASTED + line + "\n", "f")
+    loaded = loader.from_uci(PASTED + line + "\n", "f")
     got = [str(e) for e in loaded.errors]
     assert any(g.startswith(expected) for g in got), got
     for text in got:
@@ -342,22 +342,22 @@ def test_endpoint_host_is_a_host_name_or_an_address():
     for good in ("laptop.example.net", "10.0.0.2", "fd00::2", "[fd00::2]", "a_b.example.",
                  "fe80::1%eth0.2", "fe80::1%br-lan",
                  "x" * 63 + ".net"):
-        assert model.valid_host(good.strip("[]")), good
+        assert schema.valid_host(good.strip("[]")), good
     for bad in ("", "a b", KEY_A, "10.0.0.300", "1.2.3", "-a.net", "a..net", "x" * 64 + ".net",
                 "caf\u00e9.net", "a/b", "10.0.0.1%eth0", "fe80::1%", "fe80::1%a b"):
-        assert not model.valid_host(bad), bad
+        assert not schema.valid_host(bad), bad
 
 
 def test_peer_label_never_a_key():
-    peer = model.PeerConfig()
+    peer = schema.PeerConfig()
     peer.line = 7
     peer.name = KEY_B[:20].replace("+", "x").replace("/", "y")
-    assert model.peer_label(peer) == "at line 7"
+    assert schema.peer_label(peer) == "at line 7"
     peer.description = "Site B office"
-    assert model.peer_label(peer) == "Site B office"
+    assert schema.peer_label(peer) == "Site B office"
     peer.description = "key " + KEY_A
     peer.name = "site_b"
-    assert model.peer_label(peer) == "site_b"
+    assert schema.peer_label(peer) == "site_b"
 
 
 def test_wg_quick_messages_name_line_option_and_not_the_key():

@@ -53,8 +53,8 @@ def test_check_imports_neither_netlink_nor_cryptography(config):
 
 def test_key_generation_imports_neither(config):
     code, heavy, err = loaded_by(
-        "from wgedge.config import model\nfrom wgedge.router import keys\n"
-        "loaded = model.load(%r)\nkeys.generate_keys(loaded)\n"
+        "from wgedge.config import loader\nfrom wgedge.router import keys\n"
+        "loaded = loader.load(%r)\nkeys.generate_keys(loaded)\n"
         "code = 0 if loaded.interfaces[0].private_key else 1" % config)
     assert code == 0, err
     assert "generate" not in open(config).read()

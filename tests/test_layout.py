@@ -133,18 +133,8 @@ def import_graph():
             for name, path in known.items()}
 
 
-# The one cycle left (issue 14): config/model.py's load() reads a wg-quick file through
-# wgquick.py, which takes Loaded and the validator from model.py. It goes when the validator
-# and load() move out of model.py; then this becomes `assert cycle is None`.
-KNOWN_CYCLE = ["wgedge.config.model", "wgedge.config.wgquick", "wgedge.config.model"]
-
-
 def test_no_import_cycle():
-    graph = import_graph()
-    cycle = find_cycle(graph)
-    assert cycle == KNOWN_CYCLE, " -> ".join(cycle or ["none"])
-    graph["wgedge.config.model"] = graph["wgedge.config.model"] - {"wgedge.config.wgquick"}
-    cycle = find_cycle(graph)
+    cycle = find_cycle(import_graph())
     assert cycle is None, " -> ".join(cycle)
 
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from wgedge import cli
-from wgedge.config import model, uci
+from wgedge.config import loader, uci
 
 KEY_A = "og3EZhpFsYGbfYYD0LNPS7PkHNcoB7L35p4UqW+2pSo="
 KEY_B = "s+ZbzW6e6IDm1tMR4oW8Td8P6qiCajljerCD/c3Ty0Y="
@@ -56,7 +56,7 @@ def test_a_bare_hash_starts_a_comment(line, value):
 def test_hash_in_the_endpoint_and_the_mtu_reach_the_model_as_uci_reads_them():
     text = WG0 + ("\toption mtu 1380#c\nconfig wireguard_wg0\n\toption public_key '%s'\n"
                   "\tlist allowed_ips '10.0.0.2/32'\n\toption endpoint_host host#name\n" % KEY_B)
-    loaded = model.from_uci(text, "f")
+    loaded = loader.from_uci(text, "f")
     assert not loaded.errors, [str(e) for e in loaded.errors]
     assert loaded.interfaces[0].mtu == 1380
     assert loaded.interfaces[0].peers[0].endpoint_host == "host"
@@ -65,7 +65,7 @@ def test_hash_in_the_endpoint_and_the_mtu_reach_the_model_as_uci_reads_them():
 def test_an_empty_or_missing_option_value_sets_nothing():
     s = only("config t 'x'\n\toption mtu ''\n\toption bare\n\toption d \"\"\n")
     assert s.options == {} and s.order == []
-    loaded = model.from_uci(WG0 + "\toption mtu ''\n\toption listen_port\n", "f")
+    loaded = loader.from_uci(WG0 + "\toption mtu ''\n\toption listen_port\n", "f")
     assert not loaded.errors, [str(e) for e in loaded.errors]
     assert loaded.interfaces[0].mtu == 1420 and loaded.interfaces[0].listen_port == 0
     assert any("option 'mtu': no value: the option is not set" in str(w)
@@ -132,7 +132,7 @@ def test_merged_wireguard_sections_reach_the_model_once():
                   "'%s'\n\tlist allowed_ips '10.0.0.2/32'\nconfig interface 'wg0'\n"
                   "\toption listen_port '51999'\nconfig wireguard_wg0 'p'\n"
                   "\tlist allowed_ips '10.0.0.3/32'\n" % KEY_B)
-    loaded = model.from_uci(text, "f")
+    loaded = loader.from_uci(text, "f")
     assert not loaded.errors, [str(e) for e in loaded.errors]
     (iface,) = loaded.interfaces
     assert iface.listen_port == 51999 and len(iface.peers) == 1
@@ -152,7 +152,7 @@ def test_a_stray_byte_that_is_not_utf8_does_not_refuse_the_file(tmp_path):
     path.write_bytes((WG0 + "config wireguard_wg0\n\toption public_key '%s'\n"
                       "\tlist allowed_ips '10.0.0.2/32'\n" % KEY_B).encode()
                      + b"\toption description 'caf\xe9'\n")
-    loaded = model.load(str(path))
+    loaded = loader.load(str(path))
     assert not loaded.errors, [str(e) for e in loaded.errors]
     assert loaded.interfaces[0].peers[0].description == "caf\ufffd"
     assert any("not UTF-8" in str(w) for w in loaded.warnings)

@@ -12,7 +12,7 @@ import os
 import pytest
 
 from wgedge import cli
-from wgedge.config import model, uci
+from wgedge.config import loader, uci
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "uci_golden")
 INPUTS = sorted(n for n in os.listdir(HERE) if "." not in n)
@@ -28,7 +28,7 @@ def golden(name):
 def read(name):
     """(sections, errors, warnings) of the input as wgedge reads it."""
     warnings = []
-    sections, errors = uci.parse(model.read_text(os.path.join(HERE, name)), name, warnings)
+    sections, errors = uci.parse(loader.read_text(os.path.join(HERE, name)), name, warnings)
     return sections, errors, warnings
 
 

@@ -1,4 +1,4 @@
-"""One validator behind UCI and wg-quick files (model.check_sections): the same ranges and the
+"""One validator behind UCI and wg-quick files (validate.check_sections): the same ranges and the
 same messages in both, typos answered with what was meant, what LuCI writes accepted, a whole
 OpenWrt network file checked quietly, errors in line order, one mistake never hiding others."""
 
@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from wgedge.config import model, suggest, uci, wgquick
+from wgedge.config import loader, schema, suggest, uci, validate, wgquick
 from wgedge.core.ipaddr import format_cidr
 from wgedge.router import netsetup
 
@@ -23,7 +23,7 @@ WQ_PEER = "[Peer]\nPublicKey = %s\n" % KEY_B
 
 
 def uci_errors(text):
-    loaded = model.from_uci(text, "f")
+    loaded = loader.from_uci(text, "f")
     return [str(e) for e in loaded.errors], [str(w) for w in loaded.warnings]
 
 
@@ -80,7 +80,7 @@ def test_one_rule_one_message_in_both_formats(row, option, key, in_peer, value):
 
 
 def test_keepalive_off_and_peer_without_allowed_ips_read_alike():
-    u = model.from_uci(UCI_HEAD + UCI_PEER + "\toption persistent_keepalive 'off'\n", "f")
+    u = loader.from_uci(UCI_HEAD + UCI_PEER + "\toption persistent_keepalive 'off'\n", "f")
     w = wgquick.from_text(WQ_HEAD + WQ_PEER + "PersistentKeepalive = off\n", "d/wg0.conf")
     for loaded, name in ((u, "allowed_ips"), (w, "AllowedIPs")):
         assert loaded.errors == []
@@ -156,7 +156,7 @@ def test_wg_quick_section_typo_suggests_the_section():
 
 
 def test_summary_never_shows_a_key():
-    loaded = model.from_uci("config interface 'x'\n\toption proto '%s'\n" % KEY_B, "f")
+    loaded = loader.from_uci("config interface 'x'\n\toption proto '%s'\n" % KEY_B, "f")
     assert loaded.errors == [] and KEY_B[:12] not in loaded.summary()
     assert loaded.summary() == ("f: not WireGuard, ignored: 1 interfaces ([44 characters that "
                                 "could be a key, not shown])")
@@ -282,8 +282,8 @@ def test_section_types_of_dsa_routers_are_counted_not_refused():
     awg.options["proto"] = ("amneziawg", 13)
     awg.options["private_key"] = (KEY_C, 14)
     awg.order = ["proto", "private_key"]
-    loaded = model.Loaded("f")
-    model.check_sections(sections + [bv, other, awg], loaded)
+    loaded = schema.Loaded("f")
+    validate.check_sections(sections + [bv, other, awg], loaded)
     assert loaded.errors == [] and [i.name for i in loaded.interfaces] == ["wg0"]
     assert loaded.summary() == ("f: not WireGuard, ignored: 1 interfaces (amneziawg); "
                                 "1 bridge-vlan; 1 peers of other protocols")
@@ -323,12 +323,12 @@ LUCI = textwrap.dedent("""\
 def test_luci_written_file_is_accepted():
     """Old code: the peer's private_key, the 'a b' list item, mtu 1000 and the peer without
     allowed_ips were errors."""
-    loaded = model.from_uci(LUCI, "network")
+    loaded = loader.from_uci(LUCI, "network")
     assert loaded.errors == [], [str(e) for e in loaded.errors]
     i = loaded.interfaces[0]
     assert (i.mtu, i.fwmark, i.nohostroute) == (1000, 31, True)
     phone, laptop = i.peers
-    assert phone.description == "phone" and phone.preshared_key == model.decode_key(KEY_C)
+    assert phone.description == "phone" and phone.preshared_key == schema.decode_key(KEY_C)
     assert [format_cidr(*a) for a in phone.allowed_ips] == ["10.9.0.2/32", "10.9.5.0/24",
                                                              "fd00:9::2/128"]
     assert laptop.allowed_ips == []
@@ -344,7 +344,7 @@ def test_luci_written_file_is_accepted():
     ("67", None, "error: f:4: option 'mtu': must be from 68 to 9000, got '67'"),
 ])
 def test_mtu_takes_openwrts_range(value, mtu, message):
-    loaded = model.from_uci(UCI_HEAD + "\toption mtu '%s'\n" % value, "f")
+    loaded = loader.from_uci(UCI_HEAD + "\toption mtu '%s'\n" % value, "f")
     got = ["error: %s" % e for e in loaded.errors] + ["warning: %s" % w for w in loaded.warnings]
     assert got == ([message] if message else [])
     if mtu:
@@ -352,7 +352,7 @@ def test_mtu_takes_openwrts_range(value, mtu, message):
 
 
 def test_small_mtu_with_ipv6_is_warned_about():
-    loaded = model.from_uci(UCI_HEAD + "\toption mtu '1200'\n\tlist addresses 'fd00::1/64'\n",
+    loaded = loader.from_uci(UCI_HEAD + "\toption mtu '1200'\n\tlist addresses 'fd00::1/64'\n",
                             "f")
     assert loaded.errors == []
     assert [str(w) for w in loaded.warnings] == [
@@ -398,7 +398,7 @@ def test_missing_proto_says_what_to_add():
     assert errors[0] == ("f:1: option 'proto': interface 'wg0' has no proto: add option "
                          "proto 'wireguard'")
     # a plain interface without proto (no WireGuard options, no peers) is someone else's
-    loaded = model.from_uci("config interface 'x'\n\toption device 'eth0'\n", "f")
+    loaded = loader.from_uci("config interface 'x'\n\toption device 'eth0'\n", "f")
     assert loaded.errors == [] and "no proto" in loaded.summary()
 
 
@@ -433,7 +433,7 @@ def test_errors_come_in_line_order():
             + UCI_PEER.replace("p1", "p2") + "\tlist allowed_ips '10.0.0.3'\n"      # 9-11
             + UCI_PEER.replace("p1", "p3") + "\tlist allowed_ips '10.0.0.4'\n"      # 12-14
             + "\toption listen_port 'x'\n")                                           # 15
-    loaded = model.from_uci(text, "f")
+    loaded = loader.from_uci(text, "f")
     lines = [e.line for e in loaded.errors]
     assert lines == sorted(lines) and lines == [2, 7, 8, 12, 15], \
         [str(e) for e in loaded.errors]
@@ -452,7 +452,7 @@ def test_a_too_long_name_hides_nothing(fmt, tmp_path):
     else:
         path = tmp_path / "wg_far_too_long_0.conf"
         path.write_text(WQ_HEAD + "MTU = x\n" + WQ_PEER + "AllowedIPs = 10/8\n")
-        loaded = model.load(str(path))
+        loaded = loader.load(str(path))
         errors = [str(e) for e in loaded.errors]
         assert errors[0] == "%s: the file name must be IFNAME.conf with a 1-15 character " \
             "name" % path
@@ -462,7 +462,7 @@ def test_a_too_long_name_hides_nothing(fmt, tmp_path):
 
 def test_interface_public_key_must_match_its_private_key():
     """Not written by LuCI, but found in copied files: accepted when right, never used."""
-    loaded = model.from_uci(UCI_HEAD + "\toption public_key '%s'\n" % PUB_A, "f")
+    loaded = loader.from_uci(UCI_HEAD + "\toption public_key '%s'\n" % PUB_A, "f")
     assert loaded.errors == [] and loaded.warnings == []
     errors, _ = uci_errors(UCI_HEAD + "\toption public_key '%s'\n" % KEY_B)
     assert errors == ["f:4: option 'public_key': not the public key of this interface's "

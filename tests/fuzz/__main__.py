@@ -15,7 +15,7 @@ import atheris
 
 with atheris.instrument_imports():
     from wgedge import crypto
-    from wgedge.config import model, uci, wgquick
+    from wgedge.config import loader, uci, wgquick
     from wgedge.core import consts as C
     from wgedge.core import uapi
     from wgedge.core.device import Device, Output
@@ -85,7 +85,7 @@ def target_uapi():
 
 def target_uci():
     def one(data):
-        loaded = model.from_uci(data.decode("utf-8", "replace"), "fuzz")
+        loaded = loader.from_uci(data.decode("utf-8", "replace"), "fuzz")
         for e in loaded.errors + loaded.warnings:
             assert isinstance(e, uci.ConfigError)
     return one

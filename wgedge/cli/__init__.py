@@ -72,7 +72,7 @@ def _dns_warnings(loaded):
 
 def _key_file_warning(path):
     """The config file itself. The key files it names are checked by the loader
-    (wgedge/config/model.py), whose warnings _print_problems prints with file, line, option."""
+    (wgedge/config/validate.py), whose warnings _print_problems prints with file, line, option."""
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -85,13 +85,13 @@ def _key_file_warning(path):
 def cmd_export(path):
     """`check --export FILE`: the file as wgedge read it, printed as `uci export` prints it
     (byte for byte the same for a file uci reads). Only the UCI syntax is read here."""
-    from wgedge.config import model, uci
+    from wgedge.config import loader, uci
 
     if path.endswith(".conf"):
         print("wgedge: --export reads UCI files; %s is a wg-quick file" % path, file=sys.stderr)
         return 1
     try:
-        text = model.read_text(path)
+        text = loader.read_text(path)
     except OSError as exc:
         print("error: %s: cannot read: %s" % (path, exc.strerror), file=sys.stderr)
         return 1
@@ -111,11 +111,11 @@ def cmd_export(path):
 
 
 def cmd_check(args):
-    from wgedge.config import model
+    from wgedge.config import loader
 
     if args.export:
         return cmd_export(args.file)
-    loaded = model.load(args.file)
+    loaded = loader.load(args.file)
     _print_problems(loaded)
     if loaded.summary():  # the rest of a router file: one line, whatever it holds
         print(loaded.summary())
@@ -128,11 +128,11 @@ def cmd_check(args):
 
 
 def cmd_up(args):
-    from wgedge.config import model
+    from wgedge.config import loader
     from wgedge.router import keys, lifecycle
 
     _verbose(args)
-    loaded = model.load(args.file)
+    loaded = loader.load(args.file)
     _print_problems(loaded)
     if loaded.errors:
         return 1
@@ -195,15 +195,15 @@ def _verbose(args):
 def cmd_reload(args):
     """Make what runs from the file equal to it (lifecycle.reload; docs/configuration.md,
     "Reload"): a file with errors changes nothing."""
-    from wgedge.config import model
+    from wgedge.config import loader, schema
     from wgedge.router import keys, lifecycle
 
     _verbose(args)
     report = lifecycle.Report(_emit)
-    path, only = lifecycle.reload_target(args.target, model.DEFAULT_PATH, report)
+    path, only = lifecycle.reload_target(args.target, schema.DEFAULT_PATH, report)
     if path is None:
         return 1
-    loaded = model.load(path)
+    loaded = loader.load(path)
     _print_problems(loaded)
     if loaded.errors:
         print("wgedge: reload refused: the running configuration is unchanged", file=sys.stderr)
@@ -260,7 +260,7 @@ def _ifname_argument(text):
 
 
 def _sub_arguments(name, sub):
-    from wgedge.config.model import DEFAULT_PATH
+    from wgedge.config.schema import DEFAULT_PATH
 
     if name == "up":
         sub.add_argument("file", nargs="?", default=DEFAULT_PATH,

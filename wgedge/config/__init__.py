@@ -1,1 +1,2 @@
-"""Configuration: the UCI-like parser, wg-quick files, and the validated model."""
+"""Configuration: loader.py reads a file (uci.py, wgquick.py), validate.py checks it
+against schema.py into the records the router side runs."""

@@ -14,8 +14,8 @@ Rules kept here: parsing never stops at the first error; every error carries the
 and a message, and `parse` returns (sections, errors), warnings going to the list it is
 given. A file uci refuses gives at least one error. Nothing here knows WireGuard.
 
-Secrets in messages (the rule for every config error and warning, here, in model.py and in
-wgquick.py): a key pasted into the wrong place (an address, a port, a section name) must not
+Secrets in messages (the rule for every config error and warning, here, in validate.py,
+schema.py and wgquick.py): a key pasted into the wrong place (an address, a port, a section name) must not
 come back in a message, which reaches terminals, syslog and bug reports. A message names the
 file, the line, the option and what was expected; it quotes the offending value only when
 that value cannot be (part of) a key:

@@ -1,5 +1,5 @@
 """wg-quick `.conf` files, converted into the sections a UCI file parses to and checked by the
-same validator (model.check_sections), so both formats meet the same checks and ranges.
+same validator (validate.check_sections), so both formats meet the same checks and ranges.
 
     [Interface]  -> config interface 'NAME' with proto 'wireguard' (NAME from the file name)
     [Peer]       -> config wireguard_NAME, with route_allowed_ips on (wg-quick routes every
@@ -7,7 +7,7 @@ same validator (model.check_sections), so both formats meet the same checks and 
 
 Each wg-quick key becomes the schema option it means (ListenPort -> listen_port, Endpoint ->
 endpoint_host and endpoint_port, ...) at its own line; messages name it the wg-quick way
-(model.Dialect). Keys are case-insensitive as in wg-quick; `#` starts a comment anywhere;
+(validate.Dialect). Keys are case-insensitive as in wg-quick; `#` starts a comment anywhere;
 Address, AllowedIPs and DNS may repeat and take comma-separated lists. What wgedge does not
 act on (DNS, the Pre/Post hooks, SaveConfig) is accepted with a warning; an unknown key is an
 error, with the known key it most likely meant.
@@ -21,8 +21,9 @@ characters in a row).
 import os
 
 from wgedge.config import suggest
-from wgedge.config.model import Dialect, Loaded, check_sections, valid_host
+from wgedge.config.schema import Loaded, valid_host
 from wgedge.config.uci import ConfigError, Section, option_name, shown
+from wgedge.config.validate import Dialect, check_sections
 from wgedge.core.endpoint import split_endpoint
 
 # wg-quick key -> schema option, per section.

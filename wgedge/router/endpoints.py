@@ -7,7 +7,7 @@ taken (a slow resolver never holds up another configurator).
 
 import socket
 
-from wgedge.config import model
+from wgedge.config import schema
 from wgedge.core.endpoint import format_endpoint
 from wgedge.core.ipaddr import parse_ip
 
@@ -49,7 +49,7 @@ def unresolved_warnings(loaded):
                 out.append(ConfigError(loaded.path, peer.line, "peer %s of %s: host %s does "
                                        "not resolve now; the peer gets its endpoint once it "
                                        "does (the watchdog retries)" % (
-                                           model.peer_label(peer), iface.name, shown(host)),
+                                           schema.peer_label(peer), iface.name, shown(host)),
                                        "Endpoint" if loaded.path.endswith(".conf")
                                        else "endpoint_host"))
     return out

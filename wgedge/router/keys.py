@@ -6,7 +6,7 @@ import os
 def generate_keys(loaded):
     """`private_key 'generate'`: make a key and write it into the file in place of 'generate'
     (as OpenWrt does), keeping every other byte of the file and its permissions."""
-    from wgedge.config.model import encode_key
+    from wgedge.config.schema import encode_key
     from wgedge.core.noise import clamp
 
     targets = [i for i in loaded.interfaces if i.generate_line and i.private_key is None]

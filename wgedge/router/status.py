@@ -10,7 +10,7 @@ only public keys in base64.
 import os
 import time
 
-from wgedge.config import model
+from wgedge.config import loader, schema, uci
 from wgedge.io.control import socket_path
 from wgedge.io.events import FAILURE_TEXT, STATUS_OP
 from wgedge.router import control_client
@@ -65,7 +65,7 @@ def _configured(ifname):
     if not path:
         return None, None
     try:
-        loaded = model.load(path)
+        loaded = loader.load(path)
     except Exception:  # noqa: BLE001 - status shows what it can
         return path, None
     for iface in loaded.interfaces:
@@ -76,7 +76,7 @@ def _configured(ifname):
 
 def _shown(text):
     """A description, unless it could be a pasted key (the rule in config/uci.py)."""
-    return text if text and not model.key_like(text) else None
+    return text if text and not uci.key_like(text) else None
 
 
 def status(ifname=None, now_wall=None):
@@ -110,7 +110,7 @@ def _interface_status(ifname, now_wall):
         from wgedge.crypto import load as load_crypto
 
         pub = load_crypto().x25519_public(bytes.fromhex(iface["private_key"]))
-        entry["public_key"] = model.encode_key(pub)
+        entry["public_key"] = schema.encode_key(pub)
     entry["drops"] = ext_iface.get("drops") if extended is not None else None
     entry["last_handshake_failure"] = _failure(ext_iface, now_wall)
     configured = {p.public_key.hex(): p for p in (conf.peers if conf else [])
@@ -128,7 +128,7 @@ def _interface_status(ifname, now_wall):
         host = pc.endpoint_host if pc is not None else None
         ext = ext_peers.get(p["public_key"], {})
         entry["peers"].append({
-            "public_key": model.encode_key(bytes.fromhex(p["public_key"])),
+            "public_key": schema.encode_key(bytes.fromhex(p["public_key"])),
             "description": _shown(pc.description) if pc is not None else None,
             "endpoint": p.get("endpoint"),
             "endpoint_host": host if host and not is_literal(host) else None,

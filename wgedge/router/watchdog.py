@@ -36,7 +36,8 @@ import subprocess
 import sys
 import time
 
-from wgedge.config.model import load, peer_label
+from wgedge.config.loader import load
+from wgedge.config.schema import peer_label
 from wgedge.router import control_client, daemon, manage, runfiles, runlock
 from wgedge.router.endpoints import is_literal, resolve
 

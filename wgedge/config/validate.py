@@ -1,8 +1,11 @@
-"""The validated configuration: interfaces and peers, from UCI or wg-quick files.
+"""The one validator: the sections of a UCI file, or of a wg-quick file converted to them
+(wgquick.py), checked against OpenWrt's WireGuard schema (schema.py) into a Loaded.
+
+About 430 lines: the checks of one schema, section type by section type, read best together.
 
 Rules kept here:
-- `load(path)` returns (interfaces, errors, warnings); it collects every problem instead of
-  stopping at the first, and each names file, line and option.
+- It collects every problem instead of stopping at the first, and each names file, line and
+  option (config/loader.py's `load(path)` is the entry point).
 - One validator (`check_sections`) behind both formats: a wg-quick file is converted into
   the sections a UCI file parses to (wgquick.py), so both meet the same checks and ranges;
   messages name the options as the file does (a `Dialect`) and come out in line order.
@@ -26,208 +29,25 @@ Rules kept here:
 import os
 
 from wgedge.config import suggest, uci
-from wgedge.config.uci import ConfigError, key_like, option_name, shown
-from wgedge.core.ipaddr import format_cidr, mask, parse_cidr, parse_ip
-
-GENERATE = "generate"
-DEFAULT_PATH = "/etc/config/wgedge"
-
-# OpenWrt's generic interface options: known, accepted, and ignored by wgedge (a warning
-# says so) unless listed in _USED_GENERIC.
-GENERIC_INTERFACE_OPTIONS = ("auto", "disabled", "ip6prefix", "nohostroute", "tunlink",
-                             "defaultroute", "metric", "peerdns", "dns", "dns_metric",
-                             "ip4table", "ip6table", "force_link", "delegate", "ifname",
-                             "device", "zone", "multipath", "macaddr", "type", "ip6assign",
-                             "ip6hint", "ip6class", "ip6ifaceid", "ip6weight", "dns_search",
-                             "ipv6", "sourcefilter")
-_USED_GENERIC = ("disabled", "nohostroute", "auto")
-INTERFACE_OPTIONS = ("proto", "private_key", "private_key_file", "listen_port", "addresses",
-                     "mtu", "fwmark", "public_key")
-PEER_OPTIONS = ("public_key", "preshared_key", "preshared_key_file", "allowed_ips",
-                "route_allowed_ips", "endpoint_host", "endpoint_port", "persistent_keepalive",
-                "description", "disabled", "private_key")
-WGEDGE_OPTIONS = ("watchdog_device", "watchdog_interval", "check_interval",
-                  "stale_handshake")
-OPENWRT_NETWORK_TYPES = ("globals", "device", "route", "route6", "rule", "rule6", "switch",
-                         "switch_vlan", "switch_port", "bridge-vlan", "alias", "dsl",
-                         "atm-bridge", "neighbor", "neighbor6")
-
-_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-
-def decode_key(text):
-    """A WireGuard key: 44 characters of base64 for 32 bytes. ValueError says what is wrong,
-    never quoting any of `text` (it may be a private key)."""
-    text = text.strip()
-    if len(text) != 44 or text[43] != "=" or text[42] == "=":
-        raise ValueError("a key is 44 base64 characters ending in '=' (like `wg genkey` "
-                         "prints), got %d characters" % len(text))
-    bits = 0
-    for c in text[:43]:
-        v = _B64.find(c)
-        if v < 0:
-            # The offending character is not echoed: this text may be a private key.
-            raise ValueError("not base64: a character outside A-Z, a-z, 0-9, + and /")
-        bits = (bits << 6) | v
-    if bits & 3:
-        raise ValueError("not a canonical base64 key")
-    return (bits >> 2).to_bytes(32, "big")
-
-
-def encode_key(key):
-    bits = int.from_bytes(key, "big") << 2
-    out = []
-    for i in range(43):
-        out.append(_B64[(bits >> (6 * (42 - i))) & 63])
-    return "".join(out) + "="
-
-
-class PeerConfig:
-    def __init__(self):
-        self.name = None
-        self.line = 0
-        self.key_line = 0  # the line of public_key
-        self.public_key = None
-        self.preshared_key = None
-        self.allowed_ips = []  # [(addr bytes, cidr)] masked
-        self.route_allowed_ips = False
-        self.endpoint_host = None
-        self.endpoint_port = 51820
-        self.persistent_keepalive = 0
-        self.description = ""
-
-
-class InterfaceConfig:
-    def __init__(self, name, path):
-        self.name = name
-        self.path = path
-        self.line = 0
-        self.private_key = None
-        self.private_key_file = None
-        self.generate_line = 0  # the line of `private_key 'generate'`, if any
-        self.listen_port = 0
-        self.addresses = []  # ["10.0.0.1/24", ...] as written (host bits kept)
-        self.mtu = 1420
-        self.fwmark = 0
-        self.nohostroute = False
-        # Where route_allowed_ips routes go: None is the main table, as OpenWrt does (a /0
-        # split in halves, host routes to endpoints); "off" adds none; a number is that
-        # table, routes as written (wg-quick's `Table`).
-        self.table = None
-        self.public_key = None  # only to check an interface's `public_key` option
-        self.public_key_line = 0
-        self.peers = []
-
-
-class Settings:
-    """The `config wgedge` section: watchdog behaviour."""
-
-    def __init__(self):
-        self.watchdog_device = None
-        self.watchdog_interval = 10
-        self.check_interval = 10
-        self.stale_handshake = 150
-
-
-class Loaded:
-    def __init__(self, path):
-        self.path = path
-        self.interfaces = []
-        self.settings = Settings()
-        self.errors = []
-        self.warnings = []
-        self.ignored = {}  # what is not WireGuard's, for one summary line: type -> [count, detail]
-
-    def summary(self):
-        """One line naming the sections ignored as not WireGuard's, or None (see `ignore`)."""
-        if not self.ignored:
-            return None
-        parts = []
-        for kind, (count, details) in self.ignored.items():
-            more = " (%s)" % ", ".join(sorted(details)) if details else ""
-            parts.append("%d %s%s" % (count, kind, more))
-        return uci.redact("%s: not WireGuard, ignored: %s" % (self.path, "; ".join(parts)))
-
-    def ignore(self, kind, detail=None):
-        entry = self.ignored.setdefault(kind, [0, set()])
-        entry[0] += 1
-        if detail:
-            entry[1].add(detail)
-
-    def interface(self, name):
-        for i in self.interfaces:
-            if i.name == name:
-                return i
-        return None
-
-
-def peer_label(peer):
-    """How a log line names a peer: its description or section name, unless that could be a
-    key (the rule in uci.py), else the line of its section."""
-    for text in (peer.description, peer.name):
-        if text and not key_like(text):
-            return text
-    return "at line %d" % peer.line
-
-
-def _digits(value):
-    return bool(value) and all(c in "0123456789" for c in value)
-
-
-def _int(value, low, high):
-    if not _digits(value):
-        raise ValueError("expected a number from %d to %d, got %s" % (low, high, shown(value)))
-    if len(value) > 12 or not low <= int(value) <= high:
-        raise ValueError("must be from %d to %d, got %s" % (low, high, shown(value)))
-    return int(value)
-
-
-def parse_fwmark(value):
-    """A firewall mark: decimal or 0x hex up to 32 bits; 'off' is 0 (as `wg` takes it)."""
-    text = value.lower()
-    if text == "off":
-        return 0
-    if text.startswith("0x") and 2 < len(text) <= 10 and all(
-            c in "0123456789abcdef" for c in text[2:]):
-        return int(text, 16)
-    if _digits(text) and len(text) <= 10 and int(text) <= 0xFFFFFFFF:
-        return int(text)
-    raise ValueError("expected a mark from 0 to 4294967295, decimal or 0x hex, got %s"
-                     % shown(value))
-
-
-def parse_address(value):
-    """parse_cidr, whose message quotes the text: kept only when the text is not key_like."""
-    try:
-        return parse_cidr(value)
-    except ValueError:
-        if key_like(value):
-            raise ValueError("expected an address with an optional prefix length, like "
-                             "10.0.0.1/24 or fd00::1/64, got %s" % shown(value)) from None
-        raise
-
-
-def valid_host(host):
-    """An IP address (IPv6 with an optional %zone), or a DNS name: dot-separated labels of
-    1-63 letters, digits, '-' or '_' (no '-' at either end), the last not all digits (so a
-    bad IPv4 address is no name)."""
-    address, percent, zone = host.partition("%")
-    try:
-        parse_ip(address)
-        return not percent or (":" in address and 1 <= len(zone) <= 15 and all(
-            c.isalnum() and c.isascii() or c in "-_." for c in zone))
-    except ValueError:
-        pass
-    name = host[:-1] if host.endswith(".") else host
-    if not name or len(name) > 253:
-        return False
-    labels = name.split(".")
-    for label in labels:
-        if not 1 <= len(label) <= 63 or label[0] == "-" or label[-1] == "-":
-            return False
-        if not all(c.isalnum() and c.isascii() or c in "-_" for c in label):
-            return False
-    return not _digits(labels[-1])
+from wgedge.config.schema import (
+    GENERATE,
+    GENERIC_INTERFACE_OPTIONS,
+    INTERFACE_OPTIONS,
+    OPENWRT_NETWORK_TYPES,
+    PEER_OPTIONS,
+    USED_GENERIC_OPTIONS,
+    WGEDGE_OPTIONS,
+    InterfaceConfig,
+    PeerConfig,
+    decode_key,
+    digits,
+    parse_address,
+    parse_fwmark,
+    parse_int,
+    valid_host,
+)
+from wgedge.config.uci import ConfigError, option_name, shown
+from wgedge.core.ipaddr import format_cidr, mask
 
 
 def _read_key_file(name, config_path):
@@ -317,14 +137,6 @@ class _Check:
     def warn(self, line, message, option=None):
         self.loaded.warnings.append(ConfigError(self.path, line, message,
                                                 option and self.n(option)))
-
-
-def from_uci(text, path):
-    loaded = Loaded(path)
-    sections, errors = uci.parse(text, path, loaded.warnings)
-    loaded.errors.extend(errors)
-    check_sections(sections, loaded, UCI)
-    return loaded
 
 
 def check_sections(sections, loaded, dialect=UCI):
@@ -465,10 +277,10 @@ def _interface(s, c):
     iface.line = s.line
     known = INTERFACE_OPTIONS + c.dialect.interface_extra
     for key in s.order:
-        if key in GENERIC_INTERFACE_OPTIONS and key not in _USED_GENERIC:
+        if key in GENERIC_INTERFACE_OPTIONS and key not in USED_GENERIC_OPTIONS:
             c.warn(s.line_of(key), "OpenWrt option accepted but ignored by wgedge", key)
     _unknown_options(s, c, known, "a wireguard interface", GENERIC_INTERFACE_OPTIONS)
-    _single_values(s, [o for o in known + _USED_GENERIC if o != "addresses"], c)
+    _single_values(s, [o for o in known + USED_GENERIC_OPTIONS if o != "addresses"], c)
     if _bool(s, c, "disabled"):
         c.warn(s.line, "interface %s is disabled: skipped" % shown(s.name))
         return None
@@ -490,7 +302,7 @@ def _interface(s, c):
     else:
         c.err(s.line, "interface %s has no %s" % (shown(s.name), c.n("private_key")),
               "private_key")
-    for opt, parse in (("listen_port", lambda v: _int(v, 0, 65535)), ("fwmark", parse_fwmark),
+    for opt, parse in (("listen_port", lambda v: parse_int(v, 0, 65535)), ("fwmark", parse_fwmark),
                        ("table", parse_table)):
         value = s.get(opt)
         if value is not None and opt in known:
@@ -535,7 +347,7 @@ def _mtu(s, c, iface):
         c.warn(s.line_of("mtu"), "0 leaves the MTU at its default, %d" % iface.mtu, "mtu")
         return
     try:
-        iface.mtu = _int(value, MIN_MTU, MAX_MTU)
+        iface.mtu = parse_int(value, MIN_MTU, MAX_MTU)
     except ValueError as exc:
         c.err(s.line_of("mtu"), str(exc), "mtu")
 
@@ -544,7 +356,7 @@ def parse_keepalive(value):
     """Seconds between keepalives, 0 to 65535; 'off' is 0 (as `wg` takes it)."""
     if value == "off":
         return 0
-    if not _digits(value) or len(value) > 5 or int(value) > 65535:
+    if not digits(value) or len(value) > 5 or int(value) > 65535:
         raise ValueError("expected off or 0 to 65535 seconds, got %s" % shown(value))
     return int(value)
 
@@ -556,7 +368,7 @@ def parse_table(value):
         return None if value == "auto" else "off"
     if value == "main":
         return 254
-    if _digits(value) and len(value) <= 10 and 1 <= int(value) <= 0xFFFFFFFF:
+    if digits(value) and len(value) <= 10 and 1 <= int(value) <= 0xFFFFFFFF:
         return int(value)
     raise ValueError("expected off, auto, main or a routing table number from 1 to "
                      "4294967295, got %s" % shown(value))
@@ -637,7 +449,7 @@ def _endpoint(s, c, peer):
     port = s.get("endpoint_port")
     if port is not None:
         try:
-            peer.endpoint_port = _int(port, 1, 65535)
+            peer.endpoint_port = parse_int(port, 1, 65535)
         except ValueError as exc:
             c.err(s.line_of("endpoint_port"), str(exc), "endpoint_port")
         if host is None:
@@ -660,7 +472,7 @@ def _settings(s, c):
                            ("stale_handshake", 30, 86400)):
         if s.get(opt) is not None:
             try:
-                setattr(settings, opt, _int(s.get(opt), low, high))
+                setattr(settings, opt, parse_int(s.get(opt), low, high))
             except ValueError as exc:
                 c.err(s.line_of(opt), str(exc), opt)
 
@@ -675,14 +487,6 @@ def _check_duplicates(iface, c):
                   % (c.n("public_key"), seen[peer.public_key]), "public_key")
         else:
             seen[peer.public_key] = peer.line
-
-
-def read_text(path):
-    """The file's text. Bytes that are not UTF-8 come back as surrogate escapes: a stray
-    byte in a description does not refuse the file (uci reads bytes), the parser warns
-    about it, and `check --export` prints it back unchanged."""
-    with open(path, "rb") as f:
-        return f.read().decode("utf-8", "surrogateescape")
 
 
 def _check_own_key(iface, c):
@@ -703,16 +507,3 @@ def _check_own_key(iface, c):
                   % c.n("private_key"), "public_key")
 
 
-def load(path):
-    """Read a UCI file, or a wg-quick file when the name ends in .conf."""
-    try:
-        text = read_text(path)
-    except OSError as exc:
-        loaded = Loaded(path)
-        loaded.errors.append(ConfigError(path, 0, "cannot read: %s" % exc.strerror))
-        return loaded
-    if path.endswith(".conf"):
-        from wgedge.config import wgquick
-
-        return wgquick.from_text(text, path)
-    return from_uci(text, path)
