@@ -5,6 +5,9 @@
     timer      --> device.handle_timer(now)             (epoll timeout = next deadline)
     wg tool    --> control.service(now) --> uapi --> device   (io/control.py)
 
+Each descriptor is mapped to its handler once, when it is registered (`_handlers`; the UDP
+handlers carry their socket and batch size): an event costs one dict lookup and one call.
+
 No busy waiting: with nothing to do, epoll sleeps until the next deadline, the core's or the
 control socket's (or forever). This module only moves bytes and re-arms one timer; every
 protocol decision is in the core. The control socket shares the loop with the tunnel, so it
@@ -67,11 +70,13 @@ class _SetRequest:
         return self.iface._apply_set(self.parser, self.bug)
 
 
-class _GetRequest:
-    """`get=1`: takes no lines (wireguard-go answers -EPROTO to any and closes)."""
+class _ReplyRequest:
+    """`get=1` and `wgedge-status=1` (io/events.py): they take no lines (wireguard-go answers
+    -EPROTO to any and closes); the answer, `pieces()` then errno=0, is made piece by piece
+    as the client takes it."""
 
-    def __init__(self, iface):
-        self.iface = iface
+    def __init__(self, pieces):
+        self.pieces = pieces
         self.lines = False
 
     def feed(self, lines):
@@ -80,26 +85,10 @@ class _GetRequest:
     def finish(self):
         if self.lines:
             return b"errno=%d\n\n" % uapi.EPROTO, False
-        return self.iface._get_reply(), True
+        return self._reply(), True
 
-
-class _StatusRequest:
-    """`wgedge-status=1`: what `wgedge status` shows beyond `get` (io/events.py)."""
-
-    def __init__(self, iface):
-        self.iface = iface
-        self.lines = False
-
-    def feed(self, lines):
-        self.lines = self.lines or any(lines)
-
-    def finish(self):
-        if self.lines:
-            return b"errno=%d\n\n" % uapi.EPROTO, False
-        return self._pieces(), True
-
-    def _pieces(self):
-        for piece in self.iface.events.status_lines():
+    def _reply(self):
+        for piece in self.pieces():
             yield piece.encode()
         yield b"errno=0\n\n"
 
@@ -134,7 +123,9 @@ class Interface:
             raise
         self.running = False
         self.epoll = None
-        self._fd_kind = {}
+        self._handlers = {}  # fd -> handler(mask, now), made once per fd (run, _watch_udp)
+        self._udp_fds = []
+        self._control_ready = False
         self._wake_r = self._wake_w = -1
 
     # --- clock -------------------------------------------------------------------------------
@@ -149,10 +140,10 @@ class Interface:
         (`finish() -> (reply bytes or an iterator of bytes pieces, keep connection)`)."""
         if op == "set=1":
             return _SetRequest(self)
-        if op == "get=1":
-            return _GetRequest(self)
+        if op == "get=1":  # what a get that spans wake-ups shows: see uapi.get_pieces
+            return _ReplyRequest(lambda: uapi.get_pieces(self.device))
         if op == STATUS_OP:
-            return _StatusRequest(self)
+            return _ReplyRequest(self.events.status_lines)
         return _UnknownRequest(op)
 
     def _apply_set(self, parser, bug):
@@ -177,13 +168,6 @@ class Interface:
         self._emit(out)
         return b"errno=0\n\n", True
 
-    def _get_reply(self):
-        """The `get=1` answer, made piece by piece as the client takes it: what a get that
-        spans wake-ups shows is described at uapi.get_pieces."""
-        for piece in uapi.get_pieces(self.device):
-            yield piece.encode()
-        yield b"errno=0\n\n"
-
     def _rebind(self, port):
         if self.udp is None:
             self.udp = Udp(port, self.device.fwmark)
@@ -204,16 +188,57 @@ class Interface:
     def _watch_udp(self):
         if self.epoll is None:
             return
-        for fd, kind in list(self._fd_kind.items()):
-            if kind == "udp":
-                try:
-                    self.epoll.unregister(fd)
-                except OSError:
-                    pass
-                del self._fd_kind[fd]
-        for s in self.udp.sockets:
-            self.epoll.register(s.fileno(), select.EPOLLIN)
-            self._fd_kind[s.fileno()] = "udp"
+        for fd in self._udp_fds:
+            try:
+                self.epoll.unregister(fd)
+            except OSError:
+                pass
+            self._handlers.pop(fd, None)
+        self._udp_fds = [s.fileno() for s in self.udp.sockets]
+        handshake = set(self.udp.handshake_sockets)
+        for sock in self.udp.sockets:
+            self.epoll.register(sock.fileno(), select.EPOLLIN)
+            self._handlers[sock.fileno()] = self._udp_handler(
+                sock, HANDSHAKE_BATCH if sock in handshake else BATCH)
+
+    def _udp_handler(self, sock, batch_size):
+        recv_batch = self.udp.recv_batch
+        receive_trains = self.device.receive_trains
+        learn_sources = self.udp.learn_sources
+
+        def on_udp(mask, now):
+            batch = recv_batch(sock, batch_size)
+            if batch:
+                out = receive_trains(batch, now)
+                if out.authenticated:
+                    learn_sources(out.authenticated, self._peer_endpoints)
+                self._emit(out)
+        return on_udp
+
+    def _on_tun(self, mask, now):
+        if mask & (select.EPOLLERR | select.EPOLLHUP):
+            log.info("interface %s is gone, stopping", self.ifname)
+            self.running = False
+            return
+        try:
+            packets = self.tun.read_batch(BATCH)
+        except OSError as exc:
+            if exc.errno in (errno.EBADFD, errno.EIO, errno.ENXIO):
+                log.info("interface %s was deleted, stopping", self.ifname)
+                self.running = False
+                return
+            raise
+        if packets:
+            self._emit(self.device.send_packets(packets, now))
+
+    def _on_control(self, mask, now):
+        self._control_ready = True
+
+    def _on_wake(self, mask, now):
+        try:
+            os.read(self._wake_r, 64)
+        except OSError:
+            pass
 
     # --- data path -----------------------------------------------------------------------------
     def _emit(self, out):
@@ -243,8 +268,8 @@ class Interface:
         self.epoll = select.epoll()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.epoll.register(self._wake_r, select.EPOLLIN)
-        self._fd_kind = {self._wake_r: "wake", self.tun.fileno(): "tun",
-                         self.control.fileno(): "control"}
+        self._handlers = {self._wake_r: self._on_wake, self.tun.fileno(): self._on_tun,
+                          self.control.fileno(): self._on_control}
         self.epoll.register(self.tun.fileno(), select.EPOLLIN)
         self.epoll.register(self.control.fileno(), select.EPOLLIN)
         if self.udp is not None:
@@ -256,6 +281,7 @@ class Interface:
             ready()
         device = self.device
         control = self.control
+        handlers = self._handlers
         try:
             while self.running:
                 deadline = device.get_timer()
@@ -275,44 +301,14 @@ class Interface:
                 except InterruptedError:
                     continue
                 now = self._refresh_clock()
-                control_due = control_deadline is not None and control_deadline <= now
+                self._control_ready = control_deadline is not None and control_deadline <= now
                 for fd, mask in events:
-                    kind = self._fd_kind.get(fd)
-                    if kind == "udp":
-                        sock = self._udp_socket(fd)
-                        if sock is not None:
-                            batch = self.udp.recv_batch(
-                                sock, HANDSHAKE_BATCH if sock in self.udp.handshake_sockets
-                                else BATCH)
-                            if batch:
-                                out = device.receive_trains(batch, now)
-                                if out.authenticated:
-                                    self.udp.learn_sources(out.authenticated,
-                                                           self._peer_endpoints)
-                                self._emit(out)
-                    elif kind == "tun":
-                        if mask & (select.EPOLLERR | select.EPOLLHUP):
-                            log.info("interface %s is gone, stopping", self.ifname)
-                            self.running = False
+                    handler = handlers.get(fd)
+                    if handler is not None:
+                        handler(mask, now)
+                        if not self.running:
                             break
-                        try:
-                            packets = self.tun.read_batch(BATCH)
-                        except OSError as exc:
-                            if exc.errno in (errno.EBADFD, errno.EIO, errno.ENXIO):
-                                log.info("interface %s was deleted, stopping", self.ifname)
-                                self.running = False
-                                break
-                            raise
-                        if packets:
-                            self._emit(device.send_packets(packets, now))
-                    elif kind == "control":
-                        control_due = True
-                    elif kind == "wake":
-                        try:
-                            os.read(self._wake_r, 64)
-                        except OSError:
-                            pass
-                if control_due and self.running:
+                if self._control_ready and self.running:
                     control.service(now)
                 deadline = device.get_timer()
                 if deadline is not None and deadline <= now:
@@ -324,12 +320,6 @@ class Interface:
 
     def _peer_endpoints(self):
         return {p.endpoint for p in self.device.peers.values() if p.endpoint is not None}
-
-    def _udp_socket(self, fd):
-        for s in self.udp.sockets if self.udp else ():
-            if s.fileno() == fd:
-                return s
-        return None
 
     def close(self):
         self.control.shutdown()
