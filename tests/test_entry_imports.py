@@ -75,12 +75,23 @@ def test_netsetup_imports_netlink():
 
 
 # The daemon in its own network and mount namespaces (its run directories on tmpfs), stopped
-# with SIGTERM once its control socket exists, as `down` would stop it.
+# with SIGTERM once its control socket answers, as `down` would stop it.
 DAEMON = """
-import os, signal, threading, time
-def stop_when_up():
+import os, signal, socket, threading, time
+def answers():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect("/var/run/wireguard/wgimp0.sock")
+        s.sendall(b"get=1\\n\\n")
+        return b"errno=" in s.recv(65536)
+    except OSError:
+        return False
+    finally:
+        s.close()
+def stop_when_up():  # once the loop answers, its SIGTERM handler is in place
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not os.path.exists("/var/run/wireguard/wgimp0.sock"):
+    while time.monotonic() < deadline and not answers():
         time.sleep(0.05)
     os.kill(os.getpid(), signal.SIGTERM)
 threading.Thread(target=stop_when_up, daemon=True).start()
