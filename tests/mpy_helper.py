@@ -22,7 +22,7 @@ PACKAGE_MJS = (
 
 # The MicroPython-safe part of the package (keep in step with SAFE_* in tests/mpy/run.mjs).
 SAFE_FILES = ("wgedge/__init__.py", "wgedge/crypto/__init__.py", "wgedge/config/__init__.py",
-              "wgedge/config/uci.py")
+              "wgedge/config/uci.py", "wgedge/config/export.py")
 SAFE_TREES = ("wgedge/core", "wgedge/crypto/pure")
 
 SETUP_HINT = "run `make micropython` (needs node >= 18 and npm; `make setup` installs them)"

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from wgedge import cli
-from wgedge.config import loader, uci
+from wgedge.config import export, loader, uci
 
 KEY_A = "og3EZhpFsYGbfYYD0LNPS7PkHNcoB7L35p4UqW+2pSo="
 KEY_B = "s+ZbzW6e6IDm1tMR4oW8Td8P6qiCajljerCD/c3Ty0Y="
@@ -88,7 +88,7 @@ def test_option_then_list_gives_a_list_of_both_in_the_option_s_place():
     s = only("config t 'x'\n\toption a '1'\n\toption b '2'\n\tlist a '3'\n")
     assert s.order == ["a", "b"]
     assert s.lists["a"] == [("1", 2), ("3", 4)] and "a" not in s.options
-    assert uci.export([s], "p") == "package p\n\nconfig t 'x'\n\tlist a '1'\n\tlist a '3'\n" \
+    assert export.export([s], "p") == "package p\n\nconfig t 'x'\n\tlist a '1'\n\tlist a '3'\n" \
         "\toption b '2'\n\n"
 
 
@@ -209,7 +209,7 @@ def test_a_nul_byte_refuses_the_file():
 
 def test_export_quotes_as_uci():
     s = only("config \"we'ird\" 'x'\n\toption a \"it's\"\n\tlist b ''\n")
-    assert uci.export([s], "p", names=True) == (
+    assert export.export([s], "p", names=True) == (
         "package p\n\nconfig we'\\''ird 'x'\n\toption a 'it'\\''s'\n\tlist b ''\n\n")
 
 

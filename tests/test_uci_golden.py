@@ -12,7 +12,7 @@ import os
 import pytest
 
 from wgedge import cli
-from wgedge.config import loader, uci
+from wgedge.config import export, loader, uci
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "uci_golden")
 INPUTS = sorted(n for n in os.listdir(HERE) if "." not in n)
@@ -54,7 +54,7 @@ def test_check_export_prints_what_uci_printed(name, capfdbinary):
 def test_unnamed_sections_get_uci_ids(name):
     sections, errors, _ = read(name)
     assert not errors
-    text = uci.export(sections, name, names=True)
+    text = export.export(sections, name, names=True)
     assert text.encode("utf-8", "surrogateescape") == golden(name + ".named")
 
 
@@ -71,7 +71,7 @@ def test_a_file_uci_refuses_is_refused(name, capfdbinary):
 
 
 def test_micropython_reads_the_golden_files_the_same(micropython):
-    """uci.py stays in the MicroPython subset: there it prints the same exports (the UTF-8
+    """uci.py and export.py stay in the MicroPython subset: there it prints the same exports (the UTF-8
     inputs; MicroPython has no surrogate escapes for the stray-byte file)."""
     texts = []
     for name in READ:
@@ -79,10 +79,10 @@ def test_micropython_reads_the_golden_files_the_same(micropython):
             texts.append((name, golden(name).decode()))
         except UnicodeDecodeError:
             continue
-    script = ("from wgedge.config import uci\n"
+    script = ("from wgedge.config import export, uci\n"
               "for name, text in %r:\n"
               "    sections, errors = uci.parse(text, name, [])\n"
-              "    print(uci.export(sections, name, True).replace('\\r', '<CR>'), end='')\n"
+              "    print(export.export(sections, name, True).replace('\\r', '<CR>'), end='')\n"
               % texts)
     # (a carriage return is spelled out: the runner's pipe reads text with universal newlines)
     expected = "".join(golden(name + ".named").decode().replace("\r", "<CR>")
@@ -138,7 +138,7 @@ def test_random_files_read_as_uci_reads_them(tmp_path):
             sections, errors = uci.parse(data.decode("utf-8", "surrogateescape"), "f", [])
             assert (real.returncode != 0) == bool(errors), (seed, data, real.stderr, errors)
             if not errors:
-                ours = uci.export(sections, "f", names).encode("utf-8", "surrogateescape")
+                ours = export.export(sections, "f", names).encode("utf-8", "surrogateescape")
                 assert ours == real.stdout, (seed, data)
                 accepted += not names
     assert accepted > 30  # the generator still makes files uci reads

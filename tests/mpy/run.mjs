@@ -30,7 +30,7 @@ const LIB = "/lib";
 
 // The MicroPython-safe part of the package: files and whole trees (relative to the root).
 const SAFE_FILES = ["wgedge/__init__.py", "wgedge/crypto/__init__.py", "wgedge/config/__init__.py",
-  "wgedge/config/uci.py"];
+  "wgedge/config/uci.py", "wgedge/config/export.py"];
 const SAFE_TREES = ["wgedge/core", "wgedge/crypto/pure"];
 
 function fail(message) {

@@ -8,15 +8,21 @@
 A file means here what it means to OpenWrt's own uci (openwrt/uci file.c, list.c): the word
 rules are in _Reader, the merge rules in _Package, each checked against the real uci
 (tests/uci_golden/ holds what it printed; docs/configuration.md lists where wgedge differs
-on purpose). `export` prints the sections as `uci export` does.
+on purpose). export.py prints the sections as `uci export` does.
+
+About 540 lines, on purpose: one parser, whose word rules (_Reader) and merge rules
+(_Package) must be read beside each other and beside uci's file.c to check them, and the
+rule for secrets in messages that every config module follows (key_like, shown, redact,
+ConfigError). The module must stay MicroPython-safe (tests/test_subset.py), so it cannot lean
+on a sibling module that is not.
 
 Rules kept here: parsing never stops at the first error; every error carries the file, line
 and a message, and `parse` returns (sections, errors), warnings going to the list it is
 given. A file uci refuses gives at least one error. Nothing here knows WireGuard.
 
 Secrets in messages (the rule for every config error and warning, here, in validate.py,
-schema.py and wgquick.py): a key pasted into the wrong place (an address, a port, a section name) must not
-come back in a message, which reaches terminals, syslog and bug reports. A message names the
+schema.py and wgquick.py): a key pasted into the wrong place (an address, a port, a section
+name) must not come back in a message, which reaches terminals, syslog and bug reports. A message names the
 file, the line, the option and what was expected; it quotes the offending value only when
 that value cannot be (part of) a key:
 - the value of a key option (private_key, public_key, preshared_key, PrivateKey, PublicKey,
@@ -520,36 +526,6 @@ def parse(text, path="<config>", warnings=None):
         except _Refused as exc:
             errors.append(ConfigError(path, line, exc.message, exc.option))
     return package.sections, errors
-
-
-def _escape(text):
-    """uci's escaping inside single quotes: ' becomes '\\''."""
-    return text.replace("'", "'\\''")
-
-
-def _quote(text):
-    return "'" + _escape(text) + "'"
-
-
-def export(sections, package, names=False):
-    """The sections as `uci export PACKAGE` prints them (`uci -n export` with names=True:
-    unnamed sections get their cfgNNHHHH id). Values are printed as read, so a caller that
-    decoded the file with surrogateescape gets uci's bytes back by encoding the same way."""
-    out = ["package %s\n" % _escape(package)]
-    for s in sections:
-        out.append("\nconfig %s" % _escape(s.type))
-        if s.name is not None or names:
-            out.append(" %s" % _quote(s.uci_name))
-        out.append("\n")
-        for key in s.order:
-            value = s.raw[key]
-            if isinstance(value, list):
-                for item in value:
-                    out.append("\tlist %s %s\n" % (key, _quote(item)))
-            else:
-                out.append("\toption %s %s\n" % (key, _quote(value)))
-    out.append("\n")
-    return "".join(out)
 
 
 TRUE_WORDS = ("1", "yes", "on", "true", "enabled")

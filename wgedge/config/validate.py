@@ -1,7 +1,8 @@
 """The one validator: the sections of a UCI file, or of a wg-quick file converted to them
 (wgquick.py), checked against OpenWrt's WireGuard schema (schema.py) into a Loaded.
 
-About 430 lines: the checks of one schema, section type by section type, read best together.
+About 500 lines, on purpose: the checks of one schema, section type by section type, all
+writing through one _Check in the file's Dialect; they are read (and changed) together.
 
 Rules kept here:
 - It collects every problem instead of stopping at the first, and each names file, line and
@@ -83,6 +84,23 @@ def _key_from_file(s, option, c):
         c.warn(line, "the key file is readable by group or others (mode %o): chmod 600 it"
                % mode, option)
     return key
+
+
+def _key_or_file(s, c, option):
+    """The key that `option` or `option`_file of section `s` gives, or None (neither given,
+    or an error: both given, a bad key, an unreadable key file)."""
+    text, name = s.get(option), s.get(option + "_file")
+    if text is not None and name is not None:
+        c.err(s.line_of(option + "_file"), "give %s or %s_file, not both" % (option, option),
+              option + "_file")
+    elif text is not None:
+        try:
+            return decode_key(text)
+        except ValueError as exc:
+            c.err(s.line_of(option), str(exc), option)
+    elif name is not None:
+        return _key_from_file(s, option + "_file", c)
+    return None
 
 
 def _single_values(s, options, c):
@@ -284,24 +302,16 @@ def _interface(s, c):
     if _bool(s, c, "disabled"):
         c.warn(s.line, "interface %s is disabled: skipped" % shown(s.name))
         return None
-    key = s.get("private_key")
-    key_file = s.get("private_key_file")
-    if key is not None and key_file is not None:
-        c.err(s.line_of("private_key_file"), "give private_key or private_key_file, not both",
-              "private_key_file")
-    elif key == GENERATE:
+    key, key_file = s.get("private_key"), s.get("private_key_file")
+    if key == GENERATE and key_file is None:
         iface.generate_line = s.line_of("private_key")
-    elif key is not None:
-        try:
-            iface.private_key = decode_key(key)
-        except ValueError as exc:
-            c.err(s.line_of("private_key"), str(exc), "private_key")
-    elif key_file is not None:
-        iface.private_key_file = key_file
-        iface.private_key = _key_from_file(s, "private_key_file", c)
-    else:
+    elif key is None and key_file is None:
         c.err(s.line, "interface %s has no %s" % (shown(s.name), c.n("private_key")),
               "private_key")
+    else:
+        iface.private_key = _key_or_file(s, c, "private_key")
+        if key is None:
+            iface.private_key_file = key_file
     for opt, parse in (("listen_port", lambda v: parse_int(v, 0, 65535)), ("fwmark", parse_fwmark),
                        ("table", parse_table)):
         value = s.get(opt)
@@ -403,17 +413,7 @@ def _peer(s, c):
             peer.public_key = decode_key(key)
         except ValueError as exc:
             c.err(s.line_of("public_key"), str(exc), "public_key")
-    psk, psk_file = s.get("preshared_key"), s.get("preshared_key_file")
-    if psk is not None and psk_file is not None:
-        c.err(s.line_of("preshared_key_file"), "give preshared_key or preshared_key_file, "
-              "not both", "preshared_key_file")
-    elif psk is not None:
-        try:
-            peer.preshared_key = decode_key(psk)
-        except ValueError as exc:
-            c.err(s.line_of("preshared_key"), str(exc), "preshared_key")
-    elif psk_file is not None:
-        peer.preshared_key = _key_from_file(s, "preshared_key_file", c)
+    peer.preshared_key = _key_or_file(s, c, "preshared_key")
     # `private_key` in a peer is the remote end's key, which LuCI keeps to write a config for
     # it: accepted, never read.
     ips = _values(s, "allowed_ips")
