@@ -26,7 +26,7 @@ from tests.memnet import SeededRng
 from tests.netns import ROOT, genkey
 from tests.private_run import PrivateRun
 from wgedge import crypto
-from wgedge.core import uapi
+from wgedge.core import uapi, uapi_get
 from wgedge.core.device import Device, Output
 from wgedge.io import control
 from wgedge.io.control import ControlServer
@@ -450,7 +450,7 @@ def _daemon_begin(dev):
 @unit
 def test_slow_reader_of_10k_peers_gets_the_whole_answer(tmp_path):
     dev = _device_with_peers(10000)
-    expected = ("\n".join(uapi.get_lines(dev)) + "\nerrno=0\n\n").encode()
+    expected = ("\n".join(uapi_get.get_lines(dev)) + "\nerrno=0\n\n").encode()
     server = serve(tmp_path, begin=_daemon_begin(dev))
     try:
         c = connect(server)
@@ -539,7 +539,7 @@ def test_a_10k_peer_set_then_a_get_at_once(tmp_path):
             assert steps < 100000
         assert sent == len(request) and begin.finished == 2
         assert bytes(got) == b"errno=0\n\n" + (
-            "\n".join(uapi.get_lines(expected)) + "\nerrno=0\n\n").encode()
+            "\n".join(uapi_get.get_lines(expected)) + "\nerrno=0\n\n").encode()
         assert len(dev.peers) == 10000
         assert sum(fed_per_step) == len(request) - len(b"set=1\n\nget=1\n\n")
         assert max(fed_per_step) <= control.READ_CHUNK

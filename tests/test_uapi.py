@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from tests.memnet import SeededRng
 from wgedge import crypto
-from wgedge.core import uapi
+from wgedge.core import uapi, uapi_get
 from wgedge.core.device import Device, Output
 
 BACKEND = crypto.load("fast")
@@ -45,7 +45,7 @@ allowed_ip=10.0.0.0/24
 allowed_ip=fd00::/64
 protocol_version=1
 """ % (uapi.key_to_hex(K1), peer_pub, "ab" * 32))
-    lines = uapi.get_lines(dev)
+    lines = uapi_get.get_lines(dev)
     assert lines[0].startswith("private_key=")
     assert lines[1:3] == ["listen_port=51820", "fwmark=7"]
     assert lines[3:] == [
@@ -69,7 +69,7 @@ def test_allowed_ip_minus_removes_one_prefix_and_prefixes_move_between_peers():
     apply(dev, "public_key=%s\nallowed_ip=10.1.0.0/16\nallowed_ip=10.2.0.0/16" % p1)
     apply(dev, "public_key=%s\nallowed_ip=10.2.0.0/16" % p2)
     apply(dev, "public_key=%s\nallowed_ip=-10.1.0.0/16" % p1)
-    text = "\n".join(uapi.get_lines(dev))
+    text = "\n".join(uapi_get.get_lines(dev))
     assert "10.1.0.0/16" not in text
     assert text.count("allowed_ip=10.2.0.0/16") == 1
     assert text.index("allowed_ip=10.2.0.0/16") > text.index("public_key=" + p2)
@@ -91,7 +91,7 @@ def test_remove_update_only_replace_peers():
 def test_host_bits_are_masked_as_wg_shows_them():
     dev = device()
     apply(dev, "public_key=%s\nallowed_ip=10.1.2.3/16" % uapi.key_to_hex(pub(K1)))
-    assert "allowed_ip=10.1.0.0/16" in uapi.get_lines(dev)
+    assert "allowed_ip=10.1.0.0/16" in uapi_get.get_lines(dev)
 
 
 BAD = [
@@ -116,13 +116,13 @@ def test_bad_lines_answer_errno_and_change_nothing(text, errno):
     dev = device()
     apply(dev, "private_key=%s\npublic_key=%s\nallowed_ip=10.9.0.0/16" % (
         uapi.key_to_hex(K1), uapi.key_to_hex(pub(K2))))
-    before = uapi.get_lines(dev)
+    before = uapi_get.get_lines(dev)
     with pytest.raises(uapi.UapiError) as info:
         apply(dev, "public_key=%s\nallowed_ip=10.8.0.0/16\n%s" % (uapi.key_to_hex(pub(K2)), text)
               if not text.startswith(("listen", "private", "bogus", "no eq", "allowed"))
               else text)
     assert info.value.errno == errno
-    assert uapi.get_lines(dev) == before
+    assert uapi_get.get_lines(dev) == before
 
 
 def test_peer_with_own_public_key_is_ignored():
@@ -186,16 +186,16 @@ def _many_peers(dev, count, prefixes_each=1, base=0):
 
 def test_get_pieces_join_to_the_get_lines_answer():
     dev = device()
-    assert list(uapi.get_pieces(dev)) == []
+    assert list(uapi_get.get_pieces(dev)) == []
     apply(dev, "private_key=%s\nlisten_port=51820" % uapi.key_to_hex(K1))
     _many_peers(dev, 5)
-    _many_peers(dev, 1, prefixes_each=3 * uapi.ALLOWED_IPS_PER_PIECE + 7, base=100)
-    pieces = list(uapi.get_pieces(dev))
-    assert "".join(pieces) == "\n".join(uapi.get_lines(dev)) + "\n"
+    _many_peers(dev, 1, prefixes_each=3 * uapi_get.ALLOWED_IPS_PER_PIECE + 7, base=100)
+    pieces = list(uapi_get.get_pieces(dev))
+    assert "".join(pieces) == "\n".join(uapi_get.get_lines(dev)) + "\n"
     # A piece is whole lines and at most ALLOWED_IPS_PER_PIECE prefixes: the work per piece
     # is bounded however many prefixes one peer has.
     assert all(p.endswith("\n") for p in pieces)
-    assert max(p.count("allowed_ip=") for p in pieces) <= uapi.ALLOWED_IPS_PER_PIECE
+    assert max(p.count("allowed_ip=") for p in pieces) <= uapi_get.ALLOWED_IPS_PER_PIECE
     assert len(pieces) == 1 + 5 + 4
 
 
@@ -227,17 +227,17 @@ def _peer_blocks(text):
 
 
 def test_get_pieces_while_the_device_changes_between_pieces():
-    """What a get spanning wake-ups shows (uapi.get_pieces): never half a peer; peers removed
+    """What a get spanning wake-ups shows (uapi_get.get_pieces): never half a peer; peers removed
     before their turn are left out, peers added after the start are not listed, and a
     peer's allowed IPs are those it had at its turn."""
     dev = device()
     apply(dev, "private_key=%s" % uapi.key_to_hex(K1))
     keys = _many_peers(dev, 40, prefixes_each=2)
-    big = _many_peers(dev, 1, prefixes_each=2 * uapi.ALLOWED_IPS_PER_PIECE, base=500)[0]
+    big = _many_peers(dev, 1, prefixes_each=2 * uapi_get.ALLOWED_IPS_PER_PIECE, base=500)[0]
     later = _many_peers(dev, 5, base=600)
     hexes = [uapi.key_to_hex(k) for k in keys + [big] + later]
     pieces = []
-    for i, piece in enumerate(uapi.get_pieces(dev)):
+    for i, piece in enumerate(uapi_get.get_pieces(dev)):
         pieces.append(piece)
         if i == 3:
             apply(dev, "public_key=%s\nremove=true" % hexes[0])  # already shown: stays
@@ -251,7 +251,7 @@ def test_get_pieces_while_the_device_changes_between_pieces():
     expected = [h for h in hexes if h not in (hexes[20], hexes[-1])]
     assert list(blocks) == expected
     assert "10.99.0.1/32" in blocks[hexes[30]][1]
-    assert len(blocks[uapi.key_to_hex(big)][1]) == 2 * uapi.ALLOWED_IPS_PER_PIECE
+    assert len(blocks[uapi.key_to_hex(big)][1]) == 2 * uapi_get.ALLOWED_IPS_PER_PIECE
 
 
 CANARY = "cHJpdmF0ZWtleWNhbmFyeXByaXZhdGVrZXljYW5hcnk="  # base64 of 32 bytes, key-shaped
@@ -623,16 +623,16 @@ def test_a_set_past_max_peers_changes_nothing(monkeypatch):
     keys = [uapi.key_to_hex(pub(bytes([i]) * 32)) for i in range(1, 12)]
     apply(dev, "\n".join("public_key=%s\nallowed_ip=10.0.0.%d/32" % (k, i)
                          for i, k in enumerate(keys[:3])))
-    before = "\n".join(uapi.get_lines(dev))
+    before = "\n".join(uapi_get.get_lines(dev))
     lines = ["public_key=%s\nallowed_ip=10.1.0.%d/32" % (k, i) for i, k in enumerate(keys[3:6])]
     with pytest.raises(uapi.UapiError) as exc:
         apply(dev, "listen_port=4000\n" + "\n".join(lines))
     assert exc.value.errno == uapi.EINVAL and "too many peers" in exc.value.message
-    assert "\n".join(uapi.get_lines(dev)) == before
+    assert "\n".join(uapi_get.get_lines(dev)) == before
     # a removal after the additions comes too late: six peers at one point
     with pytest.raises(uapi.UapiError):
         apply(dev, "\n".join(lines) + "\npublic_key=%s\nremove=true" % keys[0])
-    assert "\n".join(uapi.get_lines(dev)) == before
+    assert "\n".join(uapi_get.get_lines(dev)) == before
     # the same additions fit after one removal
     apply(dev, "public_key=%s\nremove=true\n" % keys[0] + "\n".join(lines))
     assert len(dev.peers) == 5

@@ -17,7 +17,7 @@ with atheris.instrument_imports():
     from wgedge import crypto
     from wgedge.config import loader, uci, wgquick
     from wgedge.core import consts as C
-    from wgedge.core import uapi
+    from wgedge.core import uapi, uapi_get
     from wgedge.core.device import Device, Output
 
 REASONS = {getattr(C, n) for n in dir(C) if n.startswith("DROP_")}
@@ -79,7 +79,7 @@ def target_uapi():
             uapi.apply_set(dev, ops, 1.0, out)
         except uapi.UapiError:
             pass
-        uapi.get_lines(dev)
+        uapi_get.get_lines(dev)
     return one
 
 

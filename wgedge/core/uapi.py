@@ -15,15 +15,17 @@ Rules kept here:
 - An error message names the line number, the key (only one this protocol knows) and what was
   expected, never the value: errors are logged, and a value on a malformed line may be a key
   pasted in the wrong place.
-- `get_pieces` yields the `get=1` answer peer by peer, so a server can send it as the client
-  reads; each piece is a whole peer (or a whole slice of one peer's allowed IPs) as it is when
-  the piece is made.
+- The `get=1` answer is made in uapi_get.py, peer by peer (`get_pieces`), so a server can
+  send it as the client reads.
+
+About 420 lines: the set request's parser, the opcodes it encodes lines into and the apply
+that walks them share one private encoding, kept in one file.
 """
 
 from wgedge.core import consts as C
 from wgedge.core.endpoint import format_endpoint as format_endpoint_text
 from wgedge.core.endpoint import split_endpoint
-from wgedge.core.ipaddr import format_cidr, format_ip, parse_cidr, parse_ip
+from wgedge.core.ipaddr import format_ip, parse_cidr, parse_ip
 
 EIO = -5
 EPROTO = -71
@@ -46,7 +48,6 @@ _EXPECTED = {
     "persistent_keepalive_interval": "a number 0-65535",
     "allowed_ip": "address/prefix-length, '-' before it to remove", "protocol_version": "1",
 }
-ALLOWED_IPS_PER_PIECE = 256  # allowed_ip lines per get_pieces piece (under 14 KiB)
 
 
 class UapiError(Exception):
@@ -420,73 +421,3 @@ def _check_peer_count(device, parsed):
         raise UapiError(EINVAL, "too many peers: %d, at most %d" % (most, C.MAX_PEERS))
 
 
-def _interface_lines(device):
-    lines = []
-    if device.private_key is not None:
-        lines.append("private_key=" + key_to_hex(device.private_key))
-    if device.listen_port:
-        lines.append("listen_port=%d" % device.listen_port)
-    if device.fwmark:
-        lines.append("fwmark=%d" % device.fwmark)
-    return lines
-
-
-def _peer_lines(device, peer):
-    """A peer's lines up to (not including) its allowed_ip lines."""
-    lines = ["public_key=" + key_to_hex(peer.public_key),
-             "preshared_key=" + key_to_hex(peer.preshared_key),
-             "protocol_version=1"]
-    if peer.endpoint is not None:
-        lines.append("endpoint=" + format_endpoint(peer.endpoint))
-    if peer.last_handshake is None:
-        sec = nsec = 0
-    else:
-        wall = peer.last_handshake + device.wall_offset
-        sec = int(wall)
-        nsec = int((wall - sec) * 1e9)
-    lines.append("last_handshake_time_sec=%d" % sec)
-    lines.append("last_handshake_time_nsec=%d" % nsec)
-    lines.append("tx_bytes=%d" % peer.tx_bytes)
-    lines.append("rx_bytes=%d" % peer.rx_bytes)
-    lines.append("persistent_keepalive_interval=%d" % peer.persistent_keepalive_interval)
-    return lines
-
-
-def get_lines(device):
-    """The `get=1` answer as a list of lines, in wireguard-go's order."""
-    lines = _interface_lines(device)
-    for peer in device.peers.values():
-        lines.extend(_peer_lines(device, peer))
-        for addr, bits in device.allowed_ips.entries(peer):
-            lines.append("allowed_ip=" + format_cidr(addr, bits))
-    return lines
-
-
-def get_pieces(device):
-    """The `get=1` answer as a generator of text pieces, each a run of whole lines ending in
-    a newline; joined, they are `get_lines` with a newline after each line.
-
-    Between pieces the caller may let the device change (the control socket sends a large
-    answer as the client reads it, other requests and traffic running in between). What the
-    answer then shows: the interface as it was at the first piece, the peers that existed at
-    the first piece and still exist when their turn comes (one removed meanwhile is left
-    out, one added meanwhile is not listed), each peer's fields as they are at its turn, and
-    its allowed IPs as they were at its turn. A piece is never part of a line, and a peer's
-    fields and allowed IPs are taken together, so no peer is ever half shown.
-    """
-    head = _interface_lines(device)
-    if head:
-        yield "\n".join(head) + "\n"
-    for peer in list(device.peers.values()):
-        if device.peers.get(peer.public_key) is not peer:
-            continue  # removed (or removed and added again) since the get began
-        lines = _peer_lines(device, peer)
-        entries = device.allowed_ips.entries(peer)
-        # Formatting is the costly part: at most ALLOWED_IPS_PER_PIECE prefixes per piece.
-        first = ALLOWED_IPS_PER_PIECE - 1
-        for addr, bits in entries[:first]:
-            lines.append("allowed_ip=" + format_cidr(addr, bits))
-        yield "\n".join(lines) + "\n"
-        for start in range(first, len(entries), ALLOWED_IPS_PER_PIECE):
-            yield "".join("allowed_ip=" + format_cidr(addr, bits) + "\n"
-                          for addr, bits in entries[start:start + ALLOWED_IPS_PER_PIECE])

@@ -13,7 +13,7 @@ control socket's (or forever). This module only moves bytes and re-arms one time
 protocol decision is in the core. The control socket shares the loop with the tunnel, so it
 never blocks and does a bounded amount per wake-up (io/control.py): a `set` is parsed line by
 line as it arrives (uapi.SetParser) and applied whole at its blank line, and a large `get` is
-sent piece by piece as the client reads it (uapi.get_pieces).
+sent piece by piece as the client reads it (uapi_get.get_pieces).
 
 Handshake events and drops that the core reports in each Output are logged, rate-limited, by
 io/events.py, which also answers `wgedge-status=1`: a request `wg` never sends, carrying what
@@ -33,7 +33,7 @@ import signal
 import time
 
 from wgedge.core import consts as C
-from wgedge.core import uapi
+from wgedge.core import uapi, uapi_get
 from wgedge.core.device import Device, Output
 from wgedge.io.control import ControlServer, socket_path, where_it_failed
 from wgedge.io.events import STATUS_OP, EventLog
@@ -140,8 +140,8 @@ class Interface:
         (`finish() -> (reply bytes or an iterator of bytes pieces, keep connection)`)."""
         if op == "set=1":
             return _SetRequest(self)
-        if op == "get=1":  # what a get that spans wake-ups shows: see uapi.get_pieces
-            return _ReplyRequest(lambda: uapi.get_pieces(self.device))
+        if op == "get=1":  # what a get that spans wake-ups shows: see uapi_get.get_pieces
+            return _ReplyRequest(lambda: uapi_get.get_pieces(self.device))
         if op == STATUS_OP:
             return _ReplyRequest(self.events.status_lines)
         return _UnknownRequest(op)
