@@ -4,6 +4,7 @@ of a module or inside a function."""
 
 import ast
 import pathlib
+import re
 
 import pytest
 
@@ -171,3 +172,43 @@ def test_the_private_name_check_allows_a_modules_own_names():
 def test_the_cycle_check_finds_one():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+MODULE_LINES = 420  # "~400": a module longer than this says why in its first lines
+FUNCTION_LINES = 80
+# The hot paths and unrolled primitives allowed to be longer; each says at its top (its
+# module's or its own docstring) that it is written for speed.
+LONG_FUNCTIONS = {("wgedge/core/device.py", "receive_trains"), ("wgedge/core/peer.py", "send_data"),
+                  ("wgedge/io/offload.py", "coalesce"),
+                  ("wgedge/crypto/pure/blake2s.py", "_compress"),
+                  ("wgedge/crypto/pure/chacha20.py", "_double_rounds")}
+
+
+def test_a_long_module_says_why_in_its_first_lines():
+    problems = []
+    for path in modules().values():
+        text = path.read_text()
+        if len(text.splitlines()) > MODULE_LINES:
+            doc = ast.get_docstring(ast.parse(text)) or ""
+            if not re.search(r"\b\d+ lines\b", doc):
+                problems.append("%s: %d lines" % (path.relative_to(ROOT),
+                                                  len(text.splitlines())))
+    assert problems == []
+
+
+def test_no_long_function_but_the_named_hot_paths():
+    long = set()
+    for path in modules().values():
+        rel = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                    and node.end_lineno - node.lineno + 1 > FUNCTION_LINES:
+                long.add((rel, node.name))
+    assert long <= LONG_FUNCTIONS, sorted(long - LONG_FUNCTIONS)
+    for rel, name in LONG_FUNCTIONS:
+        tree = ast.parse((ROOT / rel).read_text())
+        fn = [n for n in ast.walk(tree) if getattr(n, "name", None) == name]
+        assert fn, "%s: %s no longer exists: take it off LONG_FUNCTIONS" % (rel, name)
+        said = (ast.get_docstring(fn[0]) or "") + (ast.get_docstring(tree) or "")
+        assert "speed" in said, "%s: %s is long but does not say it is written for speed" % (
+            rel, name)

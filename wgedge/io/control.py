@@ -1,7 +1,9 @@
 """The control socket: /var/run/wireguard/IFNAME.sock, speaking the userspace API.
 
 The server lives inside the interface's event loop (io/loop.py), beside the tunnel's packets,
-so nothing a client does may make the loop wait or grow without bound. Rules kept here:
+so nothing a client does may make the loop wait or grow without bound. About 470 lines, on
+purpose: every rule below is kept by the methods of one class (ControlServer), and each
+bound is only as good as all of them together. Rules kept here:
 
 - The socket is created under umask 077 and chmod 0600: root only. A stale socket file (left
   by a crashed run) is replaced; one that still answers is not.
