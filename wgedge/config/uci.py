@@ -22,9 +22,9 @@ given. A file uci refuses gives at least one error. Nothing here knows WireGuard
 
 Secrets in messages (the rule for every config error and warning, here, in validate.py,
 schema.py and wgquick.py): a key pasted into the wrong place (an address, a port, a section
-name) must not come back in a message, which reaches terminals, syslog and bug reports. A message names the
-file, the line, the option and what was expected; it quotes the offending value only when
-that value cannot be (part of) a key:
+name) must not come back in a message, which reaches terminals, syslog and bug reports. A
+message names the file, the line, the option and what was expected; it quotes the offending
+value only when that value cannot be (part of) a key:
 - the value of a key option (private_key, public_key, preshared_key, PrivateKey, PublicKey,
   PresharedKey) and the contents of a key file are never quoted, whatever they hold;
 - a path (private_key_file, preshared_key_file, watchdog_device) is never quoted: the option

@@ -1,7 +1,7 @@
-"""How `wgedge status` shows what manage.status() gathered: text for people (units and ages as
+"""How `wgedge status` shows what status.status() gathered: text for people (units and ages as
 `wg show` writes them), and the Prometheus text exposition format for monitoring.
 
-Nothing here reads anything: it formats the list of dicts that manage.status() returns, whose
+Nothing here reads anything: it formats the list of dicts that status.status() returns, whose
 fields docs/status.md describes one by one. No key material reaches it but public keys.
 """
 

@@ -16,16 +16,18 @@ Decisions, each logged:
 - With `watchdog_device` set, the hardware watchdog is fed only while all of that is healthy,
   and closed with the magic 'V' on a clean stop, so a stopped service does not reboot the box.
 - SIGHUP (to the watchdog, or to its daemon, which passes it on) re-reads the file and
-  applies the difference, all or nothing (manage.configure): a bad file, or a change the kernel refuses, is logged and leaves everything as it was. Each
-  reload is numbered and its outcome written to IFNAME.reload.json, which is how `wgedge
-  reload` (which asks the watchdog rather than configuring the interface itself) learns it.
+  applies the difference, all or nothing (manage.configure): a bad file, or a change the
+  kernel refuses, is logged and leaves everything as it was. Each reload is numbered and its
+  outcome written to IFNAME.reload.json, which is how `wgedge reload` (which asks the
+  watchdog rather than configuring the interface itself) learns it.
   The watchdog's copy of the configuration changes only with a reload or restart that
   succeeded, so it always describes what runs.
 - After a restart the file is applied again; if the kernel now refuses it, the last
   configuration that ran is applied instead.
-- The watchdog holds the interface's lock (wgedge/router/runlock.py) from `up` on and shares it with
-  each daemon it starts; SIGTERM/SIGINT stop the daemon, undo everything `up` did and remove
-  the lock, so a later `up` starts afresh.
+- The watchdog holds the interface's lock (wgedge/router/runlock.py) from `up` on and shares
+  it with each daemon it starts; SIGTERM/SIGINT stop the daemon, undo everything `up` did
+  (manage.teardown, the same way back as `down`) and remove the lock, so a later `up` starts
+  afresh.
 """
 
 import logging
