@@ -18,8 +18,8 @@ Rules kept here:
   to FILE (ReloadPlan): removed interfaces go down, changed ones get the difference, new ones
   come up; each on its own and all or nothing, so a failure leaves that one as it ran.
 
-Every function that a command calls reports through a Report: a line for the operator as
-it happens, and the exit code.
+The functions the commands call (up_one, down_one, reload_target, reload) report through a
+Report: each line for the operator as it happens, and the exit code.
 """
 
 import os
