@@ -2,14 +2,18 @@
 in throwaway namespaces against the real kernel:
 
 - a new interface has MTU 1420; `wgedge up` keeps it without an mtu option, and an explicit
-  one wins.
+  one wins;
+- `ping` to an address no peer's allowed IPs cover gets "destination unreachable" at once
+  (ICMP host unreachable for IPv4, ICMPv6 address unreachable for IPv6, as the kernel's
+  device.c sends them).
 """
 
 import json
+import re
 
 import pytest
 
-from tests.netns import genkey, sh
+from tests.netns import genkey, sh, write_key
 
 pytestmark = [pytest.mark.root]
 
@@ -42,3 +46,30 @@ def test_up_keeps_1420_without_an_mtu_option_and_an_explicit_one_wins(nets, run,
         assert link_stats(ns, ifname)[0] == (1420 if mtu is None else mtu)
     finally:
         run.wgedge("down", ifname, ns=ns, check=False)
+
+
+def test_ping_to_an_address_no_peer_covers_is_unreachable(nets, tmp_path):
+    ns = nets.ns("i")
+    ifname = "wpi" + nets.tag
+    nets.start_wgedge(ns, ifname)
+    priv, _ = genkey()
+    _, pub = genkey()
+    sh("wg", "set", ifname, "private-key", write_key(tmp_path, "k", priv), "peer", pub,
+       "allowed-ips", "10.79.0.2/32,fd79::2/128", ns=ns)
+    sh("ip", "addr", "add", "10.79.0.1/24", "dev", ifname, ns=ns)
+    sh("ip", "-6", "addr", "add", "fd79::1/64", "dev", ifname, "nodad", ns=ns)
+    sh("ip", "link", "set", ifname, "up", ns=ns)
+    res = sh("ping", "-n", "-c", "1", "-W", "5", "10.79.0.9", ns=ns, check=False, timeout=30)
+    assert res.returncode != 0
+    # from the address itself: an answer from one of the host's own addresses would be
+    # dropped as a martian on its way in through the TUN device (core/icmp.py)
+    assert re.search(r"From 10\.79\.0\.9 icmp_seq=1 Destination Host Unreachable", res.stdout), \
+        res.stdout
+    res = sh("ping", "-6", "-n", "-c", "1", "-W", "5", "fd79::9", ns=ns, check=False, timeout=30)
+    assert res.returncode != 0
+    # ICMPv6 code 3, as the kernel sends it: iputils prints it as "Address unreachable"
+    assert re.search(r"From fd79::9 icmp_seq=1 Destination unreachable: Address unreachable",
+                     res.stdout), res.stdout
+    # a covered address (the peer has no endpoint yet) gets no ICMP error
+    res = sh("ping", "-n", "-c", "1", "-W", "1", "10.79.0.2", ns=ns, check=False, timeout=30)
+    assert res.returncode != 0 and "Unreachable" not in res.stdout, res.stdout

@@ -97,6 +97,11 @@ DROP_HANDSHAKE_GAVE_UP = "handshake-gave-up"  # staged packets cleared after REK
 DROP_NO_PRIVATE_KEY = "no-private-key"
 DROP_HANDSHAKE_OVERLOAD = "handshake-overload"  # over MAX_HANDSHAKES_PER_BATCH in one batch
 
+# --- ICMP errors for packets no peer's allowed IPs cover (core/icmp.py) --------------------
+# Kernel device.c wg_xmit answers ICMP_HOST_UNREACH (IPv4) / ICMPV6_ADDR_UNREACH (IPv6).
+ICMP_RATE = 1000  # errors per second, all destinations together (net.ipv4.icmp_msgs_per_sec)
+ICMP_BURST = 50  # net.ipv4.icmp_msgs_burst
+
 # --- Events: what happened to handshakes, for the I/O layer to log (Output.events) ---------
 # One (event, public key or None, reason or None, endpoint or None) per handshake message
 # sent or refused and per handshake completed or given up: never one per data packet. The

@@ -33,7 +33,7 @@ for speed.
 """
 
 from wgedge.core import consts as C
-from wgedge.core import gate, handshake, packet, wire
+from wgedge.core import gate, handshake, icmp, packet, wire
 from wgedge.core.allowedips import AllowedIPs
 from wgedge.core.indextable import IndexTable
 from wgedge.core.noise import Noise, clamp
@@ -137,6 +137,7 @@ class Device:
         self.schedule = Schedule(self.peers)
         self.listen_port = 0
         self.fwmark = 0
+        self.icmp_limiter = icmp.Limiter()
         if private_key is not None:
             self.set_private_key(private_key)
 
@@ -211,6 +212,9 @@ class Device:
 
     # --- outgoing: packets from TUN ------------------------------------------------------------
     def send_packets(self, packets, now):
+        """Hot path, written for speed: route each packet by destination and hand each
+        peer its packets at once. A packet no peer's allowed IPs cover is dropped and
+        answered with an ICMP error (icmp.py, rate-limited)."""
         out = Output(self)
         lookup = self.allowed_ips.lookup
         groups = {}
@@ -236,6 +240,10 @@ class Device:
                 continue
             if peer is None:
                 out.drop(C.DROP_NO_ROUTE)
+                if self.icmp_limiter.allow(now):
+                    reply = icmp.unreachable(p)
+                    if reply is not None:
+                        out.tun.append(reply)
                 continue
             g = groups.get(peer)
             if g is None:
