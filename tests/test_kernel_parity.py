@@ -5,15 +5,20 @@ in throwaway namespaces against the real kernel:
   one wins;
 - `ping` to an address no peer's allowed IPs cover gets "destination unreachable" at once
   (ICMP host unreachable for IPv4, ICMPv6 address unreachable for IPv6, as the kernel's
-  device.c sends them).
+  device.c sends them);
+- a peer endpoint routed into the tunnel itself does not loop: the interface carries a few
+  kilobytes, not megabytes.
 """
 
 import json
+import os
 import re
+import sys
+import time
 
 import pytest
 
-from tests.netns import genkey, sh, write_key
+from tests.netns import ROOT, genkey, sh, write_key
 
 pytestmark = [pytest.mark.root]
 
@@ -73,3 +78,44 @@ def test_ping_to_an_address_no_peer_covers_is_unreachable(nets, tmp_path):
     # a covered address (the peer has no endpoint yet) gets no ICMP error
     res = sh("ping", "-n", "-c", "1", "-W", "1", "10.79.0.2", ns=ns, check=False, timeout=30)
     assert res.returncode != 0 and "Unreachable" not in res.stdout, res.stdout
+
+
+def tunnel(nets, tmp_path, ns_a, ns_b, endpoint_b):
+    """wgedge in both namespaces, A knowing B's endpoint: (ifa, ifb, port_a, port_b, pub_a)."""
+    ifa, ifb = "wpa" + nets.tag, "wpb" + nets.tag
+    (priv_a, pub_a), (priv_b, pub_b) = genkey(), genkey()
+    port_a, port_b = 41000 + int(nets.tag[:3], 16) % 1000, 42000 + int(nets.tag[:3], 16) % 1000
+    nets.start_wgedge(ns_a, ifa)
+    nets.start_wgedge(ns_b, ifb)
+    sh("wg", "set", ifa, "listen-port", str(port_a), "private-key",
+       write_key(tmp_path, "a", priv_a), "peer", pub_b, "allowed-ips", "192.168.77.2/32",
+       "endpoint", "%s:%d" % (endpoint_b, port_b), ns=ns_a)
+    sh("wg", "set", ifb, "listen-port", str(port_b), "private-key",
+       write_key(tmp_path, "b", priv_b), "peer", pub_a, "allowed-ips", "192.168.77.1/32",
+       ns=ns_b)
+    for ns, ifname, addr in ((ns_a, ifa, "192.168.77.1"), (ns_b, ifb, "192.168.77.2")):
+        sh("ip", "addr", "add", addr + "/24", "dev", ifname, ns=ns)
+        sh("ip", "link", "set", ifname, "up", ns=ns)
+    return ifa, ifb, port_a, port_b, pub_a
+
+
+def test_endpoint_routed_into_the_tunnel_does_not_loop(nets, tmp_path):
+    ns_a, ns_b = nets.ns("a"), nets.ns("b")
+    nets.link(ns_a, ns_b, "10.81.0.1", "10.81.0.2")
+    ifa, ifb, _, port_b, _ = tunnel(nets, tmp_path, ns_a, ns_b, "10.81.0.2")
+    sh("ping", "-c", "2", "-i", "0.3", "-W", "3", "192.168.77.2", ns=ns_a, timeout=30)
+    pub_b = sh("wg", "show", ifb, "public-key", ns=ns_b).stdout.strip()
+    # The peer's endpoint is now its own tunnel address: a route into the tunnel itself.
+    sh("wg", "set", ifa, "peer", pub_b, "endpoint", "192.168.77.2:%d" % port_b, ns=ns_a)
+    sh("ip", "link", "del", ifb, ns=ns_b)
+    _, before = link_stats(ns_a, ifa)
+    sh("ping", "-f", "-c", "10", "-W", "1", "192.168.77.2", ns=ns_a, check=False, timeout=60)
+    time.sleep(5)  # a loop, were there one, would carry megabytes a second meanwhile
+    _, after = link_stats(ns_a, ifa)
+    assert after - before < 100_000, after - before
+    with open("/tmp/wgedge-%s.log" % ifa) as f:
+        lines = [line for line in f if "routing-loop" in line]
+    assert len(lines) == 1, lines  # logged once (the rest summarised after 60 s)
+    status = sh(sys.executable, "-m", "wgedge", "status", ifa, "--json", ns=ns_a,
+                env=dict(os.environ, PYTHONPATH=ROOT), check=False)
+    assert "routing-loop" in status.stdout, status.stdout + status.stderr
