@@ -7,7 +7,9 @@ in throwaway namespaces against the real kernel:
   (ICMP host unreachable for IPv4, ICMPv6 address unreachable for IPv6, as the kernel's
   device.c sends them);
 - a peer endpoint routed into the tunnel itself does not loop: the interface carries a few
-  kilobytes, not megabytes.
+  kilobytes, not megabytes;
+- replies follow a better route: once a more specific route to the peer's endpoint through
+  another link appears, our datagrams leave from that link's address and the peer sees it.
 """
 
 import json
@@ -119,3 +121,54 @@ def test_endpoint_routed_into_the_tunnel_does_not_loop(nets, tmp_path):
     status = sh(sys.executable, "-m", "wgedge", "status", ifa, "--json", ns=ns_a,
                 env=dict(os.environ, PYTHONPATH=ROOT), check=False)
     assert "routing-loop" in status.stdout, status.stdout + status.stderr
+
+
+def no_rp_filter(ns):
+    """Reverse-path filtering off: the better-route test sends from one link's address
+    through the other, as the kernel's own selftest does."""
+    sh("sh", "-c", "for f in /proc/sys/net/ipv4/conf/*/rp_filter; do echo 0 > $f; done", ns=ns)
+
+
+def endpoint_of(ns, ifname, pub):
+    for line in sh("wg", "show", ifname, "endpoints", ns=ns).stdout.splitlines():
+        key, _, endpoint = line.partition("\t")
+        if key == pub:
+            return endpoint
+    return None
+
+
+def test_replies_follow_a_better_route_to_the_endpoint(nets, tmp_path):
+    ns_a, ns_b = nets.ns("a"), nets.ns("b")
+    va, vb = nets.link(ns_a, ns_b, "10.80.0.1", "10.80.0.2")
+    # A second link, with an address of A's own, is not used yet: its route is worse.
+    vc, vd = "vc" + nets.tag, "vd" + nets.tag
+    sh("ip", "link", "add", vc, "type", "veth", "peer", "name", vd)
+    sh("ip", "link", "set", vc, "netns", ns_a)
+    sh("ip", "link", "set", vd, "netns", ns_b)
+    sh("ip", "addr", "add", "10.80.0.3/24", "dev", vc, ns=ns_a)
+    sh("ip", "link", "set", vc, "up", ns=ns_a)
+    sh("ip", "link", "set", vd, "up", ns=ns_b)
+    for dev in (va, vc):
+        sh("ip", "route", "flush", "dev", dev, ns=ns_a)
+    sh("ip", "route", "add", "10.80.0.0/24", "dev", va, "src", "10.80.0.1", "metric", "2",
+       ns=ns_a)
+    no_rp_filter(ns_a)
+    no_rp_filter(ns_b)
+    ifa, ifb, port_a, _, pub_a = tunnel(nets, tmp_path, ns_a, ns_b, "10.80.0.2")
+    sh("ping", "-c", "2", "-i", "0.3", "-W", "3", "192.168.77.2", ns=ns_a, timeout=30)
+    assert endpoint_of(ns_b, ifb, pub_a) == "10.80.0.1:%d" % port_a
+    # The better route appears: like the kernel, A must now send from 10.80.0.3.
+    sh("ip", "route", "add", "10.80.0.0/24", "dev", vc, "src", "10.80.0.3", "metric", "1",
+       ns=ns_a)
+    seen = []
+    deadline = time.time() + 15  # a few seconds are enough; the bound is for a loaded host
+    while time.time() < deadline:
+        sh("ping", "-c", "1", "-W", "1", "192.168.77.2", ns=ns_a, check=False, timeout=30)
+        seen.append(endpoint_of(ns_b, ifb, pub_a))
+        if seen[-1] == "10.80.0.3:%d" % port_a:
+            break
+        time.sleep(0.3)
+    assert seen[-1] == "10.80.0.3:%d" % port_a, seen
+    # and it stays there: A's replies keep leaving from the better route's address
+    sh("ping", "-c", "3", "-i", "0.3", "-W", "3", "192.168.77.2", ns=ns_a, timeout=30)
+    assert endpoint_of(ns_b, ifb, pub_a) == "10.80.0.3:%d" % port_a
