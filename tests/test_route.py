@@ -11,7 +11,7 @@ import struct
 import pytest
 
 from wgedge.io import route
-from wgedge.io.udp import IP_PKTINFO, Udp
+from wgedge.io.udp import IP_PKTINFO, IPV6_PKTINFO, Udp
 
 
 def test_route_query_names_the_output_interface():
@@ -110,3 +110,24 @@ def test_recheck_is_bounded_per_call(udp):
     while udp.recheck_sources(256):
         calls += 1
     assert calls == 2 and routes.asked == 1200 and len(udp.sources) == 600
+
+
+def test_ipv6_source_keeps_its_address_when_the_route_moves(udp):
+    """As the kernel's send6: the address stays ours to send from; only the arrival
+    interface, which pinned the datagram to it, is dropped."""
+    peer = ("fd80::2", 51820, 0, 0)
+    local = socket.inet_pton(socket.AF_INET6, "fd80::1")
+
+    class Routes(FakeRoutes):
+        def output_ifindex(self, family, dst, src, mark=0):
+            self.asked += 1
+            return self.table["oif"]
+
+    udp.routes = routes = Routes({"oif": 4})
+    udp._arrived_at = {peer: (socket.IPPROTO_IPV6, IPV6_PKTINFO, local + struct.pack("=i", 4))}
+    udp.learn_sources([peer])
+    assert udp.sources[peer][2] == local + struct.pack("=i", 4)
+    routes.table["oif"] = 5
+    udp.routes_changed()
+    udp.recheck_sources()
+    assert udp.sources[peer][2] == local + bytes(4)

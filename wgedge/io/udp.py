@@ -12,7 +12,8 @@ Rules kept here:
 - Like the kernel (socket.c, send4), a remembered source is used only while the route to the
   endpoint from it leaves through the interface its datagram arrived on: when a better
   route through another interface appears, the source is forgotten and routing chooses, so
-  replies follow the route. The route is asked (io/route.py, RTM_GETROUTE) when a source is
+  replies follow the route. For IPv6 (send6) only the arrival interface is forgotten: the
+  address stays, and the route chooses the interface. The route is asked (io/route.py, RTM_GETROUTE) when a source is
   learned and again when routes or addresses change (`recheck_sources`, driven by the
   loop's rtnetlink socket), never per datagram.
 - A full socket buffer drops (counted) rather than blocks.
@@ -418,6 +419,10 @@ class Udp:
         self.learned[endpoint] = (got, usable)
         if usable:
             self.sources[endpoint] = anc
+        elif family == socket.AF_INET6:
+            # The kernel's send6 keeps an IPv6 source for as long as it is ours and lets the
+            # route choose the interface: the address without the arrival ifindex.
+            self.sources[endpoint] = (level, ctype, bytes(cdata[:16]) + b"\0\0\0\0")
         else:
             self.sources.pop(endpoint, None)
 
