@@ -96,6 +96,14 @@ DROP_STAGED_OVERFLOW = "staged-overflow"
 DROP_HANDSHAKE_GAVE_UP = "handshake-gave-up"  # staged packets cleared after REKEY_ATTEMPT_TIME
 DROP_NO_PRIVATE_KEY = "no-private-key"
 DROP_HANDSHAKE_OVERLOAD = "handshake-overload"  # over MAX_HANDSHAKES_PER_BATCH in one batch
+# An outgoing packet that is our own UDP datagram to a peer's endpoint, routed back into the
+# tunnel to that same peer: encrypting it would loop forever (device.py, send_packets).
+DROP_ROUTING_LOOP = "routing-loop"
+
+# --- ICMP errors for packets no peer's allowed IPs cover (core/icmp.py) --------------------
+# Kernel device.c wg_xmit answers ICMP_HOST_UNREACH (IPv4) / ICMPV6_ADDR_UNREACH (IPv6).
+ICMP_RATE = 1000  # errors per second, all destinations together (net.ipv4.icmp_msgs_per_sec)
+ICMP_BURST = 50  # net.ipv4.icmp_msgs_burst
 
 # --- Events: what happened to handshakes, for the I/O layer to log (Output.events) ---------
 # One (event, public key or None, reason or None, endpoint or None) per handshake message

@@ -33,9 +33,10 @@ for speed.
 """
 
 from wgedge.core import consts as C
-from wgedge.core import gate, handshake, packet, wire
+from wgedge.core import gate, handshake, icmp, packet, wire
 from wgedge.core.allowedips import AllowedIPs
 from wgedge.core.indextable import IndexTable
+from wgedge.core.ipaddr import parse_ip
 from wgedge.core.noise import Noise, clamp
 from wgedge.core.peer import Peer
 from wgedge.core.schedule import Schedule
@@ -137,6 +138,8 @@ class Device:
         self.schedule = Schedule(self.peers)
         self.listen_port = 0
         self.fwmark = 0
+        self.icmp_limiter = icmp.Limiter()
+        self._endpoint_addresses = {}  # endpoint -> its host's address bytes (send_packets)
         if private_key is not None:
             self.set_private_key(private_key)
 
@@ -211,6 +214,13 @@ class Device:
 
     # --- outgoing: packets from TUN ------------------------------------------------------------
     def send_packets(self, packets, now):
+        """Hot path, written for speed: route each packet by destination and hand each
+        peer its packets at once. A packet no peer's allowed IPs cover is dropped and
+        answered with an ICMP error (icmp.py, rate-limited). A packet routed to the peer
+        whose endpoint is its destination may be our own datagram coming back through the
+        tunnel (a route to the endpoint that points into it): only for those packets is the
+        UDP header looked at (_own_datagram), and our own datagrams are dropped, so a
+        misrouted endpoint cannot loop."""
         out = Output(self)
         lookup = self.allowed_ips.lookup
         groups = {}
@@ -218,6 +228,8 @@ class Device:
         peer = None
         last_peer = False  # the previous packet's peer (False: none yet) and its group's append
         add = None
+        to_endpoint = False  # the packet's destination is its peer's endpoint address
+        endpoint_addresses = self._endpoint_addresses
         for p in packets:
             n = len(p)
             version = p[0] >> 4 if n else 0
@@ -231,11 +243,26 @@ class Device:
             if dst != last_dst:  # consecutive packets of a flow share one routing lookup
                 last_dst = dst
                 peer = lookup(dst)
+                endpoint = peer.endpoint if peer is not None else None
+                if endpoint is not None:
+                    address = endpoint_addresses.get(endpoint)
+                    if address is None:
+                        address = self._endpoint_address(endpoint)
+                    to_endpoint = address == dst
+                else:
+                    to_endpoint = False
+            if to_endpoint and self._own_datagram(p, peer.endpoint[1]):
+                out.drop(C.DROP_ROUTING_LOOP)
+                continue
             if peer is last_peer:
                 add(p)
                 continue
             if peer is None:
                 out.drop(C.DROP_NO_ROUTE)
+                if self.icmp_limiter.allow(now):
+                    reply = icmp.unreachable(p)
+                    if reply is not None:
+                        out.tun.append(reply)
                 continue
             g = groups.get(peer)
             if g is None:
@@ -248,6 +275,42 @@ class Device:
             peer.send_data(batch, now, out)
             reschedule(peer)
         return out
+
+    def _endpoint_address(self, endpoint):
+        """The address bytes of `endpoint`'s host (b"" when it is not an IP address), for
+        send_packets to remember; the table is emptied when it outgrows the peers."""
+        cache = self._endpoint_addresses
+        if len(cache) > 2 * len(self.peers) + 64:
+            cache.clear()
+        host = endpoint[0]
+        if "%" in host:
+            host = host[:host.index("%")]
+        try:
+            address = parse_ip(host)
+        except ValueError:
+            address = b""  # matches no packet's destination
+        cache[endpoint] = address
+        return address
+
+    def _own_datagram(self, p, port):
+        """Whether IP packet `p` is a UDP datagram (an unfragmented one, or the first
+        fragment) from our listening port to `port`: one of ours. The other fragments of
+        a looping datagram carry no UDP header: they are sent once more, each as a datagram
+        of ours, which is caught the next time round."""
+        if not self.listen_port:
+            return False
+        if p[0] >> 4 == 4:
+            if p[9] != 17 or ((p[6] & 0x1F) << 8) | p[7]:
+                return False
+            off = (p[0] & 15) * 4
+        else:
+            if p[6] != 17:
+                return False
+            off = 40
+        if len(p) < off + 4:
+            return False
+        return (((p[off] << 8) | p[off + 1]) == self.listen_port
+                and ((p[off + 2] << 8) | p[off + 3]) == port)
 
     # --- incoming: datagrams from UDP ------------------------------------------------------------
     def receive_datagrams(self, datagrams, now):

@@ -59,7 +59,13 @@ FAILURE_TEXT = {
 }
 # Drops no event explains. Data messages of a session are routine to lose now and then
 # (debug); a handshake flood beyond what one batch takes is worth a warning.
-DROP_LEVEL = {C.DROP_HANDSHAKE_OVERLOAD: WARNING}
+DROP_LEVEL = {C.DROP_HANDSHAKE_OVERLOAD: WARNING, C.DROP_ROUTING_LOOP: WARNING}
+# Drops logged once per INTERVAL (then summarised), not BURST times: a routing loop is one
+# configuration mistake, however many packets it catches.
+DROP_BURST = {C.DROP_ROUTING_LOOP: 1}
+DROP_HINT = {C.DROP_ROUTING_LOOP: " (our own datagrams to a peer's endpoint came back through "
+                                  "this interface: the route to that endpoint points into "
+                                  "the tunnel)"}
 
 
 def short_id(public_key):
@@ -118,8 +124,10 @@ class EventLog:
             for reason, n in counts.items():
                 n -= explained.get(reason, 0)
                 level = DROP_LEVEL.get(reason, DEBUG)
-                if n > 0 and self._admit((_DROPPED, reason), level, now, n):
-                    log.log(level, "dropped %d datagram(s) or packet(s): %s", n, reason)
+                if n > 0 and self._admit((_DROPPED, reason), level, now, n,
+                                         DROP_BURST.get(reason, BURST)):
+                    log.log(level, "dropped %d datagram(s) or packet(s): %s%s", n, reason,
+                            DROP_HINT.get(reason, ""))
 
     def next_deadline(self):
         """When a summary of suppressed lines is due (monotonic seconds), or None."""
@@ -190,8 +198,8 @@ class EventLog:
             log.log(level, "peer %s (%s): handshake failed: %s [%s]", short_id(public_key), ep,
                     words, reason)
 
-    def _admit(self, key, level, now, n):
-        """True when a line of `key` (event, reason) may be written now: at most BURST per
+    def _admit(self, key, level, now, n, burst=BURST):
+        """True when a line of `key` (event, reason) may be written now: at most `burst` per
         INTERVAL; beyond that its `n` occurrences are counted for the summary instead."""
         if not log.isEnabledFor(level):
             return False
@@ -203,7 +211,7 @@ class EventLog:
                 self._summary(key, st)
             st[0] = now
             st[1] = 0
-        if st[1] < BURST:
+        if st[1] < burst:
             st[1] += 1
             return True
         st[2] += n

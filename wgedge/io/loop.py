@@ -37,6 +37,7 @@ from wgedge.core import uapi, uapi_get
 from wgedge.core.device import Device, Output
 from wgedge.io.control import ControlServer, socket_path, where_it_failed
 from wgedge.io.events import STATUS_OP, EventLog
+from wgedge.io.route import RouteMonitor
 from wgedge.io.tun import Tun
 from wgedge.io.udp import Udp
 
@@ -126,6 +127,7 @@ class Interface:
         self._handlers = {}  # fd -> handler(mask, now), made once per fd (run, _watch_udp)
         self._udp_fds = []
         self._control_ready = False
+        self.routes = None  # route and address changes (io/route.py), once run() starts
         self._wake_r = self._wake_w = -1
 
     # --- clock -------------------------------------------------------------------------------
@@ -272,6 +274,7 @@ class Interface:
                           self.control.fileno(): self._on_control}
         self.epoll.register(self.tun.fileno(), select.EPOLLIN)
         self.epoll.register(self.control.fileno(), select.EPOLLIN)
+        self._watch_routes()
         if self.udp is not None:
             self._watch_udp()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -292,6 +295,9 @@ class Interface:
                 summary_due = self.events.next_deadline()
                 if summary_due is not None and (deadline is None or summary_due < deadline):
                     deadline = summary_due
+                routes_due = self._routes_deadline()
+                if routes_due is not None and (deadline is None or routes_due < deadline):
+                    deadline = routes_due
                 if deadline is None:
                     timeout = -1
                 else:
@@ -315,14 +321,58 @@ class Interface:
                     self._emit(device.handle_timer(now))
                 if summary_due is not None and summary_due <= now:
                     self.events.flush(now)
+                if routes_due is not None and routes_due <= now:
+                    self._routes_changed(now)
         finally:
             self.close()
+
+    # --- route and address changes (io/route.py) ----------------------------------------------
+    def _watch_routes(self):
+        try:
+            self.routes = RouteMonitor()
+        except OSError as exc:
+            log.warning("no rtnetlink socket (%s): reply sources will not follow route "
+                        "changes", exc.strerror)
+            return
+        self.epoll.register(self.routes.fileno(), select.EPOLLIN)
+        self._handlers[self.routes.fileno()] = self._on_route
+
+    def _on_route(self, mask, now):
+        if not self.routes.readable():
+            self._unwatch_routes()
+
+    def _unwatch_routes(self):
+        log.warning("the rtnetlink socket failed: reply sources no longer follow route "
+                    "changes")
+        fd = self.routes.fileno()
+        self.epoll.unregister(fd)
+        del self._handlers[fd]
+        self.routes.close()
+        self.routes = None
+        if self.udp is not None:
+            self.udp.routes_changed()  # one last re-check for what changed meanwhile
+
+    def _routes_deadline(self):
+        """When route work is due: now while sources wait for a re-check, else when a
+        change may be acted on (at most once per route.RECHECK_INTERVAL)."""
+        if self.udp is not None and self.udp.recheck_pending:
+            return 0.0
+        return self.routes.next_deadline() if self.routes is not None else None
+
+    def _routes_changed(self, now):
+        if self.routes is not None and self.routes.due(now) and self.udp is not None:
+            self.udp.routes_changed()
+        if self.udp is not None:
+            self.udp.recheck_sources()
 
     def _peer_endpoints(self):
         return {p.endpoint for p in self.device.peers.values() if p.endpoint is not None}
 
     def close(self):
         self.control.shutdown()
+        if self.routes is not None:
+            self.routes.close()
+            self.routes = None
         if self.udp is not None:
             self.udp.close()
         self.tun.close()

@@ -11,6 +11,10 @@ Each feature the kernel refuses is switched off on its own, and the device still
 without any of them.
 
 A full TUN queue drops rather than blocks: `write_batch` counts what the kernel refused.
+
+A new interface gets MTU 1420 (DEFAULT_MTU), as the kernel's WireGuard and wireguard-go give
+theirs: 1500 minus the largest overhead (IPv6 40 + UDP 8 + WireGuard 32), so a full-sized
+packet still fits in one 1500-byte datagram. `wgedge up` then sets the configured MTU.
 """
 
 import errno
@@ -18,6 +22,7 @@ import fcntl
 import os
 import struct
 
+from wgedge.core.consts import DEFAULT_MTU
 from wgedge.io import offload
 
 TUNSETIFF = 0x400454CA
@@ -32,6 +37,7 @@ TUN_F_TSO6 = 0x04
 TUN_F_USO4 = 0x20
 TUN_F_USO6 = 0x40
 IFNAMSIZ = 16
+SIOCSIFMTU = 0x8922
 MAX_PACKET = 65535
 MAX_BATCH_PACKETS = 512  # segments from one read_batch call, whatever the reads held
 
@@ -56,6 +62,14 @@ def validate_ifname(name):
     return name
 
 
+def set_mtu(name, mtu):
+    """SIOCSIFMTU on interface `name`; raises OSError."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+        fcntl.ioctl(s.fileno(), SIOCSIFMTU, struct.pack("16si20x", os.fsencode(name), mtu))
+
+
 class Tun:
     def __init__(self, name, offloads=None):
         validate_ifname(name)
@@ -77,6 +91,12 @@ class Tun:
                                % name)
             raise TunError("cannot create TUN interface %s: %s" % (name, exc.strerror))
         self.name = res[:16].rstrip(b"\0").decode()
+        try:
+            set_mtu(self.name, DEFAULT_MTU)
+        except OSError as exc:
+            os.close(self.fd)
+            raise TunError("cannot set the MTU of %s to %d: %s" % (self.name, DEFAULT_MTU,
+                                                                  exc.strerror))
         self.write_drops = 0
         self.vnet_hdr = offloads
         self.offloads = []

@@ -9,6 +9,13 @@ Rules kept here:
   is only remembered once the core says it authenticated (`learn_sources` with
   Output.authenticated): a forged datagram, from a peer's address to another of ours,
   must not move where our replies leave from, and the table stays as small as the peers.
+- Like the kernel (socket.c, send4), a remembered source is used only while the route to the
+  endpoint from it leaves through the interface its datagram arrived on: when a better
+  route through another interface appears, the source is forgotten and routing chooses, so
+  replies follow the route. For IPv6 (send6) only the arrival interface is forgotten: the
+  address stays, and the route chooses the interface. The route is asked (io/route.py, RTM_GETROUTE) when a source is
+  learned and again when routes or addresses change (`recheck_sources`, driven by the
+  loop's rtnetlink socket), never per datagram.
 - A full socket buffer drops (counted) rather than blocks.
 - Socket buffers are capped at SOCKET_BUFFER bytes each, so memory stays bounded.
 - UDP GSO: consecutive datagrams to one endpoint with one size (the last may be shorter)
@@ -30,6 +37,8 @@ import errno
 import socket
 import struct
 import sys
+
+from wgedge.io.route import RouteQuery
 
 _LE = sys.byteorder == "little"
 
@@ -126,7 +135,12 @@ class Udp:
         self.sockets = []
         self.handshake_sockets = []  # the second socket of each steered pair
         self.sources = {}  # endpoint -> (level, type, pktinfo bytes) to send from
-        self._arrived_at = {}  # the same, for the datagrams of the last recv_batch only
+        # endpoint -> (the pktinfo cmsg it last authenticated with, whether its route allows
+        # that source): what sources were made from, and what recheck_sources re-asks
+        self.learned = {}
+        self._arrived_at = {}  # endpoint -> pktinfo cmsg, for the last recv_batch only
+        self._recheck = []  # endpoints whose source waits for a re-check
+        self.routes = RouteQuery()
         self.send_drops = 0
         self.fwmark = fwmark
         self.port = 0
@@ -168,6 +182,8 @@ class Udp:
                     self.gro = False
         self.port = chosen
         self.sources = {}
+        self.learned = {}
+        self._recheck = []
         return chosen
 
     def _steered(self, v4, v6, port, handshake):
@@ -226,13 +242,8 @@ class Udp:
             for level, ctype, cdata in anc:
                 if level == SOL_UDP and ctype == UDP_GRO:
                     gso_size = int.from_bytes(cdata[:4], "little" if _LE else "big")
-                elif ctype == IP_PKTINFO and level == socket.IPPROTO_IP:
-                    # struct in_pktinfo {int ifindex; in_addr spec_dst; in_addr addr}: answer
-                    # from the address the datagram was sent to.
-                    sources[addr] = (level, ctype, struct.pack("=i4s4s", 0, cdata[8:12],
-                                                               b"\0" * 4))
-                elif ctype == IPV6_PKTINFO and level == socket.IPPROTO_IPV6:
-                    sources[addr] = (level, ctype, bytes(cdata[:20]))
+                elif ctype == IP_PKTINFO or ctype == IPV6_PKTINFO:
+                    sources[addr] = (level, ctype, cdata)  # made into a source if it authenticates
             n = len(data)
             # A view: the core slices each message's ciphertext out of it without a copy.
             if gso_size and n > gso_size:
@@ -359,19 +370,82 @@ class Udp:
 
     def learn_sources(self, endpoints, live_endpoints=None):
         """Remember, for each endpoint that authenticated in the last batch, the local address
-        its datagram arrived at, as the source for our replies. `live_endpoints()` gives the
-        peers' endpoints; when the table grows past twice their number (peers roamed), it is
-        cut back to them."""
+        its datagram arrived at, as the source for our replies, if the route to the endpoint
+        from it leaves through the interface it arrived on (one route request when that
+        address or interface is new for the endpoint; nothing when it is the same).
+        `live_endpoints()` gives the peers' endpoints; when the table grows past twice their
+        number (peers roamed), it is cut back to them."""
         arrived = self._arrived_at
-        sources = self.sources
+        learned = self.learned
         for endpoint in endpoints:
-            src = arrived.get(endpoint)
-            if src is not None:
-                sources[endpoint] = src
-        if live_endpoints is not None and len(sources) > 64:
+            got = arrived.get(endpoint)
+            if got is not None:
+                known = learned.get(endpoint)
+                if known is None or known[0] != got:
+                    self._judge(endpoint, got)
+        if live_endpoints is not None and len(learned) > 64:
             live = live_endpoints()
-            if len(sources) > 2 * len(live) + 64:
+            if len(learned) > 2 * len(live) + 64:
+                sources = self.sources
                 self.sources = {e: sources[e] for e in live if e in sources}
+                self.learned = {e: learned[e] for e in live if e in learned}
+
+    def _judge(self, endpoint, got):
+        """Record pktinfo cmsg `got` for `endpoint`; send from its address only if the route
+        from it leaves through the interface it arrived on (kernel socket.c, send4)."""
+        level, ctype, cdata = got
+        if ctype == IP_PKTINFO and level == socket.IPPROTO_IP:
+            # struct in_pktinfo {int ifindex; in_addr spec_dst; in_addr addr}: answer from
+            # the address the datagram was sent to (addr).
+            family, local, ifindex = socket.AF_INET, cdata[8:12], struct.unpack_from("=i",
+                                                                                   cdata)[0]
+            anc = (level, ctype, struct.pack("=i4s4s", 0, local, b"\0" * 4))
+        elif ctype == IPV6_PKTINFO and level == socket.IPPROTO_IPV6:
+            # struct in6_pktinfo {in6_addr addr; int ifindex}
+            family, local, ifindex = socket.AF_INET6, cdata[:16], struct.unpack_from("=i",
+                                                                                   cdata, 16)[0]
+            anc = (level, ctype, bytes(cdata[:20]))
+        else:
+            return
+        usable = True
+        if ifindex > 0 and not (family == socket.AF_INET6 and local[:2] == b"\xfe\x80"):
+            try:
+                remote = socket.inet_pton(family, endpoint[0].split("%")[0])
+            except (OSError, ValueError):
+                remote = None
+            if remote is not None:
+                oif = self.routes.output_ifindex(family, remote, local, self.fwmark)
+                usable = oif is None or oif == ifindex  # None: the kernel could not be asked
+        self.learned[endpoint] = (got, usable)
+        if usable:
+            self.sources[endpoint] = anc
+        elif family == socket.AF_INET6:
+            # The kernel's send6 keeps an IPv6 source for as long as it is ours and lets the
+            # route choose the interface: the address without the arrival ifindex.
+            self.sources[endpoint] = (level, ctype, bytes(cdata[:16]) + b"\0\0\0\0")
+        else:
+            self.sources.pop(endpoint, None)
+
+    def routes_changed(self):
+        """Routes or addresses changed (io/route.py): every remembered source is asked
+        again, `recheck_sources` at a time."""
+        self._recheck = list(self.learned)
+
+    @property
+    def recheck_pending(self):
+        return bool(self._recheck)
+
+    def recheck_sources(self, limit=256):
+        """Re-judge up to `limit` remembered sources; True while more wait (the loop calls
+        again on its next turn, so a large table costs a bounded amount per wake-up)."""
+        pending = self._recheck
+        learned = self.learned
+        for _ in range(min(limit, len(pending))):
+            endpoint = pending.pop()
+            known = learned.get(endpoint)
+            if known is not None:
+                self._judge(endpoint, known[0])
+        return bool(pending)
 
     def close(self):
         for s in self.sockets:
@@ -379,3 +453,4 @@ class Udp:
         self.sockets = []
         self.handshake_sockets = []
         self.v4 = self.v6 = None
+        self.routes.close()
