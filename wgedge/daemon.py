@@ -179,6 +179,8 @@ def _serve(ifname, crypto, ready):
         privileges.drop()
     for line in describe_lines(crypto):
         log.info("%s", line)
+    for text in crypto.warnings():  # e.g. a cryptography on the slow path
+        log.warning("%s", text)
     log.info("interface %s is up; control socket %s", ifname, iface.control.path)
     # What exists now (modules, configuration, the engine) lives as long as the daemon: keep
     # it out of the cyclic collector's passes, and collect the young generation less often.
