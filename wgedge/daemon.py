@@ -56,9 +56,9 @@ def setup_logging(ifname, level, foreground, logfile):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s: (%(ifname)s) %(message)s"))
     elif _syslog_listening(SYSLOG_SOCKET):
-        from logging.handlers import SysLogHandler  # only when needed: it costs memory
+        from wgedge.io.syslog import SyslogHandler  # not logging.handlers: 0.8 MB of RSS
 
-        handler = SysLogHandler(address=SYSLOG_SOCKET, facility=SysLogHandler.LOG_DAEMON)
+        handler = SyslogHandler(SYSLOG_SOCKET)
         handler.setFormatter(logging.Formatter("wgedge[%(process)d]: %(ifname)s: %(message)s"))
     else:  # no syslog daemon: keep every message in a file instead
         handler = logging.FileHandler(FALLBACK_LOG % ifname)
