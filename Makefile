@@ -179,6 +179,7 @@ ARCH ?= arm64
 QEMU_ARCHES ?= arm64 armhf
 QEMU_APT_PACKAGES := qemu-system-arm mmdebstrap iputils-ping
 QEMU_IMAGE_INPUTS := $(shell find wgedge rootfs_overlay tests/qemu/overlay tests/qemu/build.py \
+	tests/qemu/wheels-*.txt \
 	tests/qemu/cpio.py board/common -type f \
 	-not -name '*.pyc' 2>/dev/null)
 
