@@ -42,7 +42,8 @@ $(VENV)/.stamp: pyproject.toml
 # tests run against it too, so the fallbacks it needs stay tested.
 MIN_CRYPTOGRAPHY := 38.0.4
 MIN_VENV := $(CACHE)/venv-min
-MIN_TESTS := tests/test_crypto_kat.py tests/test_crypto_diff.py tests/test_core_session.py \
+MIN_TESTS := tests/test_crypto_kat.py tests/test_crypto_diff.py tests/test_crypto_path.py \
+	tests/test_core_session.py \
 	tests/test_core_fuzz.py tests/test_uapi.py
 venv-min: $(MIN_VENV)/.stamp
 $(MIN_VENV)/.stamp: pyproject.toml
@@ -178,6 +179,7 @@ ARCH ?= arm64
 QEMU_ARCHES ?= arm64 armhf
 QEMU_APT_PACKAGES := qemu-system-arm mmdebstrap iputils-ping
 QEMU_IMAGE_INPUTS := $(shell find wgedge rootfs_overlay tests/qemu/overlay tests/qemu/build.py \
+	tests/qemu/wheels-*.txt \
 	tests/qemu/cpio.py board/common -type f \
 	-not -name '*.pyc' 2>/dev/null)
 

@@ -3,16 +3,20 @@
     python -m tests.qemu.build arm64|armhf      (make qemu-image ARCH=...)
 
 writes .cache/qemu/ARCH/{vmlinuz,initrd.gz,image.txt}: Debian's kernel for the architecture
-and one gzip cpio initramfs holding Debian's python3, python3-cryptography, python3-pyroute2,
-busybox-static, iproute2 and wireguard-tools, the wgedge package from this checkout, the
-repository's rootfs_overlay/ (S50wgedge, /etc/config/wgedge, sysctl settings) and
+and one gzip cpio initramfs holding Debian's python3, python3-pyroute2, busybox-static, iproute2
+and wireguard-tools, the `cryptography` the firmware image ships (PyPI wheels for the guest's
+architecture, pinned with their SHA-256 in tests/qemu/wheels-ARCH.txt, in place of Debian 12's
+python3-cryptography 38, which takes wgedge's slow path), the wgedge package from this checkout,
+the repository's rootfs_overlay/ (S50wgedge, /etc/config/wgedge, sysctl settings) and
 tests/qemu/overlay/ (a /init and BusyBox init scripts, as a Buildroot image has them).
 
 Nothing runs inside the target tree (mmdebstrap --variant=extract), so no emulation is needed
-to build it. Downloaded packages are kept in .cache/qemu/debs-ARCH and reused. The guest's
+to build it. Downloaded packages are kept in .cache/qemu/debs-ARCH and wheels in
+.cache/qemu/wheels-ARCH, and reused; a wheel is unpacked only when its SHA-256 is the pinned one. The guest's
 Python tree is byte-compiled here, by this host's Python when it is the guest's version.
 """
 
+import hashlib
 import os
 import re
 import shutil
@@ -27,9 +31,15 @@ CACHE = os.path.join(ROOT, ".cache", "qemu")
 OVERLAY = os.path.join(ROOT, "tests", "qemu", "overlay")
 SUITE = os.environ.get("WGEDGE_QEMU_SUITE", "bookworm")
 MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
-PACKAGES = ["python3", "python3-cryptography", "python3-pyroute2", "busybox-static",
-            "iproute2", "wireguard-tools"]
+PACKAGES = ["python3", "python3-pyroute2", "busybox-static", "iproute2", "wireguard-tools"]
+# PyPI has no armv7l wheel of cffi: there Debian's _cffi_backend serves cryptography's wheel.
+ARCH_PACKAGES = {"arm64": [], "armhf": ["python3-cffi-backend"]}
 KERNELS = {"arm64": "linux-image-arm64", "armhf": "linux-image-armmp"}
+# Wheels: tests/qemu/wheels-ARCH.txt, `name==version --hash=sha256:HEX` per line. The guest's
+# glibc (Debian 12: 2.36) runs any manylinux_2_X wheel with X <= 36.
+WHEEL_PINS = os.path.join(ROOT, "tests", "qemu", "wheels-%s.txt")
+WHEEL_MACHINES = {"arm64": "aarch64", "armhf": "armv7l"}
+GUEST_GLIBC_MINOR = 36
 # Built as modules by Debian's kernels; loaded by /init in this order (dependencies first).
 MODULES = ["virtio_mmio", "virtio-rng", "virtio_net", "tun"]
 # Parts of the Debian tree a router image does not carry (the image is an initramfs in RAM).
@@ -59,7 +69,7 @@ def debootstrap(arch, tree):
     print("    %s %s from %s (%d packages already cached in %s)"
           % (SUITE, arch, MIRROR, cached, os.path.relpath(debs, ROOT)), flush=True)
     cmd = ["mmdebstrap", "--variant=extract", "--architectures=" + arch,
-           "--include=" + ",".join(PACKAGES + [KERNELS[arch]]),
+           "--include=" + ",".join(PACKAGES + ARCH_PACKAGES[arch] + [KERNELS[arch]]),
            "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/",
            "--setup-hook=sync-in %s /var/cache/apt/archives/" % debs,
            # Extract mode runs no customize hooks: save the .debs right after extracting.
@@ -71,6 +81,126 @@ def debootstrap(arch, tree):
     for line in res.stdout.splitlines():
         if line.startswith("I: ") and ("success" in line or "downloading" in line):
             print("    " + line, flush=True)
+
+
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)\s+--hash=sha256:([0-9a-f]{64})$")
+
+
+def read_pins(path):
+    """[(name, version, sha256)] from a wheels-ARCH.txt; BuildError on any other line."""
+    pins = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            m = _PIN.match(line)
+            if m is None:
+                raise BuildError("%s:%d: expected 'name==version --hash=sha256:<64 hex>', "
+                                 "got %r" % (os.path.relpath(path, ROOT), n, line))
+            pins.append(m.groups())
+    if not pins:
+        raise BuildError("%s pins no wheel" % os.path.relpath(path, ROOT))
+    return pins
+
+
+def pinned_version(arch, name):
+    """The version tests/qemu/wheels-ARCH.txt pins for `name`, or None."""
+    for pin_name, version, _ in read_pins(WHEEL_PINS % arch):
+        if pin_name == name:
+            return version
+    return None
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _wheel_prefix(name, version):
+    # A wheel's file name starts with its name normalized this way (PEP 427/491).
+    return "%s-%s-" % (re.sub(r"[-_.]+", "_", name).lower(), version)
+
+
+def find_wheel(directory, name, version):
+    """The one wheel for name==version in `directory`, or None. BuildError if several."""
+    prefix = _wheel_prefix(name, version)
+    found = [f for f in sorted(os.listdir(directory))
+             if f.endswith(".whl") and f.lower().startswith(prefix)]
+    if len(found) > 1:
+        raise BuildError("several wheels for %s==%s in %s: %s"
+                         % (name, version, os.path.relpath(directory, ROOT), ", ".join(found)))
+    return os.path.join(directory, found[0]) if found else None
+
+
+def check_wheel(path, sha256):
+    """Refuse a wheel whose SHA-256 is not the pinned one (a changed or damaged download)."""
+    got = sha256_file(path)
+    if got != sha256:
+        raise BuildError("%s has SHA-256 %s, but the pin is %s: refusing it (delete it to "
+                         "download again, or correct the pin)" % (path, got, sha256))
+
+
+def fetch_wheels(arch, python, pins_path=None, directory=None):
+    """The pinned wheels for `arch`, downloaded with pip once (pip itself checks the hashes
+    with --require-hashes), then checked here again on every build -> [path]."""
+    pins_path = pins_path or WHEEL_PINS % arch
+    directory = directory or os.path.join(CACHE, "wheels-" + arch)
+    pins = read_pins(pins_path)
+    os.makedirs(directory, exist_ok=True)
+    missing = [p for p in pins if find_wheel(directory, p[0], p[1]) is None]
+    if missing:
+        machine = WHEEL_MACHINES[arch]
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+               "--only-binary=:all:", "--require-hashes", "--dest", directory,
+               "--python-version", python, "--implementation", "cp",
+               "--abi", "cp" + python.replace(".", ""), "--abi", "abi3", "--abi", "none"]
+        for minor in range(GUEST_GLIBC_MINOR, 16, -1):
+            cmd += ["--platform", "manylinux_2_%d_%s" % (minor, machine)]
+        req = os.path.join(directory, "requirements.txt")
+        with open(req, "w") as f:
+            f.write("".join("%s==%s --hash=sha256:%s\n" % p for p in missing))
+        cmd += ["-r", req]
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if res.returncode != 0:
+            raise BuildError("pip download of %s failed (%d):\n%s" % (
+                ", ".join("%s==%s" % p[:2] for p in missing), res.returncode,
+                res.stdout[-3000:]))
+    paths = []
+    for name, version, sha256 in pins:
+        path = find_wheel(directory, name, version)
+        if path is None:
+            raise BuildError("pip left no wheel for %s==%s in %s" % (name, version, directory))
+        check_wheel(path, sha256)
+        paths.append(path)
+    return paths
+
+
+def install_wheels(tree, wheels):
+    """Unpack wheels into the guest's dist-packages, as pip would for a pure or platlib wheel.
+    A wheel with a .data directory (scripts, headers) or paths leaving the target is refused:
+    none of the pinned ones has them."""
+    import zipfile
+
+    site = os.path.join(tree, "usr", "lib", "python3", "dist-packages")
+    for path in wheels:
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                top = name.split("/", 1)[0]
+                if name.startswith("/") or ".." in name.split("/") or top.endswith(".data"):
+                    raise BuildError("%s: unexpected entry %r" % (os.path.basename(path), name))
+            for top in {n.split("/", 1)[0] for n in z.namelist()}:
+                old = os.path.join(site, top)
+                if os.path.isdir(old):
+                    shutil.rmtree(old)
+            z.extractall(site)
+            for info in z.infolist():  # zipfile drops the mode bits: .so files need x
+                mode = info.external_attr >> 16
+                if mode & 0o777:
+                    os.chmod(os.path.join(site, info.filename), mode & 0o777)
 
 
 def module_depends(path):
@@ -143,6 +273,16 @@ def guest_python(tree):
         if m:
             return "3." + m.group(1)
     raise BuildError("no python3.X in the target tree")
+
+
+def check_no_debian_cryptography(tree):
+    """Before the wheels go in: a package that pulled in Debian's python3-cryptography again
+    would leave the slow 38.0.4 beside (or under) the pinned wheel."""
+    site = os.path.join(tree, "usr", "lib", "python3", "dist-packages")
+    found = [f for f in os.listdir(site) if f == "cryptography" or f.startswith("cryptography-")]
+    if found:
+        raise BuildError("Debian's python3-cryptography is in the tree (%s): some package in "
+                         "PACKAGES depends on it" % ", ".join(sorted(found)))
 
 
 def install_wgedge(tree):
@@ -235,32 +375,40 @@ def build(arch):
         shutil.rmtree(tree)
     os.makedirs(out, exist_ok=True)
     t0 = time.monotonic()
-    total = 6
+    total = 7
     step(1, total, "Debian packages for %s (mmdebstrap --variant=extract)" % arch)
     debootstrap(arch, tree)
-    step(2, total, "kernel and modules")
+    version = guest_python(tree)
+    step(2, total, "pinned wheels for %s, Python %s (%s)"
+         % (arch, version, os.path.relpath(WHEEL_PINS % arch, ROOT)))
+    wheels = fetch_wheels(arch, version)
+    check_no_debian_cryptography(tree)
+    install_wheels(tree, wheels)
+    print("    " + " ".join(os.path.basename(w) for w in wheels), flush=True)
+    step(3, total, "kernel and modules")
     kver, mods = install_modules(tree, out)
     print("    kernel %s; modules %s" % (kver, " ".join(mods)), flush=True)
-    step(3, total, "prune what the image does not need")
+    step(4, total, "prune what the image does not need")
     before = du(tree)
     prune(tree)
     print("    %.0f MB -> %.0f MB" % (before / 1e6, du(tree) / 1e6), flush=True)
-    step(4, total, "wgedge, rootfs_overlay/ and tests/qemu/overlay/")
+    step(5, total, "wgedge, rootfs_overlay/ and tests/qemu/overlay/")
     install_wgedge(tree)
     skeleton(tree)
     copy_overlay(os.path.join(ROOT, "rootfs_overlay"), tree)
     copy_overlay(OVERLAY, tree)
     subprocess.run(["sh", os.path.join(ROOT, "board", "common", "post-build.sh"), tree],
                    check=True)
-    version = guest_python(tree)
-    step(5, total, "byte-compile the guest's Python %s tree" % version)
+    step(6, total, "byte-compile the guest's Python %s tree" % version)
     byte_compile(tree, version)
-    step(6, total, "pack the initramfs")
+    step(7, total, "pack the initramfs")
     initrd, count = pack(tree, out)
     size = os.path.getsize(initrd)
     with open(os.path.join(out, "image.txt"), "w") as f:
-        f.write("arch=%s\nsuite=%s\nkernel=%s\npython=%s\nfiles=%d\ninitrd_bytes=%d\n"
-                % (arch, SUITE, kver, version, count, size))
+        f.write("arch=%s\nsuite=%s\nkernel=%s\npython=%s\nwheels=%s\nfiles=%d\n"
+                "initrd_bytes=%d\n" % (arch, SUITE, kver, version,
+                                       " ".join(os.path.basename(w) for w in wheels), count,
+                                       size))
     shutil.rmtree(tree)
     print("    %s: %d entries, %.1f MB; %s in %.0f s" % (
         os.path.relpath(initrd, ROOT), count, size / 1e6,

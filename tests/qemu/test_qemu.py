@@ -4,7 +4,8 @@ For each architecture in WGEDGE_QEMU_ARCHES (make qemu-test sets "arm64 armhf"),
 the image from tests/qemu/build.py under software emulation inside a network namespace made
 for the test. S50wgedge brings the tunnel up from the guest's UCI config; the host end is
 wgedge (arm64) or wireguard-go (armhf) in the same namespace. Checked: the CPU features and
-crypto path the guest reports (the armhf guest has no NEON), a handshake, ping both ways, a
+crypto path the guest reports (the armhf guest has no NEON; the image's `cryptography` is the
+pinned wheel and takes the fast path), a handshake, ping both ways, a
 byte-identical transfer each way over HTTP, the stock `wg` inside the guest, the watchdog
 restarting the daemon after `kill -9`, and S50wgedge stop taking the link down.
 """
@@ -128,14 +129,20 @@ def test_guest_tunnel(image, nets, tmp_path):
         # What the guest found and chose, in `wgedge info` and in the daemon's start-up log.
         _, info = guest.run("wgedge info", timeout=120)
         _, cpuinfo = guest.run("grep -m1 -i features /proc/cpuinfo")
-        assert "crypto: fast (cryptography" in info, info
+        # The image's cryptography is the pinned wheel (the firmware's), on the fast path.
+        pinned = build.pinned_version(arch, "cryptography")
+        assert "crypto: fast (cryptography %s " % pinned in info, info
+        assert "AEAD fast path" in info and "slow path" not in info, info
         if arch == "armhf":
             assert "neon" not in cpuinfo.split(), cpuinfo
             assert "NEON/ASIMD no" in info, info
         else:
             assert "NEON/ASIMD yes" in info, info
         _, logged = guest.run("grep -E 'wgedge.*(crypto|cpu): ' /var/log/messages")
-        assert "crypto: fast (cryptography" in logged and "cpu: " in logged, logged
+        assert "crypto: fast (cryptography %s " % pinned in logged and "cpu: " in logged, logged
+        assert "AEAD fast path" in logged, logged
+        rc, _ = guest.run("grep -q 'slow path' /var/log/messages", check=False)
+        assert rc == 1, "the daemon warned about a slow cryptography"
         t = phase(times, "wgedge info + start-up log", t)
 
         # Handshake and ping, both ways.
@@ -170,6 +177,9 @@ def test_guest_tunnel(image, nets, tmp_path):
         digest, size = host_fetch(ns, "http://%s:8081/up" % GUEST_IP)
         assert (digest, size) == (out.split()[0], BLOB)
         t = phase(times, "2 MiB each way, sha256 equal", t)
+        _, mem = guest.run("grep -E 'VmHWM|VmRSS|RssAnon' /proc/$(cat /var/run/wgedge/%s.pid)"
+                           "/status" % GUEST_IF)
+        print("    daemon memory after the transfers: %s" % " ".join(mem.split()), flush=True)
 
         # kill -9 the daemon: its watchdog starts a new one, which configures itself again
         # and the tunnel carries traffic again.

@@ -30,7 +30,6 @@ So these words can never name an interface that wgedge runs; the usual names (wg
 home, office, tun0) are nowhere near a command. Every refusal exits 2 with one line on stderr.
 """
 
-import argparse
 import os
 import sys
 
@@ -40,6 +39,8 @@ from wgedge.cli.commands import COMMANDS
 
 def _ifname_argument(text):
     """An IFNAME argument of a command: a name Linux takes (it also names files)."""
+    import argparse
+
     from wgedge.io.tun import TunError, validate_ifname
 
     try:
@@ -82,6 +83,8 @@ def _sub_arguments(name, sub):
 
 
 def daemon_parser():
+    import argparse
+
     p = argparse.ArgumentParser(
         prog="wgedge",
         usage="wgedge [-f|--foreground] [-v] [--log FILE] IFNAME\n       wgedge {%s} ..."
@@ -194,6 +197,8 @@ def _os_error_text(exc):
 
 
 def run_command(name, argv):
+    import argparse
+
     sub = argparse.ArgumentParser(prog="wgedge " + name, description=COMMANDS[name][1])
     _sub_arguments(name, sub)
     args = sub.parse_args(argv)
@@ -221,6 +226,40 @@ def run_command(name, argv):
     return 1
 
 
+class _DaemonArgs:
+    def __init__(self, foreground, verbose, log, ifname):
+        self.foreground, self.verbose, self.log, self.ifname = foreground, verbose, log, ifname
+
+
+def _plain_daemon_args(argv):
+    """The daemon's arguments when they are spelled exactly as the watchdog, `up` and
+    wg-quick spell them (-f, --foreground, -v, --verbose, --log FILE, one IFNAME), else None
+    and argparse reads them (help, abbreviations, errors). argparse and what it imports
+    (gettext, locale, shutil with bz2 and lzma) would stay in the daemon's memory for its
+    whole life: 1 MB of RSS (x86, docs/performance.md)."""
+    flags = {"-f": "foreground", "--foreground": "foreground", "-v": "verbose",
+             "--verbose": "verbose"}
+    got = {"foreground": False, "verbose": False}
+    log = ifname = None
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in flags:
+            got[flags[word]] = True
+        elif word == "--log" and log is None and i + 1 < len(argv) \
+                and not argv[i + 1].startswith("-"):
+            log = argv[i + 1]
+            i += 1
+        elif not word.startswith("-") and ifname is None:
+            ifname = word
+        else:
+            return None
+        i += 1
+    if ifname is None:
+        return None
+    return _DaemonArgs(got["foreground"], got["verbose"], log, ifname)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in COMMANDS:
@@ -229,7 +268,7 @@ def main(argv=None):
         problem = _ifname_problem(argv[0], after_options=False)
         if problem:  # before argparse, which would complain about the arguments after it
             return _usage_error(problem)
-    args = daemon_parser().parse_args(argv)
+    args = _plain_daemon_args(argv) or daemon_parser().parse_args(argv)
     problem = _ifname_problem(args.ifname, after_options=True)
     if problem:
         return _usage_error(problem)

@@ -15,9 +15,10 @@ def _backend():
 
 
 def cmd_info(args):
-    from wgedge.router.sysinfo import describe_lines, offload_lines
+    from wgedge.router.sysinfo import describe_lines, offload_lines, warning_lines
 
-    for line in describe_lines(_backend()) + offload_lines():
+    backend = _backend()
+    for line in describe_lines(backend) + offload_lines() + warning_lines(backend):
         print(line)
     return 0
 

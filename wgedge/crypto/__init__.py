@@ -4,6 +4,9 @@ A backend is an object with these members (both `fast` and `pure` provide exactl
 
     name                              "fast" or "pure"
     describe()                        one line for logs and `wgedge info`
+    warnings() -> [str]               what the operator should fix about this backend (the
+                                      fast one: a `cryptography` before 42.0.0, which takes
+                                      the slow path); [] when nothing
     AuthError                         exception class raised by AEAD open on a bad tag
     hash(data) -> 32 bytes            BLAKE2s-256
     mac(key, data) -> 16 bytes        keyed BLAKE2s with 16-byte output (WireGuard's MAC)

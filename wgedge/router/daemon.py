@@ -56,9 +56,9 @@ def setup_logging(ifname, level, foreground, logfile):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s: (%(ifname)s) %(message)s"))
     elif _syslog_listening(SYSLOG_SOCKET):
-        from logging.handlers import SysLogHandler  # only when needed: it costs memory
+        from wgedge.io.syslog import SyslogHandler  # not logging.handlers: 0.8 MB of RSS
 
-        handler = SysLogHandler(address=SYSLOG_SOCKET, facility=SysLogHandler.LOG_DAEMON)
+        handler = SyslogHandler(SYSLOG_SOCKET)
         handler.setFormatter(logging.Formatter("wgedge[%(process)d]: %(ifname)s: %(message)s"))
     else:  # no syslog daemon: keep every message in a file instead
         handler = logging.FileHandler(FALLBACK_LOG % ifname)
@@ -165,6 +165,8 @@ def _serve(ifname, crypto, ready):
         privileges.drop()
     for line in describe_lines(crypto):
         log.info("%s", line)
+    for text in crypto.warnings():  # e.g. a cryptography on the slow path
+        log.warning("%s", text)
     log.info("interface %s is up; control socket %s", ifname, iface.control.path)
     # What exists now (modules, configuration, the engine) lives as long as the daemon: keep
     # it out of the cyclic collector's passes, and collect the young generation less often.

@@ -11,7 +11,6 @@ Rules: every file is written aside and renamed into place (a reader never sees h
 mode 0600 in a 0700 directory; a file that is missing or unreadable reads as None.
 """
 
-import json
 import os
 import socket
 
@@ -37,6 +36,8 @@ def reload_result_path(ifname):
 
 
 def read_json(path):
+    import json  # here: the interface daemon imports this module and never reads JSON
+
     try:
         with open(path) as f:
             return json.load(f)
@@ -50,6 +51,7 @@ def read_state(ifname):
 
 def write_aside(path, record):
     """Write `record` as JSON next to `path` (0600) -> the temporary name to os.replace."""
+    import json
     os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)

@@ -1,15 +1,18 @@
 """What this host offers wgedge: CPU features that matter for crypto, Python, backends.
 
-Read by `wgedge info` and logged at daemon start-up, so an operator can see which path runs.
+Read by `wgedge info` and logged at daemon start-up, so an operator can see which path runs;
+`warning_lines` says what to fix (printed by `wgedge info`; the daemon logs the backend's
+warnings at warning level).
+Imports only what the daemon has loaded anyway: `platform` alone cost 140 kB of its RSS.
 """
 
-import platform
+import os
 import sys
 
 
 def cpu_features(cpuinfo_path="/proc/cpuinfo"):
     """-> dict: arch, neon (NEON/ASIMD present), aes (AES instructions present), flags seen."""
-    arch = platform.machine() or "unknown"
+    arch = os.uname().machine or "unknown"
     flags = set()
     try:
         with open(cpuinfo_path) as f:
@@ -28,7 +31,7 @@ def cpu_features(cpuinfo_path="/proc/cpuinfo"):
 
 def python_description():
     impl = sys.implementation.name
-    return "%s %s" % (impl, platform.python_version())
+    return "%s %s" % (impl, ".".join(str(n) for n in sys.version_info[:3]))
 
 
 def describe_lines(backend):
@@ -45,9 +48,13 @@ def describe_lines(backend):
     ]
 
 
+def warning_lines(backend):
+    """["warning: ..."] for what the operator should fix, e.g. a slow `cryptography`."""
+    return ["warning: %s" % text for text in backend.warnings()]
+
+
 def offload_lines():
     """Kernel features the I/O layer can use (reported by `wgedge info`)."""
-    import os
     import socket
 
     found = []

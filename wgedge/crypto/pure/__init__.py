@@ -15,6 +15,10 @@ class PureBackend:
         return "pure (plain-Python ChaCha20-Poly1305, BLAKE2s, X25519)"
 
     @staticmethod
+    def warnings():
+        return []
+
+    @staticmethod
     def hash(data):
         return blake2s.blake2s(data)
 
