@@ -131,3 +131,31 @@ def test_ipv6_source_keeps_its_address_when_the_route_moves(udp):
     udp.routes_changed()
     udp.recheck_sources()
     assert udp.sources[peer][2] == local + bytes(4)
+
+
+def test_route_changes_are_followed_at_once_in_a_burst_then_once_per_interval():
+    """A few changes in a row (an address, then a better route: what an administrator or the
+    kernel selftest does) each get a re-check at once; a storm is paced to one per
+    RECHECK_INTERVAL. Before, a change within a second of the last re-check waited."""
+    mon = route.RouteMonitor.__new__(route.RouteMonitor)  # no socket: the pacing alone
+    mon.changed, mon.credit, mon.stamp = False, float(route.RECHECK_BURST), None
+    assert mon.next_deadline() is None and not mon.due(0.0)
+    t = 10.0
+    for _ in range(route.RECHECK_BURST):
+        mon.changed = True
+        assert mon.next_deadline() == 0.0
+        assert mon.due(t)
+        assert not mon.due(t)  # once per change
+        t += 0.1
+    mon.changed = True  # the burst is spent: paced
+    assert not mon.due(t)
+    deadline = mon.next_deadline()
+    assert t < deadline <= t + route.RECHECK_INTERVAL
+    assert not mon.due(deadline - 0.01)
+    assert mon.due(deadline)
+    t = deadline + 100 * route.RECHECK_INTERVAL  # a quiet while earns the whole burst back
+    for _ in range(route.RECHECK_BURST):
+        mon.changed = True
+        assert mon.due(t)
+    mon.changed = True
+    assert not mon.due(t)

@@ -9,9 +9,10 @@ packet here, so the work is moved to when routes change:
 - `RouteMonitor` listens on an rtnetlink socket (NETLINK_ROUTE, subscribed to IPv4/IPv6
   route and address changes, non-blocking, in the event loop). A message only says
   "something changed": nothing is parsed. After a change the loop re-checks the remembered
-  sources (io/udp.py, `Udp.recheck_sources`), at most once per RECHECK_INTERVAL: the first
-  change at once, later ones gathered until the interval has passed (a router learning a
-  full BGP table costs one re-check a second).
+  sources (io/udp.py, `Udp.recheck_sources`) at once while it has credit: RECHECK_BURST
+  re-checks, one more earned per RECHECK_INTERVAL. An administrator's few commands in a row
+  (add an address, then a better route) are each followed at once, as the kernel's
+  per-packet check would; a router learning a full BGP table costs one re-check a second.
 - `RouteQuery.output_ifindex` asks the kernel (RTM_GETROUTE, one request and its answer on a
   socket of its own) which interface a datagram to an endpoint from a given source would
   leave through. It runs once per remembered source when it is learned or re-checked, never
@@ -24,7 +25,8 @@ import errno
 import socket
 import struct
 
-RECHECK_INTERVAL = 1.0  # seconds between two re-checks after route or address changes
+RECHECK_INTERVAL = 1.0  # seconds to earn one more re-check after route or address changes
+RECHECK_BURST = 4  # re-checks that may follow changes at once
 
 NETLINK_ROUTE = 0
 RTMGRP_IPV4_IFADDR = 0x10
@@ -131,13 +133,15 @@ def _parse_reply(reply, seq):
 
 
 class RouteMonitor:
-    """Route and address changes, as `due(now)` at most once per RECHECK_INTERVAL."""
+    """Route and address changes, as `due(now)`: at once while credit lasts (RECHECK_BURST),
+    then at most once per RECHECK_INTERVAL."""
 
     def __init__(self):
         self.sock = _netlink(RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE | RTMGRP_IPV4_IFADDR
                              | RTMGRP_IPV6_IFADDR)
         self.changed = False
-        self.last = None  # when the last re-check ran
+        self.credit = float(RECHECK_BURST)  # re-checks allowed now, as of `stamp`
+        self.stamp = None
 
     def fileno(self):
         return self.sock.fileno()
@@ -162,14 +166,20 @@ class RouteMonitor:
         """When a pending change is due to be acted on, or None."""
         if not self.changed:
             return None
-        return 0.0 if self.last is None else self.last + RECHECK_INTERVAL
+        if self.credit >= 1.0 or self.stamp is None:
+            return 0.0
+        return self.stamp + (1.0 - self.credit) * RECHECK_INTERVAL
 
     def due(self, now):
-        """True (once) when a change is pending and the interval has passed."""
-        if not self.changed or (self.last is not None and now < self.last + RECHECK_INTERVAL):
+        """True (once) when a change is pending and a re-check may run now."""
+        if self.stamp is not None:
+            self.credit = min(float(RECHECK_BURST),
+                              self.credit + (now - self.stamp) / RECHECK_INTERVAL)
+        self.stamp = now
+        if not self.changed or self.credit < 1.0:
             return False
         self.changed = False
-        self.last = now
+        self.credit -= 1.0
         return True
 
     def close(self):
