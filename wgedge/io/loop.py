@@ -354,13 +354,19 @@ class Interface:
 
     def _routes_deadline(self):
         """When route work is due: now while sources wait for a re-check, else when a
-        change may be acted on (at most once per route.RECHECK_INTERVAL)."""
+        change may be acted on (io/route.py paces re-checks by the lookups they cost)."""
         if self.udp is not None and self.udp.recheck_pending:
             return 0.0
-        return self.routes.next_deadline() if self.routes is not None else None
+        if self.routes is None:
+            return None
+        return self.routes.next_deadline(self._recheck_cost())
+
+    def _recheck_cost(self):
+        return len(self.udp.learned) if self.udp is not None else 0
 
     def _routes_changed(self, now):
-        if self.routes is not None and self.routes.due(now) and self.udp is not None:
+        if self.routes is not None and self.routes.due(now, self._recheck_cost()) \
+                and self.udp is not None:
             self.udp.routes_changed()
         if self.udp is not None:
             self.udp.recheck_sources()

@@ -9,10 +9,12 @@ packet here, so the work is moved to when routes change:
 - `RouteMonitor` listens on an rtnetlink socket (NETLINK_ROUTE, subscribed to IPv4/IPv6
   route and address changes, non-blocking, in the event loop). A message only says
   "something changed": nothing is parsed. After a change the loop re-checks the remembered
-  sources (io/udp.py, `Udp.recheck_sources`) at once while it has credit: RECHECK_BURST
-  re-checks, one more earned per RECHECK_INTERVAL. An administrator's few commands in a row
-  (add an address, then a better route) are each followed at once, as the kernel's
-  per-packet check would; a router learning a full BGP table costs one re-check a second.
+  sources (io/udp.py, `Udp.recheck_sources`), paced by what the re-checks cost: one route
+  lookup per remembered source, QUERIES_PER_SECOND of them a second (and as many in a
+  burst). With the few peers of a router every change is followed at once, as the kernel's
+  per-packet check would follow it, however many commands an administrator (or a selftest)
+  runs in a row; a router with thousands of peers learning a full BGP table re-checks them
+  about once every (peers / QUERIES_PER_SECOND) seconds.
 - `RouteQuery.output_ifindex` asks the kernel (RTM_GETROUTE, one request and its answer on a
   socket of its own) which interface a datagram to an endpoint from a given source would
   leave through. It runs once per remembered source when it is learned or re-checked, never
@@ -25,8 +27,7 @@ import errno
 import socket
 import struct
 
-RECHECK_INTERVAL = 1.0  # seconds to earn one more re-check after route or address changes
-RECHECK_BURST = 4  # re-checks that may follow changes at once
+QUERIES_PER_SECOND = 512.0  # route lookups that re-checks may cost, per second and at once
 
 NETLINK_ROUTE = 0
 RTMGRP_IPV4_IFADDR = 0x10
@@ -133,14 +134,14 @@ def _parse_reply(reply, seq):
 
 
 class RouteMonitor:
-    """Route and address changes, as `due(now)`: at once while credit lasts (RECHECK_BURST),
-    then at most once per RECHECK_INTERVAL."""
+    """Route and address changes, as `due(now, cost)`: a re-check costing `cost` route
+    lookups may run while the lookup budget (QUERIES_PER_SECOND) allows."""
 
     def __init__(self):
         self.sock = _netlink(RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE | RTMGRP_IPV4_IFADDR
                              | RTMGRP_IPV6_IFADDR)
         self.changed = False
-        self.credit = float(RECHECK_BURST)  # re-checks allowed now, as of `stamp`
+        self.credit = QUERIES_PER_SECOND  # lookups allowed now, as of `stamp` (may go below 0)
         self.stamp = None
 
     def fileno(self):
@@ -162,24 +163,28 @@ class RouteMonitor:
             self.changed = True
         return True
 
-    def next_deadline(self):
-        """When a pending change is due to be acted on, or None."""
+    def next_deadline(self, cost):
+        """When a pending change is due to be acted on (a re-check costing `cost` route
+        lookups), or None."""
         if not self.changed:
             return None
-        if self.credit >= 1.0 or self.stamp is None:
+        need = min(float(cost), QUERIES_PER_SECOND)
+        if self.stamp is None or self.credit >= need:
             return 0.0
-        return self.stamp + (1.0 - self.credit) * RECHECK_INTERVAL
+        return self.stamp + (need - self.credit) / QUERIES_PER_SECOND
 
-    def due(self, now):
-        """True (once) when a change is pending and a re-check may run now."""
+    def due(self, now, cost):
+        """True (once) when a change is pending and a re-check costing `cost` route lookups
+        may run now; the cost is then taken from the budget (a large table's re-check takes
+        more than a second's budget and so waits longer before the next one)."""
         if self.stamp is not None:
-            self.credit = min(float(RECHECK_BURST),
-                              self.credit + (now - self.stamp) / RECHECK_INTERVAL)
+            self.credit = min(QUERIES_PER_SECOND,
+                              self.credit + (now - self.stamp) * QUERIES_PER_SECOND)
         self.stamp = now
-        if not self.changed or self.credit < 1.0:
+        if not self.changed or self.credit < min(float(cost), QUERIES_PER_SECOND):
             return False
         self.changed = False
-        self.credit -= 1.0
+        self.credit -= cost
         return True
 
     def close(self):
