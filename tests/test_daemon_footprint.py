@@ -84,8 +84,20 @@ def test_start_up_log_warns_about_a_slow_cryptography(nets, tmp_path):
     ns = nets.ns("fs")
     ifname = "wgfs" + nets.tag[:4]
     log = tmp_path / "daemon.log"
-    _run_until_up(ns, ifname, code=FAKE_VERSION, extra=["--log", str(log)])
-    text = log.read_text()
+    # Wait for the log lines themselves: the control socket can appear before the daemon
+    # writes them, and stopping it then left an empty log (one run in six under load).
+    proc = _start(ns, ifname, FAKE_VERSION, ["--log", str(log)])
+    deadline = time.monotonic() + 60
+    text = ""
+    try:
+        while "install 43.0.0 or newer" not in text:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "no slow-path warning after 60 s: %r" % text
+            time.sleep(0.1)
+            text = log.read_text() if log.exists() else ""
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
     assert "INFO: crypto: fast (cryptography 38.0.4 " in text and "AEAD slow path" in text, text
     assert ("WARNING: cryptography 38.0.4 takes the slow path: ChaCha20-Poly1305 through Python "
             "and cffi") in text, text
