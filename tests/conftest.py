@@ -82,3 +82,15 @@ def run():
 # The QEMU image test boots emulated ARM guests (minutes): only `make qemu-test` runs it, by
 # setting WGEDGE_QEMU_ARCHES. It is not part of `make test`.
 collect_ignore = [] if os.environ.get("WGEDGE_QEMU_ARCHES") else ["qemu"]
+
+
+@pytest.fixture
+def udp():
+    """A wgedge.io.udp.Udp on a free port, closed after the test."""
+    from wgedge.io.udp import Udp
+
+    u = Udp(0)
+    try:
+        yield u
+    finally:
+        u.close()

@@ -7,6 +7,7 @@ ignores an ICMP error whose checksum is wrong)."""
 import os
 import struct
 
+from tests.inet import word_sum
 from wgedge import crypto
 from wgedge.core import consts as C
 from wgedge.core import icmp
@@ -15,17 +16,6 @@ from wgedge.core.ipaddr import parse_ip
 
 SRC4, DST4 = parse_ip("10.7.0.1"), parse_ip("10.9.9.9")
 SRC6, DST6 = parse_ip("fd07::1"), parse_ip("fd09::9")
-
-
-def word_sum(data):
-    """RFC 1071, the long way: add 16-bit words with end-around carry."""
-    if len(data) % 2:
-        data += b"\0"
-    total = 0
-    for i in range(0, len(data), 2):
-        total += (data[i] << 8) | data[i + 1]
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
 
 
 def verifies(data):

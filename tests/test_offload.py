@@ -5,21 +5,9 @@ import struct
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from tests.inet import checksum as naive_checksum
+from tests.inet import word_sum as naive_sum
 from wgedge.io import offload
-
-
-def naive_sum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = 0
-    for i in range(0, len(data), 2):
-        s += (data[i] << 8) | data[i + 1]
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
-
-
-def naive_checksum(data):
-    return ~naive_sum(data) & 0xFFFF
 
 
 def tcp4(src, dst, seq, payload, flags=0x10, options=b"", ip_id=7, ack=1000):

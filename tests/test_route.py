@@ -8,10 +8,8 @@ route appears, the peer sees our new address) is in tests/test_kernel_parity.py.
 import socket
 import struct
 
-import pytest
-
 from wgedge.io import route
-from wgedge.io.udp import IP_PKTINFO, IPV6_PKTINFO, Udp
+from wgedge.io.udp import IP_PKTINFO, IPV6_PKTINFO
 
 
 def test_route_query_names_the_output_interface():
@@ -57,15 +55,6 @@ class FakeRoutes:
 def pktinfo(ifindex, local):
     return (socket.IPPROTO_IP, IP_PKTINFO,
             struct.pack("=i4s4s", ifindex, socket.inet_aton(local), socket.inet_aton(local)))
-
-
-@pytest.fixture
-def udp():
-    u = Udp(0)
-    try:
-        yield u
-    finally:
-        u.close()
 
 
 def test_source_is_used_only_while_its_route_leaves_where_it_arrived(udp):

@@ -19,15 +19,6 @@ def cut(trains):
             for o in range(0, len(buf) or 1, size)]
 
 
-@pytest.fixture
-def udp():
-    u = Udp(0)
-    try:
-        yield u
-    finally:
-        u.close()
-
-
 def test_recv_batch_stops_at_the_limit_and_keeps_order(udp):
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
