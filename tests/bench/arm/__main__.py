@@ -106,7 +106,8 @@ def run_rounds(guest, results):
         print("  round %d: host busy outside QEMU %.0f%% (limit %.0f%%), %s; TCP 1 stream "
               "Mbit/s %s" % (attempt, 100 * load["others"], 100 * hostload.MAX_OTHERS,
                              "kept" if load["quiet"] else "REFUSED (busy host)",
-                             ", ".join("%s %.1f" % (n, res[n]["tcp1"]) for n in res["order"])),
+                             ", ".join("%s %s" % (n, report.fmt(res[n]["tcp1"]))
+                                       for n in res["order"])),
               flush=True)
         attempt += 1
 

@@ -62,13 +62,15 @@ def medians(results):
         keys = set()
         for r in rounds:
             keys.update(r[name])
-        m[name] = {k: median([r[name].get(k) for r in rounds]) for k in keys if k != "rss_kb"}
+        m[name] = {k: median([r[name].get(k) for r in rounds]) for k in keys
+                   if k not in ("rss_kb", "errors")}
         rss = [max(r[name]["rss_kb"]) for r in rounds if r[name].get("rss_kb")]
         m[name]["rss_max_kb"] = max(rss) if rss else None
         m[name]["rss_min_kb"] = min(min(r[name]["rss_kb"]) for r in rounds
                                     if r[name].get("rss_kb")) if rss else None
         if m[name].get("tcp1_hog") is not None and m[name].get("tcp1"):
-            kept = [r[name]["tcp1_hog"] / r[name]["tcp1"] for r in rounds if r[name]["tcp1"]]
+            kept = [r[name]["tcp1_hog"] / r[name]["tcp1"] for r in rounds
+                    if r[name]["tcp1"] and r[name].get("tcp1_hog") is not None]
             m[name]["kept"] = median(kept)
     return m
 
@@ -167,7 +169,7 @@ def rounds_table(results):
             "wireguard-go |", "|---|---|---|---|---|---|---|---|"]
     for r in results["rounds"]:
         ld = r["load"]
-        figures = (", ".join("%.1f" % r[n]["tcp1"] for n in CANDIDATES) if ld["quiet"]
+        figures = (", ".join(fmt(r[n]["tcp1"]) for n in CANDIDATES) if ld["quiet"]
                    else "refused: busy host")
         rows.append("| %d | %s | %s | %.0f%% | %.2f | %.2f / %.2f | %s | %s |" % (
             r["attempt"], r["at"], ", ".join(r["order"]), 100 * ld["others"], ld["qemu_cores"],
@@ -244,6 +246,11 @@ def section(results):
         parts.append("### Core engine in the guest (in memory, fast backend, "
                      "tests/bench/core_bench.py)\n\n" + core_table(results))
     parts.append("### Every round, with the host's load\n\n" + rounds_table(results))
+    errors = ["round %d, %s: %s" % (r["attempt"], n, e) for r in quiet for n in CANDIDATES
+              for e in r[n].get("errors", [])]
+    if errors:
+        parts.append("Figures lost to iperf3 errors (left out of the medians):\n\n"
+                     + "\n".join("- " + e for e in errors))
     body = "\n\n".join(parts)
     return "<!-- bench-arm %s -->\n%s\n<!-- /bench-arm %s -->" % (arch, body, arch)
 
