@@ -26,9 +26,12 @@ plus wireguard-go, iperf3 and the veth module from Debian's packages, runs both 
 and iperf3 in two network namespaces, exactly as `make bench` does on the host
 (docs/benchmarks.md). Rounds interleave the candidates (the order rotates); figures are
 medians of the rounds that ran on a quiet host. Instructions are counted by a QEMU plugin
-(tests/bench/arm/insncount.c) in a second boot of the same image, over a 20 MiB iperf3
-transfer, with the instructions of an idle window of the same length subtracted; a packet is
-1368 bytes of TCP payload (a full 1420-byte packet in the tunnel), for every candidate.
+(tests/bench/arm/insncount.c) in further boots of the same image, first with one vCPU, then
+with two, over a 20 MiB iperf3 transfer, with the instructions of an idle window of the same
+length subtracted; a packet is 1368 bytes of TCP payload (a full 1420-byte packet in the
+tunnel), for every candidate.
+Counts are reported whatever the host's load, which is shown beside them: a busy host changes
+how fast the guest runs, not what it runs (only batch sizes follow the speed, a little).
 Absolute Mbit/s under emulation mean little; the ratios and the instructions per packet are
 what carry over to real boards (docs/performance.md estimates those).
 """
@@ -76,7 +79,7 @@ def medians(results):
 
 
 def _k(x):
-    return "%.0fk" % (x / 1000)
+    return "%.1fk" % (x / 1000) if abs(x) < 10000 else "%.0fk" % (x / 1000)
 
 
 def fmt(x, spec="%.1f"):
@@ -136,12 +139,12 @@ def detail(m):
     return "\n".join(rows)
 
 
-def count_table(results):
+def count_table(results, key="counts"):
     rows = ["| candidate | user | kernel | total | packets | transfer s | idle instructions/s "
             "(user + kernel) | Mbit/s with the plugin | host busy outside QEMU |",
             "|---|---|---|---|---|---|---|---|---|"]
     for n in CANDIDATES:
-        c = results["counts"].get(n)
+        c = results.get(key, {}).get(n)
         if c is None:
             continue
         u, k = per_packet(c)
@@ -228,7 +231,7 @@ def section(results):
     quiet = quiet_rounds(results)
     parts = [
         "## %s: QEMU `%s`, `-smp 2 -m 1024`" % (arch, CPU[arch]),
-        "Command: `%s`, run %s (%.0f min), on a %d-core host: %s. Guest: kernel %s, Python "
+        "Commands: %s; run %s (%.0f min), on a %d-core host: %s. Guest: kernel %s, Python "
         "%s, cryptography **%s** (%s), %s, %s. %d of %d rounds ran on a quiet host and are "
         "reported (a round is refused when processes other than QEMU used more than %.0f%% "
         "of the host's CPU time during it)." % (
@@ -240,7 +243,13 @@ def section(results):
     ]
     if plotted:
         parts.append("![%s](%s)" % (arch, png))
-    parts.append("### Instructions per packet, counted\n\n" + count_table(results))
+    parts.append("### Instructions per packet, counted\n\nOne vCPU (`-smp 1`): the work per "
+                 "packet, with no vCPU waiting for another.\n\n" + count_table(results))
+    if results.get("counts_smp2"):
+        parts.append("Two vCPUs (`-smp 2`, as in the rounds). A vCPU that waits for the other "
+                     "spins, and when the host does not run the other's thread at that moment "
+                     "the spinning is long: these figures include it, and grow with the host's "
+                     "load.\n\n" + count_table(results, "counts_smp2"))
     if quiet:
         parts.append("### Medians of the quiet rounds\n\n" + detail(m))
         parts.append("### Core engine in the guest (in memory, fast backend, "
@@ -265,7 +274,7 @@ def write(results, path=DOC):
         text = rx.sub(lambda _: new, old)
     else:
         text = old.rstrip("\n") + "\n\n" + new + "\n"
-    text = re.sub(r"^# Benchmarks on emulated ARM\n.*?(?=\n<!-- bench-arm )", INTRO.rstrip("\n"),
+    text = re.sub(r"^# Benchmarks on emulated ARM\n.*?\n(?=<!-- bench-arm )", INTRO + "\n",
                   text, count=1, flags=re.S)
     with open(path, "w") as f:
         f.write(text if text.endswith("\n") else text + "\n")
