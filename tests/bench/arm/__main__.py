@@ -49,6 +49,12 @@ COUNT_SMP = [int(n) for n in os.environ.get("BENCH_ARM_COUNT_SMP", "1 2").split(
 WAIT_QUIET = float(os.environ.get("BENCH_ARM_WAIT_QUIET", "60"))
 
 
+def bench_env():
+    """The BENCH_ARM_* settings of this run, as a command line would show them."""
+    return "".join("%s=%s " % (k, v) for k, v in sorted(os.environ.items())
+                   if k.startswith("BENCH_ARM_"))
+
+
 def qemu_version():
     binary = MACHINES["arm64"][0]
     return subprocess.run([binary, "--version"], capture_output=True,
@@ -169,7 +175,8 @@ def main(argv=None):
     results = {"arch": arch, "date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
                "qemu": qemu_version(), "host_cpus": os.cpu_count(),
                "max_others": hostload.MAX_OTHERS, "rounds": [], "counts": {},
-               "command": "`make bench-arm ARCH=%s`" % arch}
+               "command": "`%spython -m tests.bench.arm %s` (what `make bench-arm ARCH=%s` "
+                          "runs)" % (bench_env(), arch, arch)}
     saved = os.path.join(work, "results.json")
     t0 = time.monotonic()
     if counts_only:  # keep the rounds of the last run, count again
@@ -177,8 +184,7 @@ def main(argv=None):
             results = json.load(f)
         t0 -= results.get("minutes", 0) * 60
         results["command"] += ", then `%spython -m tests.bench.arm --counts-only %s`" % (
-            "".join("%s=%s " % (k, v) for k, v in sorted(os.environ.items())
-                    if k.startswith("BENCH_ARM_")), arch)
+            bench_env(), arch)
     else:
         print("== %s: rounds (guest without the plugin)" % arch, flush=True)
         guest = boot(arch, work)
