@@ -175,6 +175,8 @@ $(BRCHECK_VENV)/.stamp:
 # ---- QEMU image test: offline, from Debian's ARM packages, software emulation (docs/qemu.md) ----
 #   make qemu-image ARCH=arm64|armhf   .cache/qemu/ARCH/{vmlinuz,initrd.gz}
 #   make qemu-test                     builds what changed, boots each guest, runs tests/qemu
+#   make bench-arm ARCH=arm64|armhf    wgedge against wireguard-go in one ARM guest, with
+#                                      instructions per packet; docs/benchmarks-arm.md
 ARCH ?= arm64
 QEMU_ARCHES ?= arm64 armhf
 QEMU_APT_PACKAGES := qemu-system-arm mmdebstrap iputils-ping
@@ -183,9 +185,9 @@ QEMU_IMAGE_INPUTS := $(shell find wgedge rootfs_overlay tests/qemu/overlay tests
 	tests/qemu/cpio.py board/common -type f \
 	-not -name '*.pyc' 2>/dev/null)
 
-.PHONY: qemu-image qemu-test qemu-apt
+.PHONY: qemu-image qemu-test qemu-apt bench-arm
 
-ifneq ($(filter qemu-image,$(MAKECMDGOALS)),)
+ifneq ($(filter qemu-image bench-arm,$(MAKECMDGOALS)),)
 ifeq ($(filter $(ARCH),arm64 armhf),)
 $(error ARCH must be arm64 or armhf, not '$(ARCH)')
 endif
@@ -202,3 +204,13 @@ qemu-test: setup qemu-apt $(foreach a,$(QEMU_ARCHES),$(CACHE)/qemu/$(a)/initrd.g
 
 qemu-apt:
 	@$(MAKE) --no-print-directory apt APT_PACKAGES="$(QEMU_APT_PACKAGES)"
+
+# The benchmark guest is the test image plus wireguard-go, iperf3, ethtool, ping and veth
+# (tests/bench/arm/image.py); the counting plugin is compiled with gcc at bench time.
+$(CACHE)/qemu/bench-%/initrd.gz: $(QEMU_IMAGE_INPUTS) tests/bench/arm/image.py | qemu-apt venv
+	$(PY) -m tests.bench.arm.image $*
+
+bench-arm: qemu-apt venv $(CACHE)/qemu/bench-$(ARCH)/initrd.gz
+	@$(MAKE) --no-print-directory apt APT_PACKAGES="gcc"
+	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m tests.bench.arm $(ARCH)

@@ -62,14 +62,15 @@ def image_dir(arch):
     return os.path.join(CACHE, arch)
 
 
-def debootstrap(arch, tree):
+def debootstrap(arch, tree, extra_packages=()):
     debs = os.path.join(CACHE, "debs-" + arch)
     os.makedirs(debs, exist_ok=True)
     cached = len([f for f in os.listdir(debs) if f.endswith(".deb")])
     print("    %s %s from %s (%d packages already cached in %s)"
           % (SUITE, arch, MIRROR, cached, os.path.relpath(debs, ROOT)), flush=True)
     cmd = ["mmdebstrap", "--variant=extract", "--architectures=" + arch,
-           "--include=" + ",".join(PACKAGES + ARCH_PACKAGES[arch] + [KERNELS[arch]]),
+           "--include=" + ",".join(PACKAGES + ARCH_PACKAGES[arch] + list(extra_packages)
+                                   + [KERNELS[arch]]),
            "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/",
            "--setup-hook=sync-in %s /var/cache/apt/archives/" % debs,
            # Extract mode runs no customize hooks: save the .debs right after extracting.
@@ -213,7 +214,7 @@ def module_depends(path):
     return [d for d in m.group(1).decode().split(",") if d]
 
 
-def install_modules(tree, out):
+def install_modules(tree, out, modules=MODULES):
     """Keep only the modules /init loads, in dependency order; return the kernel version."""
     moddir = os.path.join(tree, "lib", "modules")
     versions = os.listdir(moddir)
@@ -237,7 +238,7 @@ def install_modules(tree, out):
             visit(dep)
         order.append(key)
 
-    for name in MODULES:
+    for name in modules:
         visit(name)
     dest = os.path.join(tree, "lib", "modules", "wgedge-test")
     os.makedirs(dest)
@@ -364,12 +365,14 @@ def pack(tree, out):
     return initrd, arc.count
 
 
-def build(arch):
+def build(arch, out=None, extra_packages=(), extra_modules=()):
+    """-> the output directory (image_dir(arch) unless `out`). The extras are for images built
+    on top of this one (tests/bench/arm adds wireguard-go, iperf3 and veth)."""
     if arch not in KERNELS:
         raise BuildError("ARCH must be one of %s, not %r" % (", ".join(KERNELS), arch))
     if shutil.which("mmdebstrap") is None:
         raise BuildError("mmdebstrap is not installed (make qemu-image installs it)")
-    out = image_dir(arch)
+    out = out or image_dir(arch)
     tree = os.path.join(out, "rootfs")
     if os.path.exists(tree):
         shutil.rmtree(tree)
@@ -377,7 +380,7 @@ def build(arch):
     t0 = time.monotonic()
     total = 7
     step(1, total, "Debian packages for %s (mmdebstrap --variant=extract)" % arch)
-    debootstrap(arch, tree)
+    debootstrap(arch, tree, extra_packages)
     version = guest_python(tree)
     step(2, total, "pinned wheels for %s, Python %s (%s)"
          % (arch, version, os.path.relpath(WHEEL_PINS % arch, ROOT)))
@@ -386,7 +389,7 @@ def build(arch):
     install_wheels(tree, wheels)
     print("    " + " ".join(os.path.basename(w) for w in wheels), flush=True)
     step(3, total, "kernel and modules")
-    kver, mods = install_modules(tree, out)
+    kver, mods = install_modules(tree, out, MODULES + list(extra_modules))
     print("    kernel %s; modules %s" % (kver, " ".join(mods)), flush=True)
     step(4, total, "prune what the image does not need")
     before = du(tree)
