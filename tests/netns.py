@@ -149,6 +149,14 @@ class Namespaces:
         assert res.returncode == 0, open("/tmp/wireguard-go-%s.log" % ifname).read()
         self.ifnames.append((ns, ifname, "wireguard-go"))
 
+    def move(self, ns, ifname, to_ns):
+        """Move interface `ifname` from namespace `ns` to `to_ns`; its daemon stays where it
+        runs, and with it its UDP socket (as the kernel's socket stays in the namespace the
+        interface was made in). Cleanup then deletes the interface where it is now."""
+        sh("ip", "link", "set", ifname, "netns", to_ns, ns=ns)
+        self.ifnames = [(to_ns if (n, i) == (ns, ifname) else n, i, impl)
+                        for n, i, impl in self.ifnames]
+
     def start(self, impl, ns, ifname, env=None):
         if impl == "wgedge":
             self.start_wgedge(ns, ifname, env)

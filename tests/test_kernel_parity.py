@@ -123,6 +123,75 @@ def test_endpoint_routed_into_the_tunnel_does_not_loop(nets, tmp_path):
     assert "routing-loop" in status.stdout, status.stdout + status.stderr
 
 
+def tx_bytes(ifname, pub, ns):
+    for line in sh("wg", "show", ifname, "transfer", ns=ns).stdout.splitlines():
+        key, rx, tx = line.split("\t")
+        if key == pub:
+            return int(tx)
+    raise AssertionError("no peer %s on %s" % (pub, ifname))
+
+
+def test_loop_through_two_daemons_across_namespaces_stops(nets, tmp_path):
+    """WireGuard's selftest loop (netns.sh, "routing loop between the two namespaces"): A's
+    endpoint is routed through B's tunnel and B's endpoint through A's, so each daemon only
+    ever sees the other's datagrams (its own-datagram check cannot match). A wraps every
+    datagram of B's and B every one of A's; datagrams grow with each pass, and where the
+    kernel fragments them each piece loops on. Both daemons must refuse to have a
+    datagram fragmented on its way into a tunnel, so the loop ends once it has outgrown
+    the MTU: a few kilobytes per ping, where it carried megabytes a second."""
+    ns0, ns1, ns2 = nets.ns("l0"), nets.ns("l1"), nets.ns("l2")
+    ifa, ifb, ifc, ifd = ("wl%s%s" % (x, nets.tag) for x in "abcd")
+    keys = {x: genkey() for x in "abcd"}
+    port = {"a": 51005, "b": 51001, "c": 51002, "d": 51006}
+
+    def wg_set(ifname, ns, me, peer, allowed, endpoint):
+        sh("wg", "set", ifname, "listen-port", str(port[me]), "private-key",
+           write_key(tmp_path, me, keys[me][0]), "peer", keys[peer][1], "allowed-ips",
+           allowed, "endpoint", endpoint, ns=ns)
+
+    # The outer tunnel B-C: both daemons (and their sockets) in ns0, talking over its
+    # loopback; B's interface in ns1, C's in ns2.
+    for ifname, to_ns, addr in ((ifb, ns1, "fd78::1"), (ifc, ns2, "fd78::2")):
+        nets.start_wgedge(ns0, ifname)
+        nets.move(ns0, ifname, to_ns)
+        sh("ip", "-6", "addr", "add", addr + "/112", "dev", ifname, "nodad", ns=to_ns)
+        sh("ip", "link", "set", ifname, "up", ns=to_ns)
+    wg_set(ifb, ns1, "b", "c", "fd78::2/128", "127.0.0.1:%d" % port["c"])
+    wg_set(ifc, ns2, "c", "b", "fd78::1/128", "127.0.0.1:%d" % port["b"])
+    # The inner tunnel A-D, through B-C: A in ns1, D in ns2.
+    for ifname, ns, addr in ((ifa, ns1, "192.168.78.1"), (ifd, ns2, "192.168.78.2")):
+        nets.start_wgedge(ns, ifname)
+        sh("ip", "addr", "add", addr + "/24", "dev", ifname, ns=ns)
+        sh("ip", "link", "set", ifname, "mtu", "1340", "up", ns=ns)
+    wg_set(ifa, ns1, "a", "d", "192.168.78.2/32", "[fd78::2]:%d" % port["d"])
+    wg_set(ifd, ns2, "d", "a", "192.168.78.1/32", "[fd78::1]:%d" % port["a"])
+    sh("ping", "-c", "2", "-i", "0.3", "-W", "3", "192.168.78.2", ns=ns1, timeout=30)
+    # Nested, not fragmented, a full-sized packet still fits: A's 1340 + 80 = B's 1420.
+    sh("ping", "-c", "1", "-s", "1312", "-M", "do", "-W", "3", "192.168.78.2", ns=ns1,
+       timeout=30)
+    # A's interface moves to ns0 (its socket stays in ns1), and B's endpoint becomes an
+    # address that ns0 routes into A's interface; C and D go away.
+    nets.move(ns1, ifa, ns0)
+    sh("ip", "addr", "add", "192.168.78.1/24", "dev", ifa, ns=ns0)
+    sh("ip", "link", "set", ifa, "up", ns=ns0)
+    sh("ping", "-c", "1", "-W", "3", "192.168.78.2", ns=ns0, timeout=30)
+    sh("wg", "set", ifb, "peer", keys["c"][1], "endpoint", "192.168.78.2:7", ns=ns1)
+    sh("ip", "link", "del", ifc, ns=ns2)
+    sh("ip", "link", "del", ifd, ns=ns2)
+    time.sleep(0.5)  # the daemons see the route changes
+    before = tx_bytes(ifa, keys["d"][1], ns0)
+    sh("ping", "-f", "-c", "10", "-W", "1", "192.168.78.2", ns=ns0, check=False, timeout=60)
+    time.sleep(3)  # a loop, were there one, would carry megabytes a second meanwhile
+    sent = tx_bytes(ifa, keys["d"][1], ns0) - before
+    assert sent < 100_000, sent
+    # B dropped what outgrew A's MTU (1340), and said so once
+    status = sh(sys.executable, "-m", "wgedge", "status", ifb, "--json", ns=ns1,
+                env=dict(os.environ, PYTHONPATH=ROOT))
+    assert json.loads(status.stdout)[0]["drops"].get("nested-too-big", 0) >= 10, status.stdout
+    with open("/tmp/wgedge-%s.log" % ifb) as f:
+        assert sum("nested-too-big" in line for line in f) == 1
+
+
 def no_rp_filter(ns):
     """Reverse-path filtering off: the better-route test sends from one link's address
     through the other, as the kernel's own selftest does."""

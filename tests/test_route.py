@@ -30,23 +30,54 @@ def test_route_query_names_the_output_interface():
 def test_reply_is_parsed_only_for_its_own_request():
     attr = struct.pack("=HHI", 8, route.RTA_OIF, 5)
     msg = struct.pack("=IHHII", 16 + 12 + 8, route.RTM_NEWROUTE, 0, 7, 0) + bytes(12) + attr
-    assert route._parse_reply(msg, 7) == 5
-    assert route._parse_reply(msg, 8) is False
+    assert route._parse_reply(msg, 7, route._route_oif) == 5
+    assert route._parse_reply(msg, 8, route._route_oif) is False
     err = struct.pack("=IHHIIi", 20, route.NLMSG_ERROR, 0, 7, 0, -22)
-    assert route._parse_reply(err, 7) == 0
-    assert route._parse_reply(b"\x03\x00", 7) is False
+    assert route._parse_reply(err, 7, route._route_oif) == 0
+    assert route._parse_reply(b"\x03\x00", 7, route._route_oif) is False
+
+
+def test_link_kind_reads_the_nested_linkinfo():
+    kind = struct.pack("=HH", 8, route.IFLA_INFO_KIND) + b"tun\0"
+    info = struct.pack("=HH", 4 + len(kind), route.IFLA_LINKINFO | 0x8000) + kind  # NESTED
+    mtu = struct.pack("=HHI", 8, 4, 1420)  # IFLA_MTU before it
+    body = route._IFINFO.pack(0, 0, 9, 0, 0) + mtu + info
+    msg = struct.pack("=IHHII", 16 + len(body), route.RTM_NEWLINK, 0, 3, 0) + body
+    assert route._parse_reply(msg, 3, route._link_kind) == "tun"
+    plain = route._IFINFO.pack(0, 0, 1, 0, 0) + mtu  # lo: no linkinfo
+    msg = struct.pack("=IHHII", 16 + len(plain), route.RTM_NEWLINK, 0, 4, 0) + plain
+    assert route._parse_reply(msg, 4, route._link_kind) == ""
+
+
+def test_link_kind_of_loopback_is_plain():
+    q = route.RouteQuery()
+    try:
+        assert q.link_kind(socket.if_nametoindex("lo")) == ""
+        assert q.link_kind(0x7FFFFFF0) is None  # no such interface
+        assert q.output_ifindex(socket.AF_INET, socket.inet_aton("127.0.0.9"), None) \
+            == socket.if_nametoindex("lo")
+    finally:
+        q.close()
 
 
 class FakeRoutes:
-    """The kernel's route answers, as {(dst, src): ifindex}; counts the questions."""
+    """The kernel's route answers, as {(dst, src or None): ifindex}, and interface kinds
+    {ifindex: kind}; counts the questions."""
 
-    def __init__(self, table):
+    def __init__(self, table, kinds=None):
         self.table = table
+        self.kinds = kinds or {}
         self.asked = 0
+        self.kinds_asked = 0
 
     def output_ifindex(self, family, dst, src, mark=0):
         self.asked += 1
-        return self.table.get((socket.inet_ntoa(dst), socket.inet_ntoa(src)), 0)
+        key = (socket.inet_ntop(family, dst), src and socket.inet_ntop(family, src))
+        return self.table.get(key, 0)
+
+    def link_kind(self, ifindex):
+        self.kinds_asked += 1
+        return self.kinds.get(ifindex, "")
 
     def close(self):
         pass
@@ -146,3 +177,64 @@ def test_route_changes_are_paced_by_the_lookups_their_re_checks_cost():
     assert deadline > t + 19  # it waits for what its last re-check cost
     assert not mon.due(deadline - 0.05, big)
     assert mon.due(deadline, big)
+
+
+def test_endpoint_routed_into_a_tunnel_is_nested_until_the_route_moves(udp):
+    """A peer's endpoint whose route leads into a TUN device (another daemon's tunnel) is
+    nested: the send functions that refuse fragmentation take over, and give way again when
+    a route change takes the endpoint elsewhere. The route is asked once per endpoint, not
+    per datagram."""
+    from wgedge.io.udp import Udp
+
+    peer, other = ("10.90.0.2", 7), ("192.0.2.9", 51820)
+    udp.routes = routes = FakeRoutes({("10.90.0.2", None): 12, ("192.0.2.9", None): 2},
+                                     {12: "tun", 2: "veth"})
+    udp.watch_endpoints({peer, other})
+    assert udp.recheck_pending and udp.recheck_sources() is False
+    assert udp.nested == {peer: 12} and udp.checked == {peer: 12, other: 2}
+    assert udp.send_batch.__func__ is Udp._send_batch_nested
+    udp.watch_endpoints({peer, other})  # already looked at: nothing to ask
+    assert not udp.recheck_pending and routes.asked == 2
+    routes.table[("10.90.0.2", None)] = 3  # a route through a plain link appears
+    udp.routes_changed()
+    udp.recheck_sources()
+    assert udp.nested == {} and "send_batch" not in vars(udp) and "send_trains" not in vars(udp)
+    assert routes.kinds_asked == 4  # asked again after a change (an index may name another)
+    # a learned source's route counts too: an arrival on the tunnel itself
+    routes.table[("10.90.0.2", "10.90.0.1")] = 12
+    udp._arrived_at = {peer: pktinfo(12, "10.90.0.1")}
+    udp.learn_sources([peer])
+    assert udp.nested == {peer: 12}
+    # forgotten with the peer
+    udp._keep_only({other})
+    assert udp.nested == {} and peer not in udp.checked
+
+
+def test_nested_datagrams_leave_unfragmentable_and_the_option_is_restored(udp):
+    """Datagrams to a nested endpoint still arrive (here over loopback, well under its MTU),
+    with the socket's fragmentation setting put back afterwards; other endpoints' datagrams
+    in the same batch go the plain way."""
+    import socket as s
+
+    from wgedge.io.udp import IP_MTU_DISCOVER
+
+    rx = s.socket(s.AF_INET, s.SOCK_DGRAM)
+    rx2 = s.socket(s.AF_INET, s.SOCK_DGRAM)
+    try:
+        rx.bind(("127.0.0.1", 0))
+        rx2.bind(("127.0.0.1", 0))
+        rx.settimeout(5)
+        rx2.settimeout(5)
+        nested, plain = rx.getsockname(), rx2.getsockname()
+        before = udp.v4.getsockopt(s.IPPROTO_IP, IP_MTU_DISCOVER)
+        udp.nested[nested] = 99
+        udp._switch_send_path()
+        udp.send_batch([(b"n1", nested), (b"p1", plain), (b"n2", nested)])
+        udp.send_trains([(b"abcdef", 3, nested), (b"xyz", 3, plain)])
+        assert [rx.recv(64) for _ in range(4)] == [b"n1", b"n2", b"abc", b"def"]
+        assert [rx2.recv(64) for _ in range(2)] == [b"p1", b"xyz"]
+        assert udp.v4.getsockopt(s.IPPROTO_IP, IP_MTU_DISCOVER) == before
+        assert udp.send_drops == 0
+    finally:
+        rx.close()
+        rx2.close()

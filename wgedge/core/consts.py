@@ -99,6 +99,9 @@ DROP_HANDSHAKE_OVERLOAD = "handshake-overload"  # over MAX_HANDSHAKES_PER_BATCH 
 # An outgoing packet that is our own UDP datagram to a peer's endpoint, routed back into the
 # tunnel to that same peer: encrypting it would loop forever (device.py, send_packets).
 DROP_ROUTING_LOOP = "routing-loop"
+# A datagram of ours whose route leads into another tunnel interface, too large for its MTU:
+# nested tunnels are not fragmented, so a loop through two tunnels ends (io/udp.py).
+DROP_NESTED_TOO_BIG = "nested-too-big"
 
 # --- ICMP errors for packets no peer's allowed IPs cover (core/icmp.py) --------------------
 # Kernel device.c wg_xmit answers ICMP_HOST_UNREACH (IPv4) / ICMPV6_ADDR_UNREACH (IPv6).

@@ -59,13 +59,20 @@ FAILURE_TEXT = {
 }
 # Drops no event explains. Data messages of a session are routine to lose now and then
 # (debug); a handshake flood beyond what one batch takes is worth a warning.
-DROP_LEVEL = {C.DROP_HANDSHAKE_OVERLOAD: WARNING, C.DROP_ROUTING_LOOP: WARNING}
+DROP_LEVEL = {C.DROP_HANDSHAKE_OVERLOAD: WARNING, C.DROP_ROUTING_LOOP: WARNING,
+              C.DROP_NESTED_TOO_BIG: WARNING}
 # Drops logged once per INTERVAL (then summarised), not BURST times: a routing loop is one
 # configuration mistake, however many packets it catches.
-DROP_BURST = {C.DROP_ROUTING_LOOP: 1}
+DROP_BURST = {C.DROP_ROUTING_LOOP: 1, C.DROP_NESTED_TOO_BIG: 1}
 DROP_HINT = {C.DROP_ROUTING_LOOP: " (our own datagrams to a peer's endpoint came back through "
                                   "this interface: the route to that endpoint points into "
-                                  "the tunnel)"}
+                                  "the tunnel)",
+             C.DROP_NESTED_TOO_BIG: " (the route to a peer's endpoint leads into another "
+                                    "tunnel interface, and these datagrams were larger than "
+                                    "its MTU; nested tunnels are not fragmented: either a "
+                                    "routing loop through two tunnels, which ends here, or "
+                                    "this interface's MTU is too large for the tunnel it "
+                                    "runs through)"}
 
 
 def short_id(public_key):

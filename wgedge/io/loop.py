@@ -167,12 +167,18 @@ class Interface:
         if self.udp is not None and self.udp.fwmark != self.device.fwmark:
             self.udp.set_fwmark(self.device.fwmark)
         self._ensure_udp()
+        if self.udp is not None:
+            self.udp.watch_endpoints(self._peer_endpoints())  # their routes: nested tunnels?
         self._emit(out)
         return b"errno=0\n\n", True
 
+    def _new_udp(self, port):
+        self.udp = Udp(port, self.device.fwmark)
+        self.udp.on_too_big = self._nested_too_big
+
     def _rebind(self, port):
         if self.udp is None:
-            self.udp = Udp(port, self.device.fwmark)
+            self._new_udp(port)
             self._watch_udp()
             self.device.listen_port = self.udp.port
         else:
@@ -181,7 +187,7 @@ class Interface:
 
     def _ensure_udp(self):
         if self.udp is None and self.device.private_key is not None:
-            self.udp = Udp(self.device.listen_port, self.device.fwmark)
+            self._new_udp(self.device.listen_port)
             self.device.listen_port = self.udp.port
             self._watch_udp()
         elif self.udp is not None:
@@ -275,6 +281,7 @@ class Interface:
         self.epoll.register(self.tun.fileno(), select.EPOLLIN)
         self.epoll.register(self.control.fileno(), select.EPOLLIN)
         self._watch_routes()
+        self._read_mtu()
         if self.udp is not None:
             self._watch_udp()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -340,6 +347,18 @@ class Interface:
     def _on_route(self, mask, now):
         if not self.routes.readable():
             self._unwatch_routes()
+            return
+        if self.routes.links_changed:
+            self.routes.links_changed = False
+            self._read_mtu()
+
+    def _read_mtu(self):
+        """Pad to the interface's MTU as it is now, as the kernel pads to the route's MTU:
+        padding past it would make a full-sized packet's datagram too large for a tunnel
+        this one is nested in (io/udp.py), and fragment it elsewhere."""
+        mtu = self.tun.mtu()
+        if mtu is not None and mtu > 0:
+            self.device.mtu = mtu
 
     def _unwatch_routes(self):
         log.warning("the rtnetlink socket failed: reply sources no longer follow route "
@@ -362,7 +381,7 @@ class Interface:
         return self.routes.next_deadline(self._recheck_cost())
 
     def _recheck_cost(self):
-        return len(self.udp.learned) if self.udp is not None else 0
+        return self.udp.recheck_cost if self.udp is not None else 0
 
     def _routes_changed(self, now):
         if self.routes is not None and self.routes.due(now, self._recheck_cost()) \
@@ -370,6 +389,14 @@ class Interface:
             self.udp.routes_changed()
         if self.udp is not None:
             self.udp.recheck_sources()
+
+    def _nested_too_big(self, endpoint, n):
+        """Datagrams to `endpoint` that would have been fragmented on their way into another
+        tunnel were dropped (io/udp.py): counted and logged as the core's drops are."""
+        out = Output(self.device)
+        for _ in range(n):
+            out.drop(C.DROP_NESTED_TOO_BIG)
+        self.events.handle(out)
 
     def _peer_endpoints(self):
         return {p.endpoint for p in self.device.peers.values() if p.endpoint is not None}

@@ -17,8 +17,10 @@ packet here, so the work is moved to when routes change:
   about once every (peers / QUERIES_PER_SECOND) seconds.
 - `RouteQuery.output_ifindex` asks the kernel (RTM_GETROUTE, one request and its answer on a
   socket of its own) which interface a datagram to an endpoint from a given source would
-  leave through. It runs once per remembered source when it is learned or re-checked, never
-  per packet.
+  leave through, and `RouteQuery.link_kind` (RTM_GETLINK) what kind of interface that is
+  ("tun", "wireguard", "gre", ...: whether the route leads into another tunnel). They run
+  once per remembered source or peer endpoint when it is learned or re-checked, never per
+  packet.
 
 No pyroute2 here: the daemon keeps to the socket module (its imports stay small).
 """
@@ -30,12 +32,18 @@ import struct
 QUERIES_PER_SECOND = 512.0  # route lookups that re-checks may cost, per second and at once
 
 NETLINK_ROUTE = 0
+RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
 RTMGRP_IPV4_ROUTE = 0x40
 RTMGRP_IPV6_IFADDR = 0x100
 RTMGRP_IPV6_ROUTE = 0x400
+RTM_NEWLINK = 16
+RTM_DELLINK = 17
+RTM_GETLINK = 18
 RTM_NEWROUTE = 24
 RTM_GETROUTE = 26
+IFLA_LINKINFO = 18
+IFLA_INFO_KIND = 1
 NLMSG_ERROR = 2
 NLM_F_REQUEST = 1
 RTA_DST = 1
@@ -45,6 +53,7 @@ RTA_MARK = 16
 _NLMSG = struct.Struct("=IHHII")  # struct nlmsghdr
 _RTMSG = struct.Struct("=BBBBBBBBI")  # struct rtmsg
 _RTA = struct.Struct("=HH")  # struct rtattr
+_IFINFO = struct.Struct("=BxHiII")  # struct ifinfomsg
 _DRAIN_READS = 64  # reads per wake-up; a longer burst wakes the loop again (level-triggered)
 
 
@@ -69,24 +78,39 @@ class RouteQuery:
 
     def output_ifindex(self, family, dst, src, mark=0):
         """The index of the interface the kernel would send a datagram to address `dst` (bytes)
-        from local address `src` (bytes) through; 0 when there is no such route (or `src` is
-        no longer ours); None when the kernel could not be asked (then nothing is known)."""
+        from local address `src` (bytes; None: the route chooses) through; 0 when there is no
+        such route (or `src` is no longer ours); None when the kernel could not be asked
+        (then nothing is known)."""
+        bits = len(dst) * 8
+        attrs = _attr(RTA_DST, dst)
+        if src:
+            attrs += _attr(RTA_SRC, src)
+        if mark:
+            attrs += _attr(RTA_MARK, struct.pack("=I", mark))
+        body = _RTMSG.pack(family, bits, bits, 0, 0, 0, 0, 0, 0) + attrs
+        return self._ask(RTM_GETROUTE, body, _route_oif)
+
+    def link_kind(self, ifindex):
+        """What kind of interface `ifindex` is, as `ip -d link` shows it ("tun", "wireguard",
+        "veth", ...; "" for a plain device such as lo or a NIC); None when the kernel could not
+        be asked or has no such interface."""
+        answer = self._ask(RTM_GETLINK, _IFINFO.pack(0, 0, ifindex, 0, 0), _link_kind)
+        return answer if answer != 0 else None
+
+    def _ask(self, kind, body, parse):
+        """One request and the answer `parse(message bytes, offset, length)` makes of its
+        reply; 0 for an error reply; None when the kernel could not be asked."""
         try:
             if self.sock is None:
                 self.sock = _netlink()
             self.seq = (self.seq + 1) & 0xFFFFFFFF
-            bits = len(dst) * 8
-            attrs = _attr(RTA_DST, dst) + _attr(RTA_SRC, src)
-            if mark:
-                attrs += _attr(RTA_MARK, struct.pack("=I", mark))
-            body = _RTMSG.pack(family, bits, bits, 0, 0, 0, 0, 0, 0) + attrs
-            self.sock.send(_NLMSG.pack(16 + len(body), RTM_GETROUTE, NLM_F_REQUEST, self.seq, 0)
-                           + body)
-            # The kernel answers a route request while it handles the send: the reply is
-            # already queued. Replies to earlier requests (none are expected) are skipped.
+            self.sock.send(_NLMSG.pack(16 + len(body), kind, NLM_F_REQUEST, self.seq, 0) + body)
+            # The kernel answers a route or link request while it handles the send: the
+            # reply is already queued. Replies to earlier requests (none are expected) are
+            # skipped.
             for _ in range(4):
                 reply = self.sock.recv(65536)
-                answer = _parse_reply(reply, self.seq)
+                answer = _parse_reply(reply, self.seq, parse)
                 if answer is not False:
                     return answer
         except (BlockingIOError, InterruptedError):
@@ -107,9 +131,9 @@ def _attr(kind, data):
     return _RTA.pack(n, kind) + data + b"\0" * (-n & 3)
 
 
-def _parse_reply(reply, seq):
-    """The output ifindex in one netlink reply to request `seq`; 0 for an error reply;
-    False when the reply answers another request."""
+def _parse_reply(reply, seq, parse):
+    """What `parse` makes of the message answering request `seq` in one netlink reply; 0 for
+    an error reply; False when the reply answers another request."""
     off = 0
     while off + 16 <= len(reply):
         length, kind, _flags, got_seq, _pid = _NLMSG.unpack_from(reply, off)
@@ -118,29 +142,51 @@ def _parse_reply(reply, seq):
         if got_seq == seq:
             if kind == NLMSG_ERROR:
                 return 0
-            if kind == RTM_NEWROUTE:
-                a = off + 16 + _RTMSG.size
-                end = off + length
-                while a + 4 <= end:
-                    alen, akind = _RTA.unpack_from(reply, a)
-                    if alen < 4:
-                        break
-                    if akind == RTA_OIF and alen >= 8:
-                        return struct.unpack_from("=I", reply, a + 4)[0]
-                    a += (alen + 3) & ~3
-                return 0
+            return parse(kind, reply, off + 16, min(off + length, len(reply)))
         off += (length + 3) & ~3
     return False
 
 
+def _attrs(data, a, end):
+    """(kind, offset of its value, end of its value) of each rtattr in data[a:end]."""
+    while a + 4 <= end:
+        alen, akind = _RTA.unpack_from(data, a)
+        if alen < 4 or a + alen > end:
+            return
+        yield akind & 0x3FFF, a + 4, a + alen  # without NLA_F_NESTED / NLA_F_NET_BYTEORDER
+        a += (alen + 3) & ~3
+
+
+def _route_oif(kind, data, a, end):
+    if kind == RTM_NEWROUTE:
+        for akind, v, vend in _attrs(data, a + _RTMSG.size, end):
+            if akind == RTA_OIF and vend - v >= 4:
+                return struct.unpack_from("=I", data, v)[0]
+    return 0
+
+
+def _link_kind(kind, data, a, end):
+    if kind != RTM_NEWLINK:
+        return 0
+    for akind, v, vend in _attrs(data, a + _IFINFO.size, end):
+        if akind == IFLA_LINKINFO:
+            for ikind, iv, ivend in _attrs(data, v, vend):
+                if ikind == IFLA_INFO_KIND:
+                    return bytes(data[iv:ivend]).rstrip(b"\0").decode("ascii", "replace")
+    return ""
+
+
 class RouteMonitor:
     """Route and address changes, as `due(now, cost)`: a re-check costing `cost` route
-    lookups may run while the lookup budget (QUERIES_PER_SECOND) allows."""
+    lookups may run while the lookup budget (QUERIES_PER_SECOND) allows. Interface changes
+    (an MTU, a move) set `links_changed` instead, for the loop to read its interface's MTU
+    again; only the message type is looked at."""
 
     def __init__(self):
         self.sock = _netlink(RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE | RTMGRP_IPV4_IFADDR
-                             | RTMGRP_IPV6_IFADDR)
+                             | RTMGRP_IPV6_IFADDR | RTMGRP_LINK)
         self.changed = False
+        self.links_changed = False
         self.credit = QUERIES_PER_SECOND  # lookups allowed now, as of `stamp` (may go below 0)
         self.stamp = None
 
@@ -152,15 +198,26 @@ class RouteMonitor:
         when the socket failed otherwise (the caller stops watching it)."""
         for _ in range(_DRAIN_READS):
             try:
-                if not self.sock.recv(65536):
-                    break
+                data = self.sock.recv(65536)
             except BlockingIOError:
                 break
             except OSError as exc:
-                self.changed = True
+                self.changed = self.links_changed = True
                 if exc.errno != errno.ENOBUFS:  # ENOBUFS: messages were lost, read on
                     return False
-            self.changed = True
+                continue
+            if not data:
+                break
+            off = 0
+            while off + 16 <= len(data):
+                length, kind = _NLMSG.unpack_from(data, off)[:2]
+                if kind in (RTM_NEWLINK, RTM_DELLINK):
+                    self.links_changed = True
+                else:
+                    self.changed = True
+                if length < 16:
+                    break
+                off += (length + 3) & ~3
         return True
 
     def next_deadline(self, cost):

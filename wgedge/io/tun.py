@@ -37,6 +37,7 @@ TUN_F_TSO6 = 0x04
 TUN_F_USO4 = 0x20
 TUN_F_USO6 = 0x40
 IFNAMSIZ = 16
+SIOCGIFMTU = 0x8921
 SIOCSIFMTU = 0x8922
 MAX_PACKET = 65535
 MAX_BATCH_PACKETS = 512  # segments from one read_batch call, whatever the reads held
@@ -97,12 +98,33 @@ class Tun:
             os.close(self.fd)
             raise TunError("cannot set the MTU of %s to %d: %s" % (self.name, DEFAULT_MTU,
                                                                   exc.strerror))
+        try:
+            import socket
+
+            self.ifindex = socket.if_nametoindex(self.name)
+        except OSError:
+            self.ifindex = 0
         self.write_drops = 0
         self.vnet_hdr = offloads
         self.offloads = []
         self.udp_gro = False  # merged UDP writes (GSO_UDP_L4) accepted by this kernel
         if offloads:
             self._enable_offloads()
+
+    def mtu(self):
+        """The interface's MTU now (an administrator may have changed it), or None when it
+        cannot be read here: moved to another network namespace, or gone."""
+        import socket
+
+        try:
+            if socket.if_nametoindex(self.name) != self.ifindex:
+                return None  # another interface of that name: ours is elsewhere
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+                res = fcntl.ioctl(s.fileno(), SIOCGIFMTU,
+                                  struct.pack("16si20x", os.fsencode(self.name), 0))
+        except OSError:
+            return None
+        return struct.unpack_from("i", res, 16)[0]
 
     def _enable_offloads(self):
         """Ask for the most the kernel gives: TSO with USO, then TSO alone, then checksum

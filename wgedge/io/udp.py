@@ -16,6 +16,20 @@ Rules kept here:
   address stays, and the route chooses the interface. The route is asked (io/route.py,
   RTM_GETROUTE) when a source is learned and again when routes or addresses change (`recheck_sources`, driven by the
   loop's rtnetlink socket), never per datagram.
+- Nested tunnels are not fragmented. When the route to a peer's endpoint leads into a tunnel
+  interface (a TUN device such as another wgedge's or wireguard-go's, a kernel WireGuard,
+  GRE, ...; io/route.py asks the kernel when the endpoint is configured, learned, or
+  routes change, never per datagram), our datagrams to it are sent with fragmentation
+  refused (IP_MTU_DISCOVER / IPV6_MTU_DISCOVER = PMTUDISC_PROBE around the send), and one
+  that does not fit that interface's MTU is dropped and counted (`on_too_big`). That is
+  what ends a routing loop through two tunnels, each daemon's endpoint routed into the
+  other's interface (WireGuard's selftest builds one across namespaces): no daemon can tell
+  the other's datagrams from any others, but each pass wraps the packet once more, so it
+  outgrows the MTU within a few dozen passes, where fragments would loop on, each piece
+  growing and splitting again (gigabytes a minute). The kernel's WireGuard lets such a
+  loop end the same way, where its packets outgrow the MTU. Only the send functions of
+  the nested path check endpoints (`_send_batch_nested`, swapped in while some endpoint is
+  nested): the common path does no more per datagram than before.
 - A full socket buffer drops (counted) rather than blocks.
 - Socket buffers are capped at SOCKET_BUFFER bytes each, so memory stays bounded.
 - UDP GSO: consecutive datagrams to one endpoint with one size (the last may be shorter)
@@ -67,10 +81,27 @@ _DROPPABLE = (errno.ENOBUFS, errno.ENOMEM, errno.EMSGSIZE, errno.EHOSTUNREACH,
               errno.ENETDOWN)
 
 
+def _address(family, endpoint):
+    """The address bytes of an endpoint's host, or None when it is not an IP address."""
+    try:
+        return socket.inet_pton(family, endpoint[0].split("%")[0])
+    except (OSError, ValueError):
+        return None
+
+
 def _count(parts, size):
     """How many datagrams the kernel would have cut `parts` into."""
     return sum(-(-len(p) // size) for p in parts)
 
+
+IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
+IPV6_MTU_DISCOVER = getattr(socket, "IPV6_MTU_DISCOVER", 23)
+PMTUDISC_PROBE = 3  # IP_PMTUDISC_PROBE / IPV6_PMTUDISC_PROBE: never fragment, up to the
+#                     interface MTU (a learned path MTU does not matter here)
+# Interface kinds (IFLA_INFO_KIND) that encapsulate what is routed into them: a datagram of
+# ours routed into one is nested in another tunnel. "tun" covers every TUN/TAP daemon.
+TUNNEL_KINDS = frozenset(("tun", "wireguard", "ipip", "sit", "gre", "gretap", "ip6gre",
+                          "ip6gretap", "ip6tnl", "vti", "vti6", "xfrm", "vxlan", "geneve"))
 
 SO_ATTACH_REUSEPORT_CBPF = 51
 # Classic BPF, run on the UDP payload: ldb [0]; jeq #4 ? ret 0 (data socket) : ret 1.
@@ -143,9 +174,15 @@ class Udp:
         # that source): what sources were made from, and what recheck_sources re-asks
         self.learned = {}
         self._arrived_at = {}  # endpoint -> pktinfo cmsg, for the last recv_batch only
-        self._recheck = []  # endpoints whose source waits for a re-check
+        # endpoint -> the interface our datagrams to it leave through (0: none), for every
+        # endpoint whose route was looked at: learned sources and peers' endpoints
+        self.checked = {}
+        self.nested = {}  # endpoint -> ifindex of the tunnel interface its route leads into
+        self._kinds = {}  # ifindex -> interface kind, until routes change
+        self._recheck = {}  # endpoints whose source or route waits for a (re-)check
         self.routes = RouteQuery()
         self.send_drops = 0
+        self.on_too_big = None  # called with (endpoint, count) for nested datagrams dropped
         self.fwmark = fwmark
         self.port = 0
         self.bind(port)
@@ -187,7 +224,7 @@ class Udp:
         self.port = chosen
         self.sources = {}
         self.learned = {}
-        self._recheck = []
+        self._recheck = dict.fromkeys(self.checked)  # their routes from no learned source
         return chosen
 
     def _steered(self, v4, v6, port, handshake):
@@ -387,12 +424,28 @@ class Udp:
                 known = learned.get(endpoint)
                 if known is None or known[0] != got:
                     self._judge(endpoint, got)
-        if live_endpoints is not None and len(learned) > 64:
+        if live_endpoints is not None and len(self.checked) > 64:
             live = live_endpoints()
-            if len(learned) > 2 * len(live) + 64:
-                sources = self.sources
-                self.sources = {e: sources[e] for e in live if e in sources}
-                self.learned = {e: learned[e] for e in live if e in learned}
+            if len(self.checked) > 2 * len(live) + 64:
+                self._keep_only(live)
+
+    def _keep_only(self, live):
+        """Forget what was learned of endpoints no peer has any more."""
+        for name in ("sources", "learned", "checked", "nested"):
+            table = getattr(self, name)
+            setattr(self, name, {e: table[e] for e in live if e in table})
+        self._switch_send_path()
+
+    def watch_endpoints(self, endpoints):
+        """The peers' endpoints after a configuration change: those whose route was never
+        looked at wait for it (`recheck_sources`, the loop's next turn); the table is cut
+        back to them when it has grown past twice their number."""
+        if len(self.checked) > 2 * len(endpoints) + 64:
+            self._keep_only(endpoints)
+        checked = self.checked
+        for endpoint in endpoints:
+            if endpoint not in checked:
+                self._recheck[endpoint] = True
 
     def _judge(self, endpoint, got):
         """Record pktinfo cmsg `got` for `endpoint`; send from its address only if the route
@@ -412,11 +465,9 @@ class Udp:
         else:
             return
         usable = True
+        remote = oif = None
         if ifindex > 0 and not (family == socket.AF_INET6 and local[:2] == b"\xfe\x80"):
-            try:
-                remote = socket.inet_pton(family, endpoint[0].split("%")[0])
-            except (OSError, ValueError):
-                remote = None
+            remote = _address(family, endpoint)
             if remote is not None:
                 oif = self.routes.output_ifindex(family, remote, local, self.fwmark)
                 usable = oif is None or oif == ifindex  # None: the kernel could not be asked
@@ -429,27 +480,143 @@ class Udp:
             self.sources[endpoint] = (level, ctype, bytes(cdata[:16]) + b"\0\0\0\0")
         else:
             self.sources.pop(endpoint, None)
+            oif = None  # sent from the route's own choice: asked below
+        if oif is None or remote is None:
+            self._check_route(endpoint)
+        else:
+            self._record_route(endpoint, oif)
+
+    def _check_route(self, endpoint):
+        """Ask which interface our datagrams to `endpoint` leave through (from the source
+        we send them from, if any) and whether it is a tunnel."""
+        family = socket.AF_INET if len(endpoint) == 2 else socket.AF_INET6
+        remote = _address(family, endpoint)
+        if remote is None or (family == socket.AF_INET6 and remote[:2] == b"\xfe\x80"):
+            self._record_route(endpoint, 0)  # a name, or link-local: left to the kernel
+            return
+        src = self.sources.get(endpoint)
+        local = None if src is None else (src[2][4:8] if family == socket.AF_INET
+                                          else src[2][:16])
+        oif = self.routes.output_ifindex(family, remote, local, self.fwmark)
+        if oif is not None:
+            self._record_route(endpoint, oif)
+
+    def _record_route(self, endpoint, oif):
+        self.checked[endpoint] = oif
+        kind = self._kinds.get(oif) if oif else ""
+        if kind is None:
+            kind = self._kinds[oif] = self.routes.link_kind(oif) or ""
+        if kind in TUNNEL_KINDS:
+            if endpoint not in self.nested:
+                self.nested[endpoint] = oif
+                self._switch_send_path()
+        elif self.nested.pop(endpoint, None) is not None:
+            self._switch_send_path()
 
     def routes_changed(self):
-        """Routes or addresses changed (io/route.py): every remembered source is asked
-        again, `recheck_sources` at a time."""
-        self._recheck = list(self.learned)
+        """Routes or addresses changed (io/route.py): every remembered source and every
+        looked-at route is asked again, `recheck_sources` at a time."""
+        self._recheck = dict.fromkeys(self.checked)
+        self._recheck.update(dict.fromkeys(self.learned))
+        self._kinds = {}  # an index may now name another interface
 
     @property
     def recheck_pending(self):
         return bool(self._recheck)
 
+    @property
+    def recheck_cost(self):
+        """Route lookups a re-check of everything costs (about one per endpoint)."""
+        return len(self.checked)
+
     def recheck_sources(self, limit=256):
-        """Re-judge up to `limit` remembered sources; True while more wait (the loop calls
-        again on its next turn, so a large table costs a bounded amount per wake-up)."""
+        """Re-judge up to `limit` remembered sources and endpoint routes; True while more
+        wait (the loop calls again on its next turn, so a large table costs a bounded amount
+        per wake-up)."""
         pending = self._recheck
         learned = self.learned
         for _ in range(min(limit, len(pending))):
-            endpoint = pending.pop()
+            endpoint = pending.popitem()[0]
             known = learned.get(endpoint)
             if known is not None:
                 self._judge(endpoint, known[0])
+            else:
+                self._check_route(endpoint)
         return bool(pending)
+
+    # --- nested tunnels: the send path while some endpoint's route leads into a tunnel -------
+    def _switch_send_path(self):
+        """While any endpoint is nested, sends go through the functions that look at each
+        datagram's endpoint; otherwise through the plain ones (the class's), unchanged."""
+        if self.nested:
+            self.send_batch = self._send_batch_nested
+            self.send_trains = self._send_trains_nested
+        else:
+            self.__dict__.pop("send_batch", None)
+            self.__dict__.pop("send_trains", None)
+
+    def _send_batch_nested(self, datagrams):
+        nested = self.nested
+        inner = [d for d in datagrams if d[1] in nested]
+        if not inner:
+            Udp.send_batch(self, datagrams)
+            return
+        if len(inner) < len(datagrams):
+            Udp.send_batch(self, [d for d in datagrams if d[1] not in nested])
+        self._send_unfragmented(inner)
+
+    def _send_trains_nested(self, trains):
+        nested = self.nested
+        inner = [t for t in trains if t[2] in nested]
+        if not inner:
+            Udp.send_trains(self, trains)
+            return
+        if len(inner) < len(trains):
+            Udp.send_trains(self, [t for t in trains if t[2] not in nested])
+        self._send_unfragmented([(buf[off:off + size], endpoint) for buf, size, endpoint in inner
+                                 for off in range(0, len(buf), size)])
+
+    def _send_unfragmented(self, datagrams):
+        """Send [(data, endpoint)] with fragmentation refused, one sendmsg each (no GSO: a
+        segment over the MTU would make the kernel refuse the whole send); a datagram over
+        the MTU of the interface it would enter is dropped and reported to `on_too_big`."""
+        saved = {}
+        too_big = {}
+        try:
+            for data, endpoint in datagrams:
+                sock = self._socket_for(endpoint)
+                if sock is None:
+                    self.send_drops += 1
+                    continue
+                if sock not in saved:
+                    level, opt = ((socket.IPPROTO_IP, IP_MTU_DISCOVER) if sock is self.v4
+                                  else (socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER))
+                    saved[sock] = (level, opt, sock.getsockopt(level, opt))
+                    sock.setsockopt(level, opt, PMTUDISC_PROBE)
+                src = self.sources.get(endpoint)
+                try:
+                    if src is None:
+                        sock.sendto(data, endpoint)
+                    else:
+                        sock.sendmsg([data], [src], 0, endpoint)
+                except BlockingIOError:
+                    self.send_drops += 1
+                except OSError as exc:
+                    if exc.errno == errno.EMSGSIZE:
+                        too_big[endpoint] = too_big.get(endpoint, 0) + 1
+                    elif src is not None and exc.errno in _STALE_SOURCE:
+                        del self.sources[endpoint]  # that address went away: routing chooses
+                        self.send_drops += 1
+                    elif exc.errno in _DROPPABLE:
+                        self.send_drops += 1
+                    else:
+                        raise
+        finally:
+            for sock, (level, opt, value) in saved.items():
+                sock.setsockopt(level, opt, value)
+        if too_big and self.on_too_big is not None:
+            for endpoint, n in too_big.items():
+                self.on_too_big(endpoint, n)
 
     def close(self):
         for s in self.sockets:
