@@ -216,7 +216,7 @@ def test_nested_datagrams_leave_unfragmentable_and_the_option_is_restored(udp):
     in the same batch go the plain way."""
     import socket as s
 
-    from wgedge.io.udp import IP_MTU_DISCOVER
+    from wgedge.io.nested import IP_MTU_DISCOVER
 
     rx = s.socket(s.AF_INET, s.SOCK_DGRAM)
     rx2 = s.socket(s.AF_INET, s.SOCK_DGRAM)

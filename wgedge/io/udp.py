@@ -16,20 +16,9 @@ Rules kept here:
   address stays, and the route chooses the interface. The route is asked (io/route.py,
   RTM_GETROUTE) when a source is learned and again when routes or addresses change (`recheck_sources`, driven by the
   loop's rtnetlink socket), never per datagram.
-- Nested tunnels are not fragmented. When the route to a peer's endpoint leads into a tunnel
-  interface (a TUN device such as another wgedge's or wireguard-go's, a kernel WireGuard,
-  GRE, ...; io/route.py asks the kernel when the endpoint is configured, learned, or
-  routes change, never per datagram), our datagrams to it are sent with fragmentation
-  refused (IP_MTU_DISCOVER / IPV6_MTU_DISCOVER = PMTUDISC_PROBE around the send), and one
-  that does not fit that interface's MTU is dropped and counted (`on_too_big`). That is
-  what ends a routing loop through two tunnels, each daemon's endpoint routed into the
-  other's interface (WireGuard's selftest builds one across namespaces): no daemon can tell
-  the other's datagrams from any others, but each pass wraps the packet once more, so it
-  outgrows the MTU within a few dozen passes, where fragments would loop on, each piece
-  growing and splitting again (gigabytes a minute). The kernel's WireGuard lets such a
-  loop end the same way, where its packets outgrow the MTU. Only the send functions of
-  the nested path check endpoints (`_send_batch_nested`, swapped in while some endpoint is
-  nested): the common path does no more per datagram than before.
+- Nested tunnels are not fragmented (io/nested.py): datagrams to an endpoint whose route
+  leads into another tunnel interface are sent with fragmentation refused, so a routing
+  loop through two tunnels ends.
 - A full socket buffer drops (counted) rather than blocks.
 - Socket buffers are capped at SOCKET_BUFFER bytes each, so memory stays bounded.
 - UDP GSO: consecutive datagrams to one endpoint with one size (the last may be shorter)
@@ -46,9 +35,10 @@ Rules kept here:
   SO_ATTACH_REUSEPORT_CBPF unknown), one plain socket per family is used
   (WGEDGE_STEER=0 asks for that).
 
-About 460 lines, over the 400 aimed for: one class owns the sockets and everything that goes
+About 480 lines, over the 400 aimed for: one class owns the sockets and everything that goes
 through them (steering, GSO/GRO, and the sticky sources with their route checks), because
-the send and receive paths read and write the same source table on every batch.
+the send and receive paths read and write the same source table on every batch. Only the
+nested-tunnel send path and its route checks are apart (io/nested.py, a mixin of Udp).
 """
 
 import errno
@@ -56,6 +46,7 @@ import socket
 import struct
 import sys
 
+from wgedge.io.nested import NestedSends, endpoint_address
 from wgedge.io.route import RouteQuery
 
 _LE = sys.byteorder == "little"
@@ -74,34 +65,17 @@ GSO_MAX_BYTES = 65000
 _ANC_SIZE = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4)
 _GSO_OFF = (errno.EIO, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOPROTOOPT, errno.EMSGSIZE)
 _MAX_DATAGRAM = 65535
-_STALE_SOURCE = (errno.EINVAL, errno.EADDRNOTAVAIL, errno.ENETUNREACH)
-_DROPPABLE = (errno.ENOBUFS, errno.ENOMEM, errno.EMSGSIZE, errno.EHOSTUNREACH,
+STALE_SOURCE = (errno.EINVAL, errno.EADDRNOTAVAIL, errno.ENETUNREACH)
+DROPPABLE = (errno.ENOBUFS, errno.ENOMEM, errno.EMSGSIZE, errno.EHOSTUNREACH,
               errno.ENETUNREACH, errno.ECONNREFUSED, errno.EPERM, errno.EACCES,
               errno.EADDRNOTAVAIL, errno.EINVAL, errno.EAFNOSUPPORT, errno.EHOSTDOWN,
               errno.ENETDOWN)
-
-
-def _address(family, endpoint):
-    """The address bytes of an endpoint's host, or None when it is not an IP address."""
-    try:
-        return socket.inet_pton(family, endpoint[0].split("%")[0])
-    except (OSError, ValueError):
-        return None
 
 
 def _count(parts, size):
     """How many datagrams the kernel would have cut `parts` into."""
     return sum(-(-len(p) // size) for p in parts)
 
-
-IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
-IPV6_MTU_DISCOVER = getattr(socket, "IPV6_MTU_DISCOVER", 23)
-PMTUDISC_PROBE = 3  # IP_PMTUDISC_PROBE / IPV6_PMTUDISC_PROBE: never fragment, up to the
-#                     interface MTU (a learned path MTU does not matter here)
-# Interface kinds (IFLA_INFO_KIND) that encapsulate what is routed into them: a datagram of
-# ours routed into one is nested in another tunnel. "tun" covers every TUN/TAP daemon.
-TUNNEL_KINDS = frozenset(("tun", "wireguard", "ipip", "sit", "gre", "gretap", "ip6gre",
-                          "ip6gretap", "ip6tnl", "vti", "vti6", "xfrm", "vxlan", "geneve"))
 
 SO_ATTACH_REUSEPORT_CBPF = 51
 # Classic BPF, run on the UDP payload: ldb [0]; jeq #4 ? ret 0 (data socket) : ret 1.
@@ -156,7 +130,10 @@ def _open(family, port, fwmark, reuse=False):
     return s
 
 
-class Udp:
+class Udp(NestedSends):
+    STALE_SOURCE = STALE_SOURCE  # for io/nested.py's send path
+    DROPPABLE = DROPPABLE
+
     def __init__(self, port=0, fwmark=0, offloads=None, steer=None):
         import os
 
@@ -372,8 +349,8 @@ class Udp:
             self.send_drops += _count(parts, size)
             return
         except OSError as exc:
-            if exc.errno not in _GSO_OFF and exc.errno not in _STALE_SOURCE:
-                if exc.errno in _DROPPABLE:
+            if exc.errno not in _GSO_OFF and exc.errno not in STALE_SOURCE:
+                if exc.errno in DROPPABLE:
                     self.send_drops += _count(parts, size)
                     return
                 raise
@@ -397,14 +374,14 @@ class Udp:
         except BlockingIOError:
             self.send_drops += 1
         except OSError as exc:
-            if src is not None and exc.errno in _STALE_SOURCE:
+            if src is not None and exc.errno in STALE_SOURCE:
                 del self.sources[endpoint]  # that local address went away: let routing choose
                 try:
                     sock.sendto(data, endpoint)
                     return
                 except OSError:
                     pass
-            if exc.errno in _DROPPABLE:
+            if exc.errno in DROPPABLE:
                 self.send_drops += 1
             else:
                 raise
@@ -467,7 +444,7 @@ class Udp:
         usable = True
         remote = oif = None
         if ifindex > 0 and not (family == socket.AF_INET6 and local[:2] == b"\xfe\x80"):
-            remote = _address(family, endpoint)
+            remote = endpoint_address(family, endpoint)
             if remote is not None:
                 oif = self.routes.output_ifindex(family, remote, local, self.fwmark)
                 usable = oif is None or oif == ifindex  # None: the kernel could not be asked
@@ -485,33 +462,6 @@ class Udp:
             self._check_route(endpoint)
         else:
             self._record_route(endpoint, oif)
-
-    def _check_route(self, endpoint):
-        """Ask which interface our datagrams to `endpoint` leave through (from the source
-        we send them from, if any) and whether it is a tunnel."""
-        family = socket.AF_INET if len(endpoint) == 2 else socket.AF_INET6
-        remote = _address(family, endpoint)
-        if remote is None or (family == socket.AF_INET6 and remote[:2] == b"\xfe\x80"):
-            self._record_route(endpoint, 0)  # a name, or link-local: left to the kernel
-            return
-        src = self.sources.get(endpoint)
-        local = None if src is None else (src[2][4:8] if family == socket.AF_INET
-                                          else src[2][:16])
-        oif = self.routes.output_ifindex(family, remote, local, self.fwmark)
-        if oif is not None:
-            self._record_route(endpoint, oif)
-
-    def _record_route(self, endpoint, oif):
-        self.checked[endpoint] = oif
-        kind = self._kinds.get(oif) if oif else ""
-        if kind is None:
-            kind = self._kinds[oif] = self.routes.link_kind(oif) or ""
-        if kind in TUNNEL_KINDS:
-            if endpoint not in self.nested:
-                self.nested[endpoint] = oif
-                self._switch_send_path()
-        elif self.nested.pop(endpoint, None) is not None:
-            self._switch_send_path()
 
     def routes_changed(self):
         """Routes or addresses changed (io/route.py): every remembered source and every
@@ -543,80 +493,6 @@ class Udp:
             else:
                 self._check_route(endpoint)
         return bool(pending)
-
-    # --- nested tunnels: the send path while some endpoint's route leads into a tunnel -------
-    def _switch_send_path(self):
-        """While any endpoint is nested, sends go through the functions that look at each
-        datagram's endpoint; otherwise through the plain ones (the class's), unchanged."""
-        if self.nested:
-            self.send_batch = self._send_batch_nested
-            self.send_trains = self._send_trains_nested
-        else:
-            self.__dict__.pop("send_batch", None)
-            self.__dict__.pop("send_trains", None)
-
-    def _send_batch_nested(self, datagrams):
-        nested = self.nested
-        inner = [d for d in datagrams if d[1] in nested]
-        if not inner:
-            Udp.send_batch(self, datagrams)
-            return
-        if len(inner) < len(datagrams):
-            Udp.send_batch(self, [d for d in datagrams if d[1] not in nested])
-        self._send_unfragmented(inner)
-
-    def _send_trains_nested(self, trains):
-        nested = self.nested
-        inner = [t for t in trains if t[2] in nested]
-        if not inner:
-            Udp.send_trains(self, trains)
-            return
-        if len(inner) < len(trains):
-            Udp.send_trains(self, [t for t in trains if t[2] not in nested])
-        self._send_unfragmented([(buf[off:off + size], endpoint) for buf, size, endpoint in inner
-                                 for off in range(0, len(buf), size)])
-
-    def _send_unfragmented(self, datagrams):
-        """Send [(data, endpoint)] with fragmentation refused, one sendmsg each (no GSO: a
-        segment over the MTU would make the kernel refuse the whole send); a datagram over
-        the MTU of the interface it would enter is dropped and reported to `on_too_big`."""
-        saved = {}
-        too_big = {}
-        try:
-            for data, endpoint in datagrams:
-                sock = self._socket_for(endpoint)
-                if sock is None:
-                    self.send_drops += 1
-                    continue
-                if sock not in saved:
-                    level, opt = ((socket.IPPROTO_IP, IP_MTU_DISCOVER) if sock is self.v4
-                                  else (socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER))
-                    saved[sock] = (level, opt, sock.getsockopt(level, opt))
-                    sock.setsockopt(level, opt, PMTUDISC_PROBE)
-                src = self.sources.get(endpoint)
-                try:
-                    if src is None:
-                        sock.sendto(data, endpoint)
-                    else:
-                        sock.sendmsg([data], [src], 0, endpoint)
-                except BlockingIOError:
-                    self.send_drops += 1
-                except OSError as exc:
-                    if exc.errno == errno.EMSGSIZE:
-                        too_big[endpoint] = too_big.get(endpoint, 0) + 1
-                    elif src is not None and exc.errno in _STALE_SOURCE:
-                        del self.sources[endpoint]  # that address went away: routing chooses
-                        self.send_drops += 1
-                    elif exc.errno in _DROPPABLE:
-                        self.send_drops += 1
-                    else:
-                        raise
-        finally:
-            for sock, (level, opt, value) in saved.items():
-                sock.setsockopt(level, opt, value)
-        if too_big and self.on_too_big is not None:
-            for endpoint, n in too_big.items():
-                self.on_too_big(endpoint, n)
 
     def close(self):
         for s in self.sockets:
