@@ -130,14 +130,36 @@ def _device():
     return d
 
 
-def test_device_answers_a_packet_no_peer_covers():
+def test_device_lists_a_packet_no_peer_covers_for_an_answer():
     d = _device()
-    out = d.send_packets([ECHO4, ECHO6], 1.0)
-    assert out.dropped == [C.DROP_NO_ROUTE] * 2
-    assert out.tun == [icmp.unreachable(ECHO4), icmp.unreachable(ECHO6)]
+    err4 = ipv4(1, b"\x03\x01\x00\x00\x00\x00\x00\x00" + ECHO4[:28])
+    out = d.send_packets([ECHO4, ECHO6, err4], 1.0)
+    assert out.dropped == [C.DROP_NO_ROUTE] * 3 and out.tun == []
+    assert out.unreachable == [ECHO4, ECHO6]  # never an ICMP error for an ICMP error
     out = d.send_packets([ECHO4] * 200, 2.0)  # a flood: the burst, then nothing this instant
-    assert len(out.tun) == C.ICMP_BURST and len(out.dropped) == 200
-    assert len(d.send_packets([ECHO4] * 5, 2.0025).tun) == 2  # refilled at 1 per ms
+    assert len(out.unreachable) == C.ICMP_BURST and len(out.dropped) == 200
+    assert len(d.send_packets([ECHO4] * 5, 2.0025).unreachable) == 2  # refilled at 1 per ms
+    assert icmp.answerable(ECHO4) and icmp.answerable(ECHO6) and not icmp.answerable(err4)
+    assert not icmp.answerable(b"") and not icmp.answerable(b"\x50" + bytes(40))
+
+
+def test_answer_for_the_kernel_goes_to_the_sender_before_nat():
+    """What io/unreachable.py hands the kernel: source 0.0.0.0 (the kernel fills it in from
+    the route back), to the sender conntrack names, quoting the packet with that sender as
+    its source and a header checksum that is right again."""
+    lan = parse_ip("192.168.1.20")
+    reply = icmp.unreachable4(ECHO4, b"\0\0\0\0", lan)
+    assert reply[12:16] == b"\0\0\0\0" and reply[16:20] == lan
+    quote = reply[28:]
+    assert quote[12:16] == lan and quote[16:20] == DST4 and quote[20:] == ECHO4[20:]
+    assert verifies(quote[:20]) and verifies(reply[20:]) and verifies(reply[:20])
+    assert icmp.unreachable4(ECHO4, None, SRC4) == icmp.unreachable4(ECHO4)  # no NAT
+    lan6 = parse_ip("fd00:1::20")
+    msg = icmp.message6(ECHO6, lan6)
+    assert msg[:4] == b"\x01\x03\x00\x00"  # checksum left to the raw ICMPv6 socket
+    assert msg[8 + 8:8 + 24] == lan6 and msg[8 + 24:8 + 40] == DST6 and msg[48:] == ECHO6[40:]
+    assert bytes(icmp.message6(ECHO6))[8:] == ECHO6
+    assert icmp.message6(ipv6(58, b"\x01\x03" + bytes(6) + ECHO6[:48])) is None
 
 
 def test_same_answers_under_micropython(micropython):
@@ -145,10 +167,18 @@ def test_same_answers_under_micropython(micropython):
     big4 = ipv4(17, udp(5000, 53, bytes(range(256)) * 5))
     big6 = ipv6(17, udp(5000, 53, bytes(range(256)) * 8))
     cases = [ECHO4, ECHO6, big4, big6]
+    lan4, lan6 = parse_ip("192.168.1.20"), parse_ip("fd00:1::20")
     script = ('from wgedge.core import icmp\n'
               'def hx(b):\n    return "".join("%02x" % c for c in b)\n'
               'def unhex(t):\n    return bytes(int(t[i:i + 2], 16) for i in range(0, len(t), 2))\n'
               + "".join("print('case%d', hx(icmp.unreachable(unhex(%r))))\n" % (i, c.hex())
-                        for i, c in enumerate(cases)))
+                        for i, c in enumerate(cases))
+              + "print('nat4', hx(icmp.unreachable4(unhex(%r), bytes(4), unhex(%r))))\n"
+              % (big4.hex(), lan4.hex())
+              + "print('nat6', hx(icmp.message6(unhex(%r), unhex(%r))))\n"
+              % (big6.hex(), lan6.hex()))
     got = dict(line.split(" ", 1) for line in micropython(script).splitlines() if " " in line)
-    assert got == {"case%d" % i: icmp.unreachable(c).hex() for i, c in enumerate(cases)}
+    want = {"case%d" % i: icmp.unreachable(c).hex() for i, c in enumerate(cases)}
+    want["nat4"] = icmp.unreachable4(big4, bytes(4), lan4).hex()
+    want["nat6"] = bytes(icmp.message6(big6, lan6)).hex()
+    assert got == want

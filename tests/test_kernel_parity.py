@@ -68,18 +68,75 @@ def test_ping_to_an_address_no_peer_covers_is_unreachable(nets, tmp_path):
     sh("ip", "link", "set", ifname, "up", ns=ns)
     res = sh("ping", "-n", "-c", "1", "-W", "5", "10.79.0.9", ns=ns, check=False, timeout=30)
     assert res.returncode != 0
-    # from the address itself: an answer from one of the host's own addresses would be
-    # dropped as a martian on its way in through the TUN device (core/icmp.py)
-    assert re.search(r"From 10\.79\.0\.9 icmp_seq=1 Destination Host Unreachable", res.stdout), \
+    # sent by the host, as the kernel's: from the address routing picks for the way back to
+    # the sender, here the interface's own (io/unreachable.py)
+    assert re.search(r"From 10\.79\.0\.1 icmp_seq=1 Destination Host Unreachable", res.stdout), \
         res.stdout
     res = sh("ping", "-6", "-n", "-c", "1", "-W", "5", "fd79::9", ns=ns, check=False, timeout=30)
     assert res.returncode != 0
     # ICMPv6 code 3, as the kernel sends it: iputils prints it as "Address unreachable"
-    assert re.search(r"From fd79::9 icmp_seq=1 Destination unreachable: Address unreachable",
+    assert re.search(r"From fd79::1 icmp_seq=1 Destination unreachable: Address unreachable",
                      res.stdout), res.stdout
     # a covered address (the peer has no endpoint yet) gets no ICMP error
     res = sh("ping", "-n", "-c", "1", "-W", "1", "10.79.0.2", ns=ns, check=False, timeout=30)
     assert res.returncode != 0 and "Unreachable" not in res.stdout, res.stdout
+
+
+def test_unreachable_from_an_interface_moved_away_comes_through_it(nets, tmp_path):
+    """The daemon's namespace is not the interface's: the host that must answer is not the
+    daemon's to ask, so the answer is written back into the interface, from the packet's
+    destination (io/unreachable.py)."""
+    ns_d, ns_i = nets.ns("d"), nets.ns("i")
+    ifname = "wpm" + nets.tag
+    nets.start_wgedge(ns_d, ifname)
+    nets.move(ns_d, ifname, ns_i)
+    priv, _ = genkey()
+    _, pub = genkey()
+    sh("wg", "set", ifname, "private-key", write_key(tmp_path, "k", priv), "peer", pub,
+       "allowed-ips", "10.79.0.2/32", ns=ns_i)
+    sh("ip", "addr", "add", "10.79.0.1/24", "dev", ifname, ns=ns_i)
+    sh("ip", "link", "set", ifname, "up", ns=ns_i)
+    res = sh("ping", "-n", "-c", "1", "-W", "5", "10.79.0.9", ns=ns_i, check=False, timeout=30)
+    assert re.search(r"From 10\.79\.0\.9 icmp_seq=1 Destination Host Unreachable", res.stdout), \
+        res.stdout
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_unreachable_behind_nat_goes_to_the_sender_from_the_routers_address(nets, tmp_path,
+                                                                           v6):
+    """WireGuard's selftest ("return an icmp error along the right route"): a router NATs a
+    LAN host's packets into the tunnel, and no peer covers their destination. The kernel
+    looks the packet up in conntrack and answers the host itself, from the address the
+    way back to it leaves from; `ping` there prints "From <the router's LAN address>".
+    Before, the answer came through the TUN device from the packet's destination."""
+    ns_c, ns_g = nets.ns("c"), nets.ns("g")
+    lan, _ = nets.link(ns_c, ns_g, "10.85.0.1", "10.85.0.100", "fd85::1", "fd85::100")
+    ifname = "wpn" + nets.tag
+    nets.start_wgedge(ns_g, ifname)
+    priv, _ = genkey()
+    _, pub = genkey()
+    sh("wg", "set", ifname, "private-key", write_key(tmp_path, "k", priv), "peer", pub,
+       "allowed-ips", "192.168.85.3/32,fd86::3/128", ns=ns_g)
+    sh("ip", "addr", "add", "192.168.85.2/24", "dev", ifname, ns=ns_g)
+    sh("ip", "-6", "addr", "add", "fd86::2/64", "dev", ifname, "nodad", ns=ns_g)
+    sh("ip", "link", "set", ifname, "up", ns=ns_g)
+    sh("sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
+       ns=ns_g)
+    tables, lan_net = ("ip6tables", "fd85::/64") if v6 else ("iptables", "10.85.0.0/24")
+    sh(tables, "-t", "nat", "-A", "POSTROUTING", "-s", lan_net, "-o", ifname, "-j",
+       "MASQUERADE", ns=ns_g)
+    if v6:
+        sh("ip", "-6", "route", "add", "fd86::/64", "via", "fd85::100", "dev", lan, ns=ns_c)
+        res = sh("ping", "-6", "-n", "-c", "1", "-W", "5", "fd86::1", ns=ns_c, check=False,
+                 timeout=30)
+        want = r"From fd85::100 icmp_seq=1 Destination unreachable: Address unreachable"
+    else:
+        sh("ip", "route", "add", "192.168.85.0/24", "via", "10.85.0.100", ns=ns_c)
+        res = sh("ping", "-n", "-c", "1", "-W", "5", "192.168.85.1", ns=ns_c, check=False,
+                 timeout=30)
+        want = r"From 10\.85\.0\.100 icmp_seq=1 Destination Host Unreachable"
+    assert res.returncode != 0
+    assert re.search(want, res.stdout), res.stdout
 
 
 def tunnel(nets, tmp_path, ns_a, ns_b, endpoint_b):

@@ -90,6 +90,9 @@ class Output:
         # send takes). Only the in-place AEAD (OpenSSL's) fills it; see datagrams().
         self.trains = []
         self.tun = []  # [packet] to write to the TUN device
+        # [packet] from TUN that no peer covers, to answer with an ICMP error (icmp.py; the
+        # I/O layer sends it, as the kernel would: io/unreachable.py). Only with a drop.
+        self.unreachable = []
         self.dropped = []  # [reason], also counted in device.drops
         # [endpoint] that authenticated messages came from (each now a peer's endpoint): the
         # I/O layer keeps a reply source address only for these, never for a datagram that
@@ -218,11 +221,12 @@ class Device:
     def send_packets(self, packets, now):
         """Hot path, written for speed: route each packet by destination and hand each
         peer its packets at once. A packet no peer's allowed IPs cover is dropped and
-        answered with an ICMP error (icmp.py, rate-limited). A packet routed to the peer
-        whose endpoint is its destination may be our own datagram coming back through the
-        tunnel (a route to the endpoint that points into it): only for those packets is the
-        UDP header looked at (_own_datagram), and our own datagrams are dropped, so a
-        misrouted endpoint cannot loop."""
+        listed to be answered with an ICMP error (Output.unreachable; icmp.py,
+        rate-limited). A packet routed to the peer whose endpoint is its destination may
+        be our own datagram coming back through the tunnel (a route to the endpoint that
+        points into it): only for those packets is the UDP header looked at
+        (_own_datagram), and our own datagrams are dropped, so a misrouted endpoint cannot
+        loop."""
         out = Output(self)
         lookup = self.allowed_ips.lookup
         groups = {}
@@ -261,10 +265,8 @@ class Device:
                 continue
             if peer is None:
                 out.drop(C.DROP_NO_ROUTE)
-                if self.icmp_limiter.allow(now):
-                    reply = icmp.unreachable(p)
-                    if reply is not None:
-                        out.tun.append(reply)
+                if icmp.answerable(p) and self.icmp_limiter.allow(now):
+                    out.unreachable.append(p)
                 continue
             g = groups.get(peer)
             if g is None:

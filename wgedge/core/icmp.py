@@ -2,8 +2,17 @@
 
 The kernel's WireGuard answers such a packet with ICMP_HOST_UNREACH (IPv4, type 3 code 1)
 or ICMPV6_ADDR_UNREACH (IPv6, type 1 code 3) (device.c, wg_xmit), so `ping` to an address
-no peer owns fails at once instead of timing out. Here the device builds that answer as a
-packet to write back into the TUN device (Output.tun).
+no peer owns fails at once instead of timing out. The device lists the packets to answer
+(Output.unreachable: answerable ones, within the rate limit); the I/O layer sends each
+answer (io/unreachable.py), made here:
+
+- `unreachable4(p, source, to)` / `message6(p, to)`: the answer the kernel's icmp_ndo_send
+  gives, for the kernel to send on: to the packet's sender as it was before any source NAT
+  (`to`, which conntrack knows), quoting the packet with that source put back, from the
+  address the kernel's routing chooses for the way back (IPv4: `source` 0.0.0.0 lets the
+  kernel fill it in; IPv6: a raw ICMPv6 socket chooses it and sums the checksum).
+- `unreachable(p)`: the answer as a packet to write back into the TUN device, where the
+  kernel cannot be asked to send it (the interface is in another network namespace).
 
 Rules kept here:
 - Never answer an ICMP error, a fragment other than the first, a packet to a multicast or
@@ -11,11 +20,11 @@ Rules kept here:
   3.2.2, RFC 1812 4.3.2.7, RFC 4443 2.4(e)); nor a packet whose header lengths are wrong.
 - Quote as much of the packet as fits in 576 bytes (IPv4, RFC 1812 4.3.2.3) or 1280 bytes
   (IPv6, RFC 4443 2.4(c)) in total.
-- The answer comes from the packet's own destination address. The kernel's comes from an
-  address of the host, but it is made inside the host; ours arrives through the TUN device,
-  and the kernel drops an arriving packet whose source is one of its own addresses (a
-  "martian" unless accept_local is set), so `ping` would never see it. The destination
-  routes through the interface, so the answer also passes reverse-path filtering.
+- Written into the TUN device, the answer comes from the packet's own destination address:
+  the kernel drops an arriving packet whose source is one of its own addresses (a
+  "martian" unless accept_local is set), so `ping` would never see one from the host's
+  address. The destination routes through the interface, so the answer also passes
+  reverse-path filtering.
 - At most ICMP_BURST answers at once, refilled at ICMP_RATE per second, for all destinations
   together: the kernel's global ICMP limit (net.ipv4.icmp_msgs_per_sec / icmp_msgs_burst).
   Its per-destination limit does not apply to answers for local senders, which is what a
@@ -114,39 +123,73 @@ def _v6_answerable(p, n):
     return True
 
 
-def unreachable4(p):
+def answerable(p):
+    """Whether IPv4 or IPv6 packet `p` may be answered with an ICMP error at all."""
+    n = len(p)
+    if not n:
+        return False
+    version = p[0] >> 4
+    if version == 4:
+        return _v4_answerable(p, n)
+    if version == 6:
+        return _v6_answerable(p, n)
+    return False
+
+
+def unreachable4(p, source=None, to=None):
     """The ICMP host-unreachable answer to IPv4 packet `p`, or None when `p` must not be
-    answered."""
+    answered: from `source` (4 bytes; default `p`'s destination) to `to` (default `p`'s
+    source). With `to` other than `p`'s source (the sender before source NAT), the quote
+    carries `to` as its source, with its header checksum made right again."""
     n = len(p)
     if not _v4_answerable(p, n):
         return None
     total = (p[2] << 8) | p[3]
-    quote = bytes(p[:min(total, IPV4_ERROR_MAX - 28)])
+    quote = bytearray(p[:min(total, IPV4_ERROR_MAX - 28)])
+    if to is None:
+        to = bytes(p[12:16])
+    elif quote[12:16] != to:
+        quote[12:16] = to
+        ihl = (quote[0] & 15) * 4
+        quote[10:12] = b"\0\0"
+        struct.pack_into(">H", quote, 10, checksum(quote[:ihl]))
     body = bytearray(8 + len(quote))
     body[0] = ICMP_DEST_UNREACH
     body[1] = ICMP_HOST_UNREACH
     body[8:] = quote
     struct.pack_into(">H", body, 2, checksum(body))
-    src = bytes(p[16:20])
+    if source is None:
+        source = bytes(p[16:20])
     # TOS 0xc0 (precedence "internetwork control"), as the kernel's ICMP errors carry.
     header = bytearray(struct.pack(_V4_HEADER, 0x45, 0xC0, 20 + len(body), 0, 0, 64,
-                                   PROTO_ICMP, 0, src, bytes(p[12:16])))
+                                   PROTO_ICMP, 0, source, to))
     struct.pack_into(">H", header, 10, checksum(header))
     return bytes(header) + bytes(body)
 
 
-def unreachable6(p):
-    """The ICMPv6 address-unreachable answer to IPv6 packet `p`, or None when `p` must not
-    be answered."""
+def message6(p, to=None):
+    """The ICMPv6 address-unreachable message (no IPv6 header; checksum 0, for a raw ICMPv6
+    socket to fill in) answering IPv6 packet `p`, or None when `p` must not be answered.
+    With `to` (16 bytes: the sender before source NAT) the quote carries it as its source."""
     n = len(p)
     if not _v6_answerable(p, n):
         return None
     total = 40 + ((p[4] << 8) | p[5])
-    quote = bytes(p[:min(total, IPV6_ERROR_MAX - 48)])
-    body = bytearray(8 + len(quote))
+    body = bytearray(8 + min(total, IPV6_ERROR_MAX - 48))
     body[0] = ICMPV6_DEST_UNREACH
     body[1] = ICMPV6_ADDR_UNREACH
-    body[8:] = quote
+    body[8:] = p[:len(body) - 8]
+    if to is not None:
+        body[16:32] = to
+    return body
+
+
+def unreachable6(p):
+    """The ICMPv6 address-unreachable answer to IPv6 packet `p`, from its destination, or
+    None when `p` must not be answered."""
+    body = message6(p)
+    if body is None:
+        return None
     src = bytes(p[24:40])
     dst = bytes(p[8:24])
     # RFC 8200 8.1: the checksum covers a pseudo-header of both addresses, the length and
@@ -158,7 +201,8 @@ def unreachable6(p):
 
 
 def unreachable(p):
-    """The answer to IPv4 or IPv6 packet `p`, or None when it gets none."""
+    """The answer to IPv4 or IPv6 packet `p` as a packet for the TUN device (from its
+    destination), or None when it gets none."""
     if not len(p):
         return None
     version = p[0] >> 4

@@ -40,6 +40,7 @@ from wgedge.io.events import STATUS_OP, EventLog
 from wgedge.io.route import RouteMonitor
 from wgedge.io.tun import Tun
 from wgedge.io.udp import Udp
+from wgedge.io.unreachable import Unreachable
 
 log = logging.getLogger("wgedge")
 
@@ -114,6 +115,7 @@ class Interface:
         self.tun = Tun(ifname)
         self.device = Device(crypto, os.urandom)
         self.events = EventLog(self.device)
+        self.unreachable = Unreachable(self.tun)  # ICMP errors for packets no peer covers
         self.udp = None
         self._refresh_clock()
         kwargs = {} if control_dir is None else {"directory": control_dir}
@@ -167,14 +169,14 @@ class Interface:
         if self.udp is not None and self.udp.fwmark != self.device.fwmark:
             self.udp.set_fwmark(self.device.fwmark)
         self._ensure_udp()
-        if self.udp is not None:
-            self.udp.watch_endpoints(self._peer_endpoints())  # their routes: nested tunnels?
+        if self.udp is not None:  # the peers' endpoint routes: nested in a tunnel?
+            self.udp.watch_endpoints(self._peer_endpoints())
         self._emit(out)
         return b"errno=0\n\n", True
 
     def _new_udp(self, port):
         self.udp = Udp(port, self.device.fwmark)
-        self.udp.on_too_big = self._nested_too_big
+        self.udp.on_too_big = self._nested_too_big  # counted and logged as the core's drops
 
     def _rebind(self, port):
         if self.udp is None:
@@ -252,9 +254,11 @@ class Interface:
     def _emit(self, out):
         if out.events or out.dropped:
             try:
+                if out.unreachable:  # only with a no-route drop: off the common path
+                    self.unreachable.answer(out.unreachable)
                 self.events.handle(out)
             except Exception as exc:  # noqa: BLE001 - a bug in logging must not stop the tunnel
-                log.error("internal error logging events: %s", where_it_failed(exc))
+                log.error("internal error in events or ICMP answers: %s", where_it_failed(exc))
         if out.tun:
             self.tun.write_batch(out.tun)
         if self.udp is not None:
@@ -347,15 +351,13 @@ class Interface:
     def _on_route(self, mask, now):
         if not self.routes.readable():
             self._unwatch_routes()
-            return
-        if self.routes.links_changed:
+        elif self.routes.links_changed:
             self.routes.links_changed = False
             self._read_mtu()
 
     def _read_mtu(self):
-        """Pad to the interface's MTU as it is now, as the kernel pads to the route's MTU:
-        padding past it would make a full-sized packet's datagram too large for a tunnel
-        this one is nested in (io/udp.py), and fragment it elsewhere."""
+        """Pad to the interface's MTU as it is now, as the kernel pads to the route's: past
+        it a full-sized packet's datagram outgrows a tunnel this one runs in (io/nested.py)."""
         mtu = self.tun.mtu()
         if mtu is not None and mtu > 0:
             self.device.mtu = mtu
@@ -391,8 +393,7 @@ class Interface:
             self.udp.recheck_sources()
 
     def _nested_too_big(self, endpoint, n):
-        """Datagrams to `endpoint` that would have been fragmented on their way into another
-        tunnel were dropped (io/udp.py): counted and logged as the core's drops are."""
+        """Datagrams too big to enter the tunnel they nest in were dropped (io/nested.py)."""
         out = Output(self.device)
         for _ in range(n):
             out.drop(C.DROP_NESTED_TOO_BIG)
@@ -403,6 +404,7 @@ class Interface:
 
     def close(self):
         self.control.shutdown()
+        self.unreachable.close()
         if self.routes is not None:
             self.routes.close()
             self.routes = None

@@ -111,6 +111,15 @@ class Tun:
         if offloads:
             self._enable_offloads()
 
+    def visible_here(self):
+        """Whether the interface is in this process's network namespace (not moved away)."""
+        import socket
+
+        try:
+            return self.ifindex > 0 and socket.if_nametoindex(self.name) == self.ifindex
+        except OSError:
+            return False
+
     def mtu(self):
         """The interface's MTU now (an administrator may have changed it), or None when it
         cannot be read here: moved to another network namespace, or gone."""
