@@ -7,10 +7,12 @@ source, so replies follow the route. Doing that per datagram would cost a route 
 packet here, so the work is moved to when routes change:
 
 - `RouteMonitor` listens on an rtnetlink socket (NETLINK_ROUTE, subscribed to IPv4/IPv6
-  route and address changes, non-blocking, in the event loop). A message only says
-  "something changed": nothing is parsed. After a change the loop re-checks the remembered
-  sources (io/udp.py, `Udp.recheck_sources`), paced by what the re-checks cost: one route
-  lookup per remembered source, QUERIES_PER_SECOND of them a second (and as many in a
+  route and address changes and to link changes, non-blocking, in the event loop). A
+  message only says "something changed": nothing is parsed but its type (a link change
+  makes the loop read its interface's MTU again, io/loop.py). After a route or address
+  change the loop re-checks the remembered sources and peer endpoints' routes (io/udp.py,
+  `Udp.recheck_sources`; io/nested.py), paced by what the re-checks cost: one route
+  lookup per endpoint, QUERIES_PER_SECOND of them a second (and as many in a
   burst). With the few peers of a router every change is followed at once, as the kernel's
   per-packet check would follow it, however many commands an administrator (or a selftest)
   runs in a row; a router with thousands of peers learning a full BGP table re-checks them
