@@ -29,7 +29,7 @@ Rules kept here:
 Who owns what: local indices `indices` (indextable.py), the handshake decision `gate`
 (gate.py), deadlines `schedule` (schedule.py), handshake messages handshake.py, one peer's
 state peer.py. `receive_trains`, `send_packets` and `Peer.send_data` are the hot path, written
-for speed. That is why this module is over 400 lines (about 480): the two entry points of the
+for speed. That is why this module is over 400 lines (about 490): the two entry points of the
 data path keep their whole per-packet loop here, with the routing-loop guard and the ICMP
 answer beside the routing they depend on, so a packet costs no call into another module.
 """
@@ -83,6 +83,11 @@ _FIRST = (0,)  # the offsets of a train of one
 class Output:
     """Everything one entry-point call produced."""
 
+    # [packet] from TUN that no peer covers, to answer with an ICMP error (icmp.py; the I/O
+    # layer sends it, as the kernel would: io/unreachable.py). A list only once there is
+    # one (send_packets' no-route branch): an Output costs nothing more for it.
+    unreachable = None
+
     def __init__(self, device):
         self.udp = []  # [(datagram, endpoint)] in send order
         # [(buffer, size, endpoint)]: encrypted data messages of one peer back to back in
@@ -90,9 +95,6 @@ class Output:
         # send takes). Only the in-place AEAD (OpenSSL's) fills it; see datagrams().
         self.trains = []
         self.tun = []  # [packet] to write to the TUN device
-        # [packet] from TUN that no peer covers, to answer with an ICMP error (icmp.py; the
-        # I/O layer sends it, as the kernel would: io/unreachable.py). Only with a drop.
-        self.unreachable = []
         self.dropped = []  # [reason], also counted in device.drops
         # [endpoint] that authenticated messages came from (each now a peer's endpoint): the
         # I/O layer keeps a reply source address only for these, never for a datagram that
@@ -266,6 +268,8 @@ class Device:
             if peer is None:
                 out.drop(C.DROP_NO_ROUTE)
                 if icmp.answerable(p) and self.icmp_limiter.allow(now):
+                    if out.unreachable is None:
+                        out.unreachable = []
                     out.unreachable.append(p)
                 continue
             g = groups.get(peer)
