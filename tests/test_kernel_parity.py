@@ -5,9 +5,11 @@ in throwaway namespaces against the real kernel:
   one wins;
 - `ping` to an address no peer's allowed IPs cover gets "destination unreachable" at once
   (ICMP host unreachable for IPv4, ICMPv6 address unreachable for IPv6, as the kernel's
-  device.c sends them);
-- a peer endpoint routed into the tunnel itself does not loop: the interface carries a few
-  kilobytes, not megabytes;
+  device.c sends them), from the address the host would answer from; behind a NAT router,
+  at the LAN host itself, from the router's LAN address;
+- a peer endpoint routed into the tunnel itself does not loop, nor do two daemons whose
+  endpoints are routed into each other's interfaces (WireGuard's selftest's loop across
+  namespaces): the interface carries a few kilobytes, not megabytes;
 - replies follow a better route: once a more specific route to the peer's endpoint through
   another link appears, our datagrams leave from that link's address and the peer sees it.
 """
