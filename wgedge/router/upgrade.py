@@ -48,7 +48,7 @@ PATHS = {
     "boot_dir": ("WGEDGE_BOOT_DIR", "/data/boot"),
     "cmdline": ("WGEDGE_CMDLINE", "/proc/cmdline"),
     "board_file": ("WGEDGE_BOARD_FILE", "/etc/wgedge-board"),
-    "reboot": ("WGEDGE_REBOOT", "reboot"),
+    "reboot_command": ("WGEDGE_REBOOT_COMMAND", "reboot"),
 }
 SLOTS = ("a", "b")
 
@@ -211,12 +211,12 @@ def upgrade(image, paths, reboot):
         return 0
     print("wgedge-upgrade: rebooting", flush=True)
     try:
-        code = subprocess.run(shlex.split(paths.reboot)).returncode
+        code = subprocess.run(shlex.split(paths.reboot_command)).returncode
     except OSError as exc:
         code = exc.strerror
     if code != 0:
-        raise UpgradeError("`%s` failed (%s): reboot to try slot %s" % (paths.reboot, code,
-                                                                         boot.other))
+        raise UpgradeError("`%s` failed (%s): reboot to try slot %s"
+                           % (paths.reboot_command, code, boot.other))
     return 0
 
 
@@ -260,7 +260,7 @@ def parser():
                       help="booted slot, confirmed slot, pending try")
     p.add_argument("--no-reboot", action="store_true", help="write and mark, but do not reboot")
     for name, (env, default) in PATHS.items():
-        p.add_argument("--" + name.replace("_", "-"), metavar="PATH" if name != "reboot"
+        p.add_argument("--" + name.replace("_", "-"), metavar="PATH" if name != "reboot_command"
                        else "COMMAND", help="default $%s, else %s" % (env, default))
     return p
 
