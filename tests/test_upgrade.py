@@ -403,3 +403,29 @@ def test_bad_arguments_exit_2_without_a_traceback(board, args):
     assert res.returncode == 2, res
     assert res.stderr.startswith("usage: wgedge-upgrade") and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines()[-1].startswith("wgedge-upgrade: error: ")
+
+
+@pytest.mark.root
+def test_upgrade_onto_a_block_device(tmp_path):
+    """Slot b a loop device: its size comes from its end (stat says 0), the write goes through
+    the block layer, the read-back comes from the device after the page cache is dropped."""
+    board = Board(tmp_path)
+    backing = tmp_path / "slot_b.img"
+    backing.write_bytes(b"b" * SLOT_SIZE)
+    made = subprocess.run(["losetup", "--find", "--show", str(backing)], capture_output=True,
+                          text=True)
+    if made.returncode != 0:
+        pytest.skip("no loop device: %s" % made.stderr.strip())
+    loop = made.stdout.strip()
+    try:
+        board.cmdline.write_text("wgedge.slot_a=%s wgedge.slot_b=%s\n" % (board.slots["a"], loop))
+        assert upgrade.device_size(loop) == SLOT_SIZE and os.stat(loop).st_size == 0
+        data = payload()
+        res = board.run(str(mkupgrade(tmp_path, data)), "--no-reboot")
+        assert res.returncode == 0, res.stderr
+        too_big = board.run(str(mkupgrade(tmp_path, payload(SLOT_SIZE + 1), name="big")))
+        assert too_big.returncode == 1 and "larger than the slot (1048576 bytes)" in too_big.stderr
+    finally:
+        subprocess.run(["losetup", "--detach", loop], check=True)
+    assert backing.read_bytes()[:len(data)] == data
+    assert board.markers() == {"try": "b\n"}
