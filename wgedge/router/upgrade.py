@@ -109,7 +109,7 @@ def read_marker(paths, name):
 
 
 def write_marker(paths, name, slot):
-    os.makedirs(paths.boot_dir, mode=0o755, exist_ok=True)
+    atomicfile.makedirs(paths.boot_dir)
     atomicfile.write(os.path.join(paths.boot_dir, name), slot + "\n", 0o644)
 
 
