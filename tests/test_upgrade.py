@@ -429,3 +429,36 @@ def test_upgrade_onto_a_block_device(tmp_path):
         subprocess.run(["losetup", "--detach", loop], check=True)
     assert backing.read_bytes()[:len(data)] == data
     assert board.markers() == {"try": "b\n"}
+
+
+def preinit(board):
+    """The preinit's slot choice (the shared contract of issue 16), on the board's files."""
+    markers = board.boot_dir
+    if (markers / "try").exists():
+        slot, trying = (markers / "try").read_text().strip(), 1
+        (markers / "try").rename(markers / "trying")
+    else:
+        if (markers / "trying").exists():
+            (markers / "trying").unlink()
+        slot = (markers / "slot").read_text().strip() if (markers / "slot").exists() else "a"
+        trying = 0
+    board.boot_file.write_text("slot=%s\ndevice=%s\ntrying=%d\n"
+                               % (slot, board.slots[slot], trying))
+    return slot
+
+
+def test_two_upgrades_and_one_that_never_confirms(tmp_path, board):
+    first, second, third = payload(seed=b"1"), payload(seed=b"2"), payload(seed=b"3")
+    assert board.run(str(mkupgrade(tmp_path, first, name="1"))).returncode == 0
+    assert preinit(board) == "b"
+    assert board.run("--status").stdout.splitlines()[0].endswith(", on trial")
+    assert board.run("--confirm").returncode == 0
+    assert preinit(board) == "b" and board.markers() == {"slot": "b\n"}
+    assert board.run(str(mkupgrade(tmp_path, second, name="2"))).returncode == 0
+    assert board.slots["a"].read_bytes()[:len(second)] == second
+    assert preinit(board) == "a"  # ... and it never reaches S99wgedge-confirm
+    assert preinit(board) == "b" and board.markers() == {"slot": "b\n"}
+    assert board.run(str(mkupgrade(tmp_path, third, name="3"))).returncode == 0
+    assert board.slots["a"].read_bytes()[:len(third)] == third
+    assert board.slots["b"].read_bytes()[:len(first)] == first
+    assert board.reboot_count() == 3
