@@ -417,16 +417,22 @@ def test_upgrade_onto_a_block_device(tmp_path):
     if made.returncode != 0:
         pytest.skip("no loop device: %s" % made.stderr.strip())
     loop = made.stdout.strip()
+    data = payload(600 * 512 - upgradefile.TRAILER.size)  # a whole number of sectors
+    image = mkupgrade(tmp_path, data)
+    image_loop = subprocess.run(["losetup", "--find", "--show", "--read-only", str(image)],
+                                capture_output=True, text=True).stdout.strip()
     try:
+        assert image_loop, "no second loop device"
         board.cmdline.write_text("wgedge.slot_a=%s wgedge.slot_b=%s\n" % (board.slots["a"], loop))
         assert upgrade.device_size(loop) == SLOT_SIZE and os.stat(loop).st_size == 0
-        data = payload()
-        res = board.run(str(mkupgrade(tmp_path, data)), "--no-reboot")
+        res = board.run(image_loop, "--no-reboot")  # the file handed over as a disk, too
         assert res.returncode == 0, res.stderr
         too_big = board.run(str(mkupgrade(tmp_path, payload(SLOT_SIZE + 1), name="big")))
         assert too_big.returncode == 1 and "larger than the slot (1048576 bytes)" in too_big.stderr
     finally:
-        subprocess.run(["losetup", "--detach", loop], check=True)
+        for dev in (loop, image_loop):
+            if dev:
+                subprocess.run(["losetup", "--detach", dev], check=True)
     assert backing.read_bytes()[:len(data)] == data
     assert board.markers() == {"try": "b\n"}
 
