@@ -1,6 +1,7 @@
 """The TUN device against the real kernel, inside a throwaway namespace: merged UDP writes
 (GSO_UDP_L4) arrive as the datagrams they were made of, and a kernel that refuses them gets
-the datagrams one by one, with merging off from then on.
+the datagrams one by one, with merging off from then on. Then, without a device, the policy
+that decides whether a batch is merged at all (MergePolicy).
 
 Local delivery does not check the checksums of a GSO packet's datagrams (the kernel
 computes them from the seed it is given), so the seed itself is checked against a
@@ -8,10 +9,13 @@ reference in tests/test_offload.py."""
 
 import json
 import os
+import struct
 import subprocess
 import sys
 
 from tests.netns import ROOT
+from wgedge.io import offload
+from wgedge.io import tun as tunmod
 
 SCRIPT = r'''
 import errno, json, os, socket, sys
@@ -95,3 +99,53 @@ def test_merged_udp_writes_arrive_whole_and_fallback_is_clean(nets):
     assert r["merged_ok"] == [True, True]
     assert r["after_refusal"] == {"udp_gro": False, "offloads": ["gro-write"], "drops": 0}
     assert r["refused_ok"] == [True, True]
+
+
+# --- MergePolicy: when the writes to TUN merge (no device needed) -----------------------------
+
+def _segments(n, ts_every, seq=1000, ts=1):
+    """`n` in-order TCP segments of one flow; the timestamp option changes every `ts_every`
+    segments (what makes Linux GRO, and coalesce, stop merging)."""
+    from tests.test_offload import tcp4
+
+    out = []
+    for i in range(n):
+        opts = struct.pack("!BBBBII", 1, 1, 8, 10, ts + i // ts_every, 7)
+        out.append(tcp4(b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", seq + i * 100, b"x" * 100,
+                        options=opts))
+    return out
+
+
+def _plain(packets):
+    return [offload.PLAIN_HDR + p for p in packets]
+
+
+def test_merge_policy_keeps_merging_where_segments_merge():
+    policy = tunmod.MergePolicy()
+    for _ in range(3 * tunmod.MERGE_PAUSE):
+        segs = _segments(16, ts_every=1000)
+        writes = policy.writes(segs, False)
+        assert writes == offload.coalesce(segs, False) and len(writes) == 1
+    assert policy.paused == 0
+
+
+def test_merge_policy_pauses_after_poor_windows_then_tries_again():
+    policy = tunmod.MergePolicy()
+    poor = _segments(16, ts_every=2)  # 8 writes for 16 packets: 2 per write
+    for i in range(tunmod.MERGE_WINDOW):
+        assert policy.paused == 0, i  # one poor batch does not pause it, a window does
+        assert policy.writes(poor, False) == offload.coalesce(poor, False)
+    good = _segments(16, ts_every=1000)
+    for _ in range(tunmod.MERGE_PAUSE):
+        assert policy.writes(good, False) == _plain(good)  # paused: packet by packet
+        assert policy.writes(good[:1], False) == _plain(good[:1])  # singles count for nothing
+    assert policy.paused == 0
+    assert policy.writes(good, False) == offload.coalesce(good, False)  # merging again
+
+
+def test_merge_policy_judges_only_batches_that_could_show_it():
+    policy = tunmod.MergePolicy()
+    small = _segments(tunmod.MERGE_JUDGE_MIN - 1, ts_every=1)  # nothing merges, but few
+    for _ in range(4 * tunmod.MERGE_WINDOW):
+        assert policy.writes(small, False) == offload.coalesce(small, False)
+    assert policy.paused == 0
