@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 from tests.netns import ROOT
+from tests.test_offload import flat
 from wgedge.io import offload
 from wgedge.io import tun as tunmod
 
@@ -116,36 +117,64 @@ def _segments(n, ts_every, seq=1000, ts=1):
     return out
 
 
-def _plain(packets):
-    return [offload.PLAIN_HDR + p for p in packets]
-
-
 def test_merge_policy_keeps_merging_where_segments_merge():
     policy = tunmod.MergePolicy()
+    segs = _segments(16, ts_every=1000)
     for _ in range(3 * tunmod.MERGE_PAUSE):
-        segs = _segments(16, ts_every=1000)
-        writes = policy.writes(segs, False)
-        assert writes == offload.coalesce(segs, False) and len(writes) == 1
+        assert policy.wants(len(segs))
+        policy.judge(len(segs), len(offload.coalesce(segs)))  # 1 write
     assert policy.paused == 0
 
 
 def test_merge_policy_pauses_after_poor_windows_then_tries_again():
     policy = tunmod.MergePolicy()
-    poor = _segments(16, ts_every=2)  # 8 writes for 16 packets: 2 per write
+    poor = len(offload.coalesce(_segments(16, ts_every=2)))  # 8 writes for 16 packets
     for i in range(tunmod.MERGE_WINDOW):
-        assert policy.paused == 0, i  # one poor batch does not pause it, a window does
-        assert policy.writes(poor, False) == offload.coalesce(poor, False)
-    good = _segments(16, ts_every=1000)
+        assert policy.wants(16), i  # one poor batch does not pause it, a window does
+        policy.judge(16, poor)
     for _ in range(tunmod.MERGE_PAUSE):
-        assert policy.writes(good, False) == _plain(good)  # paused: packet by packet
-        assert policy.writes(good[:1], False) == _plain(good[:1])  # singles count for nothing
-    assert policy.paused == 0
-    assert policy.writes(good, False) == offload.coalesce(good, False)  # merging again
+        assert not policy.wants(16)  # paused: packet by packet
+        assert not policy.wants(1)  # a single packet never merges, and counts for nothing
+    assert policy.wants(16)  # merging again
 
 
 def test_merge_policy_judges_only_batches_that_could_show_it():
     policy = tunmod.MergePolicy()
-    small = _segments(tunmod.MERGE_JUDGE_MIN - 1, ts_every=1)  # nothing merges, but few
+    n = tunmod.MERGE_JUDGE_MIN - 1
     for _ in range(4 * tunmod.MERGE_WINDOW):
-        assert policy.writes(small, False) == offload.coalesce(small, False)
+        assert policy.wants(n)
+        policy.judge(n, n)  # nothing merged, but too few to say
     assert policy.paused == 0
+
+
+def test_write_batch_merges_or_writes_packet_by_packet_as_the_policy_says():
+    """Tun.write_batch on a SOCK_SEQPACKET pair instead of a TUN device: one message per
+    write, so the writes can be read back as they were made."""
+    import socket
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    theirs.setblocking(False)
+    t = tunmod.Tun.__new__(tunmod.Tun)
+    t.fd, t.vnet_hdr, t.udp_gro, t.write_drops = ours.fileno(), True, False, 0
+    t.merging = tunmod.MergePolicy()
+
+    def written(packets):
+        t.write_batch(packets)
+        out = []
+        while True:
+            try:
+                out.append(theirs.recv(1 << 17))
+            except BlockingIOError:
+                return out
+
+    good, poor = _segments(16, ts_every=1000), _segments(16, ts_every=2)
+    assert written(good) == [flat(w) for w in offload.coalesce(good)]
+    assert len(written(good)) == 1
+    t.merging = tunmod.MergePolicy()  # a window of poor batches only
+    for _ in range(tunmod.MERGE_WINDOW):
+        assert written(poor) == [flat(w) for w in offload.coalesce(poor)]
+    assert written(good) == [offload.PLAIN_HDR + p for p in good]  # paused
+    assert written(good[:1]) == [offload.PLAIN_HDR + good[0]]
+    ours.close()
+    theirs.close()

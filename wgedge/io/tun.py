@@ -45,6 +45,8 @@ IFNAMSIZ = 16
 SIOCSIFMTU = 0x8922
 MAX_PACKET = 65535
 MAX_BATCH_PACKETS = 512  # segments from one read_batch call, whatever the reads held
+# A write the kernel refused for this packet alone (full queue, bad packet): counted, not raised.
+_WRITE_DROPPED = (errno.ENOBUFS, errno.ENOMEM, errno.EINVAL, errno.EMSGSIZE)
 
 
 # Merging a group costs about 23k instructions of Python and each packet that joins one
@@ -61,32 +63,34 @@ MERGE_PAUSE = 64  # batches (of 2 or more packets) written plainly after a poor 
 
 
 class MergePolicy:
-    """Whether to merge a batch of packets written to TUN (offload.coalesce) or write them
-    one by one; the writes either way, as coalesce returns them."""
+    """Whether a batch of packets written to TUN is merged (offload.coalesce) or written
+    packet by packet: `wants(n)` before a batch of n packets, `judge(n, writes)` after a
+    merged one."""
 
-    __slots__ = ("paused", "judged", "packets", "writes_made")
+    __slots__ = ("paused", "judged", "packets", "writes")
 
     def __init__(self):
         self.paused = 0  # batches still to write plainly
-        self.judged = self.packets = self.writes_made = 0  # the window so far
+        self.judged = self.packets = self.writes = 0  # the window so far
 
-    def writes(self, packets, udp):
-        n = len(packets)
-        if n < 2 or self.paused:
-            if n >= 2:
-                self.paused -= 1
-            plain = offload.PLAIN_HDR
-            return [plain + p for p in packets]
-        out = offload.coalesce(packets, udp)
-        if n >= MERGE_JUDGE_MIN:
-            self.judged += 1
-            self.packets += n
-            self.writes_made += len(out)
-            if self.judged == MERGE_WINDOW:
-                if self.packets < MERGE_MIN_PER_WRITE * self.writes_made:
-                    self.paused = MERGE_PAUSE
-                self.judged = self.packets = self.writes_made = 0
-        return out
+    def wants(self, n):
+        if n < 2:
+            return False  # nothing to merge with: written as it is
+        if self.paused:
+            self.paused -= 1
+            return False
+        return True
+
+    def judge(self, n, writes):
+        if n < MERGE_JUDGE_MIN:
+            return
+        self.judged += 1
+        self.packets += n
+        self.writes += writes
+        if self.judged == MERGE_WINDOW:
+            if self.packets < MERGE_MIN_PER_WRITE * self.writes:
+                self.paused = MERGE_PAUSE
+            self.judged = self.packets = self.writes = 0
 
 
 class TunError(Exception):
@@ -225,7 +229,12 @@ class Tun:
         write = os.write
         fd = self.fd
         if self.vnet_hdr:
-            packets = self.merging.writes(packets, self.udp_gro)
+            n = len(packets)
+            if not self.merging.wants(n):
+                self._write_plain(packets)
+                return
+            packets = offload.coalesce(packets, self.udp_gro)
+            self.merging.judge(n, len(packets))
         for p in packets:
             try:
                 cls = p.__class__
@@ -238,7 +247,24 @@ class Tun:
             except BlockingIOError:
                 self.write_drops += 1
             except OSError as exc:
-                if exc.errno in (errno.ENOBUFS, errno.ENOMEM, errno.EINVAL, errno.EMSGSIZE):
+                if exc.errno in _WRITE_DROPPED:
+                    self.write_drops += 1
+                else:
+                    raise
+
+    def _write_plain(self, packets):
+        """Each packet in a write of its own, behind a virtio header that asks for nothing
+        (what coalesce makes of a packet it cannot merge)."""
+        write = os.write
+        fd = self.fd
+        plain = offload.PLAIN_HDR
+        for p in packets:
+            try:
+                write(fd, plain + p)
+            except BlockingIOError:
+                self.write_drops += 1
+            except OSError as exc:
+                if exc.errno in _WRITE_DROPPED:
                     self.write_drops += 1
                 else:
                     raise
