@@ -1,8 +1,11 @@
 """Where a wgedge daemon's memory goes, measured inside the benchmark guest (or on any host).
 
-    python3 -m tests.bench.arm.memory daemon     a wgedge pair (handshake, ping), 4 MiB through
-                                                 it, then each daemon's RSS by mapping
-                                                 (/proc/PID/smaps) and what the 4 MiB added
+    python3 -m tests.bench.arm.memory daemon [round]
+                                                 a wgedge pair (handshake, ping), 4 MiB through
+                                                 it (and with `round` TCP 1 and 4 streams and
+                                                 64-byte UDP, 5 s each, as a bench-arm round),
+                                                 then each daemon's RSS by mapping
+                                                 (/proc/PID/smaps) and what the traffic added
     python3 -m tests.bench.arm.memory start [N]  N daemons started one after another (no
                                                  peer, no traffic): each one's RSS by mapping
                                                  right after start-up, and the medians
@@ -80,7 +83,7 @@ def table(groups, top=14):
     return "\n".join(lines)
 
 
-def daemon():
+def daemon(rounds=False):
     out = []
     nets = Namespaces()
     try:
@@ -98,13 +101,17 @@ def daemon():
             finally:
                 server.kill()
                 server.wait()
+            if rounds:  # then what a bench-arm round runs through the tunnel
+                tunnel_bench.iperf(ns_a, ns_b, "10.88.0.2", 5, 1)
+                tunnel_bench.iperf(ns_a, ns_b, "10.88.0.2", 5, 4)
+                tunnel_bench.iperf_udp(ns_a, ns_b, "10.88.0.2", 5, 64)
             for pid, rss0, g0 in zip(pids, started, groups0, strict=True):
                 groups = smaps_groups(pid)
                 grown = {k: v["rss"] - g0.get(k, {"rss": 0})["rss"] for k, v in groups.items()}
                 print("grown with traffic (kB): %s" % ", ".join(
                     "%s %+d" % kv for kv in sorted(grown.items(), key=lambda kv: -kv[1])
                     if kv[1]))
-                print("daemon %d: VmRSS %d kB after the handshake, %d kB after 4 MiB; VmHWM %d kB"
+                print("daemon %d: VmRSS %d kB after the handshake, %d kB after the traffic; VmHWM %d kB"
                       % (pid, rss0, status_kb(pid, "VmRSS"), status_kb(pid, "VmHWM")))
                 print(table(groups))
                 out.append({"rss_start_kb": rss0, "grown": grown, "groups": groups,
@@ -183,14 +190,14 @@ def imports():
 
 
 def main(argv):
-    if argv == ["daemon"]:
-        daemon()
+    if argv[:1] == ["daemon"] and argv[1:] in ([], ["round"]):
+        daemon(argv[1:] == ["round"])
     elif argv[:1] == ["start"] and len(argv) <= 2:
         start(int(argv[1]) if len(argv) == 2 else 3)
     elif argv == ["imports"]:
         imports()
     else:
-        print("usage: python3 -m tests.bench.arm.memory daemon|start [N]|imports", file=sys.stderr)
+        print("usage: python3 -m tests.bench.arm.memory daemon [round]|start [N]|imports", file=sys.stderr)
         return 2
     return 0
 
