@@ -12,10 +12,13 @@ slow one.
 
 Memory (the daemon's RSS on a router): BLAKE2s comes from CPython's `_blake2` and HMAC is
 written out here, so neither `hashlib` nor `hmac` loads the interpreter's libcrypto beside the
-OpenSSL inside `cryptography` (3 MB of RSS on x86). X25519 keys are loaded through the Rust
-functions the public classes call, where they exist: the classes' own check imports
-cryptography's whole OpenSSL backend module (RSA, EC, padding: 1.3 MB) only to ask whether
-X25519 is supported.
+OpenSSL inside `cryptography` (3 MB of RSS on x86). X25519 keys and the AEAD class are taken from the
+Rust bindings the public modules re-export, where they exist (cryptography 42 and later):
+the public X25519 classes' own check imports cryptography's whole OpenSSL backend module
+(RSA, EC, padding: 1.3 MB) only to ask whether X25519 is supported, and the public `aead`
+module is inside the `ciphers` package, whose `__init__` loads every cipher, mode and the
+"decrepit" algorithms (ten modules). Each name falls back to the public API when the
+bindings lack it (cryptography 38, Debian 12's).
 `cryptography` has no XChaCha20-Poly1305; it is only used for cookie replies, so the subkey
 comes from HChaCha20 (itself computed through OpenSSL's ChaCha20) and OpenSSL does the rest
 (draft-irtf-cfrg-xchacha section 2.3: ChaCha20-Poly1305 under the subkey, nonce = 4 zero bytes
@@ -26,8 +29,6 @@ import struct
 
 import cryptography
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 try:
     from _blake2 import blake2s as _blake2s
@@ -89,8 +90,22 @@ def _rust_openssl():
 
 _RUST = _rust_openssl()
 _RUST_X25519 = getattr(_RUST, "x25519", None)
-_load_private = getattr(_RUST_X25519, "from_private_bytes", X25519PrivateKey.from_private_bytes)
-_load_public = getattr(_RUST_X25519, "from_public_bytes", X25519PublicKey.from_public_bytes)
+ChaCha20Poly1305 = getattr(getattr(_RUST, "aead", None), "ChaCha20Poly1305", None)
+if ChaCha20Poly1305 is None:
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+if all(hasattr(_RUST_X25519, n) for n in ("X25519PrivateKey", "from_private_bytes",
+                                           "from_public_bytes")):
+    X25519PrivateKey = _RUST_X25519.X25519PrivateKey
+    _load_private = _RUST_X25519.from_private_bytes
+    _load_public = _RUST_X25519.from_public_bytes
+else:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import (
+        X25519PrivateKey,
+        X25519PublicKey,
+    )
+
+    _load_private = X25519PrivateKey.from_private_bytes
+    _load_public = X25519PublicKey.from_public_bytes
 
 
 def openssl_version_text(number=None):
