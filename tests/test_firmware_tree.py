@@ -333,7 +333,7 @@ def test_script_is_executable_and_passes_shellcheck(path):
 def test_common_post_build_makes_the_key_file_root_only(tmp_path):
     conf = tmp_path / "etc" / "config" / "wgedge"
     conf.parent.mkdir(parents=True)
-    conf.write_text(read("rootfs_overlay", "etc", "config", "wgedge"))
+    conf.write_text(read("rootfs_overlay", "usr", "share", "wgedge", "default-config"))
     conf.chmod(0o644)
     script = os.path.join(ROOT, "board", "common", "post-build.sh")
     # Buildroot passes BR2_ROOTFS_POST_SCRIPT_ARGS after the target directory.

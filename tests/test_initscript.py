@@ -11,12 +11,15 @@ from tests.netns import ROOT, sh
 
 pytestmark = [pytest.mark.root]
 SCRIPT = os.path.join(ROOT, "rootfs_overlay", "etc", "init.d", "S50wgedge")
+DEFAULT_CONFIG = os.path.join(ROOT, "rootfs_overlay", "usr", "share", "wgedge", "default-config")
 
 
 
-def run(ns, action, config):
+def run(ns, action, config, **more_env):
     env = dict(os.environ, PYTHONPATH=ROOT, WGEDGE_CONFIG=config,
-               PATH=os.path.dirname(sys.executable) + ":" + os.environ["PATH"])
+               PATH=os.path.dirname(sys.executable) + ":" + os.environ["PATH"],
+               WGEDGE_CONSOLE=os.devnull)
+    env.update(more_env)
     return sh("sh", SCRIPT, action, ns=ns, env=env, check=False, timeout=60)
 
 
@@ -26,7 +29,7 @@ def test_start_reload_restart_stop(nets, tmp_path):
     ifname = "wgi" + nets.tag  # the script's `stop` downs every interface: only this test's
     # run directories (tests/netns.py) hold any
     conf = tmp_path / "wgedge"
-    shutil.copy(os.path.join(ROOT, "rootfs_overlay", "etc", "config", "wgedge"), conf)
+    shutil.copy(DEFAULT_CONFIG, conf)
     text = conf.read_text().replace("'wg0'", "'%s'" % ifname)
     conf.write_text(text)
     conf.chmod(0o600)
@@ -68,3 +71,45 @@ def test_start_reload_restart_stop(nets, tmp_path):
     assert os.listdir("/var/run/wgedge") == []
     assert "listening port" in sh("wg", "show", goname, ns=ns_go).stdout
     assert run(ns, "bogus", str(conf)).returncode == 1
+
+
+def test_first_boot_installs_the_default_makes_a_key_once_and_shows_its_public_key(nets,
+                                                                                  tmp_path):
+    """No config yet: `start` installs the image's default (0600), the key is generated and
+    written once, and every start writes the public key line to the console; `wgedge status`
+    shows the same key. The private key appears in none of them."""
+    from wgedge.config import loader, schema
+    from wgedge.crypto import load as load_crypto
+
+    ns = nets.ns("f")
+    ifname = "wgf" + nets.tag
+    default = tmp_path / "default-config"
+    with open(DEFAULT_CONFIG) as f:
+        default.write_text(f.read().replace("'wg0'", "'%s'" % ifname))
+    conf = tmp_path / "data" / "etc" / "config" / "wgedge"  # not even the directory yet
+    console = tmp_path / "console"
+    env = {"WGEDGE_DEFAULT_CONFIG": str(default), "WGEDGE_CONSOLE": str(console)}
+    outputs = []
+    res = run(ns, "start", str(conf), **env)
+    outputs += [res.stdout, res.stderr]
+    assert res.returncode == 0 and "OK" in res.stdout, res.stdout + res.stderr
+    assert conf.stat().st_mode & 0o777 == 0o600
+    text = conf.read_text()
+    assert "private_key 'generate'" not in text
+    key = loader.load(str(conf)).interfaces[0].private_key
+    public = schema.encode_key(load_crypto().x25519_public(key))
+    line = "wgedge: %s public key %s\n" % (ifname, public)
+    assert console.read_text() == line
+    status = sh(sys.executable, "-m", "wgedge", "status", ifname, ns=ns,
+                env=dict(os.environ, PYTHONPATH=ROOT))
+    outputs.append(status.stdout)
+    assert "public key: %s" % public in status.stdout
+    assert run(ns, "stop", str(conf), **env).returncode == 0
+    res = run(ns, "start", str(conf), **env)  # the next boot: the same key, shown again
+    outputs += [res.stdout, res.stderr]
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert conf.read_text() == text and console.read_text() == line * 2
+    assert run(ns, "stop", str(conf), **env).returncode == 0
+    outputs.append(console.read_text())
+    secret = (schema.encode_key(key), key.hex())
+    assert not [o for o in outputs for s in secret if s in o]

@@ -212,3 +212,118 @@ def test_no_long_function_but_the_named_hot_paths():
         said = (ast.get_docstring(fn[0]) or "") + (ast.get_docstring(tree) or "")
         assert "speed" in said, "%s: %s is long but does not say it is written for speed" % (
             rel, name)
+
+
+# --- every file wgedge writes goes through wgedge/router/atomicfile.py ---------------------------
+# The writes that are not a file's contents, each with the reason it is not: appends to a log,
+# devices, an empty lock file. Anything else that writes, creates, renames or truncates a file
+# anywhere in wgedge/ fails the test below: route it through atomicfile.write/stage/remove.
+WRITER_MODULE = "wgedge/router/atomicfile.py"
+NOT_FILE_CONTENTS = {
+    ("wgedge/router/runlock.py", "acquire", "os.open"): "the lock file: the flock belongs to "
+    "the open file, so it is never replaced",
+    ("wgedge/router/runlock.py", "claim", "os.ftruncate"): "the lock file's holder pid, a hint "
+    "for a second starter (on tmpfs; an empty file reads as no pid)",
+    ("wgedge/router/daemon.py", "setup_logging", "FileHandler"): "a log: appended",
+    ("wgedge/router/daemon.py", "detach", "os.open"): "/dev/null as stdin, stdout, stderr",
+    ("wgedge/cli/commands.py", "_log_file_writable", "open"): "a log: opened for append",
+    ("wgedge/router/watchdog.py", "run", "open"): "the hardware watchdog device",
+    ("wgedge/io/tun.py", "__init__", "os.open"): "/dev/net/tun",
+    ("wgedge/router/firstboot.py", "announce", "open"): "the console: a terminal",
+    ("wgedge/router/upgrade.py", "write_slot", "os.open"): "a slot: a block device, written "
+    "whole and read back before a marker names it",
+}
+WRITE_MODE = re.compile(r"[wax+]")
+WRITE_FLAGS = {"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND"}
+RENAMES_AND_FRIENDS = {"replace", "rename", "renames", "truncate", "ftruncate", "link",
+                       "symlink", "mkstemp", "NamedTemporaryFile", "copy", "copyfile", "copy2",
+                       "move", "write_text", "write_bytes"}
+
+
+def _call_name(func):
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        base = func.value.id if isinstance(func.value, ast.Name) else None
+        return "%s.%s" % (base, func.attr) if base in ("os", "shutil", "tempfile") \
+            else func.attr
+    return None
+
+
+def _mode_argument(call, position):
+    args = call.args[position:position + 1] + [k.value for k in call.keywords
+                                                 if k.arg == "mode"]
+    return args[0] if args else None
+
+
+def file_writes(tree):
+    """(function, call name, line) for each call in `tree` that writes a file: open/fdopen in
+    a write mode, os.open with a writing flag, a rename, a copy, a temporary file,
+    Path.write_text, a logging.FileHandler."""
+    found = []
+
+    def visit(node, function):
+        for child in ast.iter_child_nodes(node):
+            name = function
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                name = child.name
+            if isinstance(child, ast.Call):
+                call = _call_name(child.func)
+                writes = False
+                if call in ("open", "os.fdopen", "io.open"):
+                    mode = _mode_argument(child, 1)
+                    writes = mode is not None and not (isinstance(mode, ast.Constant)
+                                                       and not WRITE_MODE.search(mode.value))
+                elif call == "os.open":
+                    flags = {n.attr for n in ast.walk(child.args[1])
+                             if isinstance(n, ast.Attribute)} if len(child.args) > 1 else set()
+                    writes = bool(flags & WRITE_FLAGS)
+                elif call in ("FileHandler", "logging.FileHandler"):
+                    writes, call = True, "FileHandler"
+                elif call and call.split(".")[-1] in RENAMES_AND_FRIENDS \
+                        and (call.startswith(("os.", "shutil.", "tempfile."))
+                             or call in ("write_text", "write_bytes")):
+                    writes = True
+                if writes:
+                    found.append((function, call, child.lineno))
+            visit(child, name)
+
+    visit(tree, None)
+    return found
+
+
+def test_every_file_write_goes_through_the_atomic_helper():
+    problems, used = [], set()
+    for path in modules().values():
+        rel = path.relative_to(ROOT).as_posix()
+        if rel == WRITER_MODULE:
+            continue
+        for function, call, line in file_writes(ast.parse(path.read_text())):
+            if (rel, function, call) in NOT_FILE_CONTENTS:
+                used.add((rel, function, call))
+            else:
+                problems.append("%s:%d %s() in %s" % (rel, line, call, function))
+    assert problems == [], "write through wgedge/router/atomicfile.py: %s" % problems
+    assert used == set(NOT_FILE_CONTENTS), "no longer there: %s" % (
+        set(NOT_FILE_CONTENTS) - used)
+
+
+@pytest.mark.parametrize("source, call", [
+    ("def f(p):\n    with open(p, 'w') as f:\n        f.write('x')\n", "open"),
+    ("def f(p, m):\n    open(p, mode=m)\n", "open"),
+    ("import os\ndef f(p):\n    os.open(p, os.O_WRONLY | os.O_CREAT)\n", "os.open"),
+    ("import os\ndef f(a, b):\n    os.replace(a, b)\n", "os.replace"),
+    ("import os\ndef f(a, b):\n    os.rename(a, b)\n", "os.rename"),
+    ("def f(p):\n    p.write_text('x')\n", "write_text"),
+    ("import shutil\ndef f(a, b):\n    shutil.copy(a, b)\n", "shutil.copy"),
+    ("import tempfile\ndef f():\n    tempfile.mkstemp()\n", "tempfile.mkstemp"),
+    ("import logging\ndef f(p):\n    logging.FileHandler(p)\n", "FileHandler"),
+])
+def test_the_writer_check_finds(source, call):
+    assert [(f, c) for f, c, _ in file_writes(ast.parse(source))] == [("f", call)]
+
+
+def test_the_writer_check_passes_reads():
+    source = ("import os\ndef f(p):\n    open(p)\n    open(p, 'rb')\n"
+              "    os.open(p, os.O_RDONLY | os.O_DIRECTORY)\n")
+    assert file_writes(ast.parse(source)) == []

@@ -3,6 +3,7 @@ commands.py; what it does to interfaces in wgedge/router/).
 
     wgedge [-f|--foreground] [-v] [--log FILE] IFNAME    run an interface (as wireguard-go)
     wgedge up [FILE] [--no-watchdog] [-v] [--log FILE]  bring up every interface in FILE
+              [--install-default DEFAULT] [--console DEV]  first boot: a config, keys shown
     wgedge down [IFNAME]                                undo `up` (all it brought up if none given)
     wgedge reload [FILE|IFNAME] [--no-watchdog] [-v] [--log FILE]  make what runs equal to FILE
     wgedge status [IFNAME] [--json|--prometheus]        interfaces, peers, handshakes, drops
@@ -59,6 +60,12 @@ def _sub_arguments(name, sub):
         sub.add_argument("target", nargs="?", metavar="FILE|IFNAME",
                          help="UCI or wg-quick file (default %s), or an interface `up` "
                          "brought up: reloaded from its file" % DEFAULT_PATH)
+    if name == "up":
+        sub.add_argument("--install-default", metavar="DEFAULT",
+                         help="when FILE does not exist, install DEFAULT as FILE (mode 0600) "
+                         "first: the first boot of a router image")
+        sub.add_argument("--console", metavar="DEV",
+                         help="write each interface's public key to DEV (e.g. /dev/console)")
     if name in ("up", "reload"):
         sub.add_argument("--no-watchdog", action="store_true",
                          help="do not supervise the daemon%s" % (

@@ -102,9 +102,17 @@ def cmd_check(args):
 
 def cmd_up(args):
     from wgedge.config import loader
-    from wgedge.router import keys, lifecycle
+    from wgedge.router import firstboot, keys, lifecycle
 
     _verbose(args)
+    if args.install_default:
+        try:
+            if firstboot.install_default(args.file, args.install_default):
+                print("wgedge: installed the default config %s as %s"
+                      % (args.install_default, args.file))
+        except firstboot.FirstBootError as exc:
+            print("wgedge: %s" % exc, file=sys.stderr)
+            return 1
     loaded = loader.load(args.file)
     _print_problems(loaded)
     if loaded.errors:
@@ -117,7 +125,9 @@ def cmd_up(args):
     if logfile and not _log_file_writable(logfile):
         return 1
     _dns_warnings(loaded)
-    keys.generate_keys(loaded)
+    keys.generate_keys(loaded)  # on the disk before any key runs or is shown
+    if args.console:
+        firstboot.announce(loaded, args.console)
     # The watchdog runs from / and reads the file again after each restart: give it the path
     # as the command line meant it, relative to where the command was run.
     path = os.path.abspath(args.file)

@@ -10,6 +10,11 @@
     privileges.py      dropping capabilities after setup
     sysinfo.py         version, Python, crypto and CPU lines for `info` and the daemon's log
     statusview.py      `status` as text and Prometheus
+    atomicfile.py      the one way a file is written: aside, fsync, rename, fsync the directory
+    keys.py            `private_key 'generate'` written into the config
+    firstboot.py       the default config installed, public keys on the console
+    upgrade.py         wgedge-upgrade: the other root slot written, tried once, confirmed
+    upgradefile.py     the upgrade file's trailer (also read by board/common/mkupgrade)
 
 Nothing in wgedge/core, crypto, io or config imports this package.
 """

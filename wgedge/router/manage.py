@@ -35,7 +35,6 @@ from wgedge.router.runfiles import (
     read_state,
     remove_files,
     state_path,
-    unlink,
     write_aside,
     write_state,
 )
@@ -162,15 +161,15 @@ def configure(iface, first=True):
         except (netsetup.NetError, control_client.ControlClientError) as exc:
             raise ManageError(str(exc)) from None
         path = state_path(iface.name)
-        tmp = None
+        staged = None
         try:
-            tmp = write_aside(path, {"config": os.path.abspath(iface.path),
-                                      "net": change.state})
+            staged = write_aside(path, {"config": os.path.abspath(iface.path),
+                                         "net": change.state})
             if text:
                 control_client.request(iface.name, text)
         except (OSError, control_client.ControlClientError) as exc:
-            if tmp is not None:
-                unlink(tmp)
+            if staged is not None:
+                staged.discard()
             left = change.rollback()
             if left != dict(netsetup.EMPTY, **(previous or {})):
                 _keep_record(iface.name, previous_state or {"config": os.path.abspath(iface.path)},
@@ -180,8 +179,9 @@ def configure(iface, first=True):
             raise ManageError("cannot write %s: %s" % (path, exc.strerror or exc)) from None
         net = change.commit()
         try:
-            os.replace(tmp, path)  # a rename within one directory: nothing left to refuse it
+            staged.commit()  # a rename within one directory: nothing left to refuse it
         except OSError as exc:
+            staged.discard()
             raise ManageError("applied, but %s could not be updated: %s" % (path, exc)) from None
         return net
 

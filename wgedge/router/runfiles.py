@@ -7,14 +7,16 @@ who runs it, so `down`, `reload` and `status` see exactly that.
     IFNAME.reload.json    the outcome of the last reload its watchdog did
     IFNAME.lock           its lock (wgedge/router/runlock.py)
 
-Rules: every file is written aside and renamed into place (a reader never sees half of one),
-mode 0600 in a 0700 directory; a file that is missing or unreadable reads as None.
+Rules: every file is written through wgedge/router/atomicfile.py (aside, fsynced, renamed into
+place: a reader never sees half of one), mode 0600 in a 0700 directory; a file that is missing
+or unreadable reads as None.
 """
 
 import os
 import socket
 
 from wgedge.io.control import socket_path
+from wgedge.router import atomicfile
 
 RUN_DIR = "/var/run/wgedge"
 
@@ -50,31 +52,27 @@ def read_state(ifname):
 
 
 def write_aside(path, record):
-    """Write `record` as JSON next to `path` (0600) -> the temporary name to os.replace."""
+    """`record` as JSON in a synced temporary file beside `path` (0600) -> atomicfile.Staged:
+    commit() puts it in place, discard() drops it."""
     import json
     os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f)
-    except BaseException:
-        unlink(tmp)
-        raise
-    return tmp
+    return atomicfile.stage(path, json.dumps(record), 0o600)
 
 
 def write_pid_file(path):
     os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("%d\n" % os.getpid())
-    os.replace(tmp, path)
+    atomicfile.write(path, "%d\n" % os.getpid(), 0o600)
+
+
+def write_json(path, record):
+    """`record` as JSON in place of `path` (0600), atomically and durably."""
+    import json
+    os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
+    atomicfile.write(path, json.dumps(record), 0o600)
 
 
 def write_state(ifname, state):
-    os.replace(write_aside(state_path(ifname), state), state_path(ifname))
+    write_json(state_path(ifname), state)
 
 
 def unlink(path):
@@ -89,7 +87,7 @@ def read_reload_result(ifname):
 
 
 def write_reload_result(ifname, record):
-    os.replace(write_aside(reload_result_path(ifname), record), reload_result_path(ifname))
+    write_json(reload_result_path(ifname), record)
 
 
 def running_interfaces():
