@@ -449,10 +449,6 @@ def test_default_config(tree, out):
     """The image's default config (the one rootfs_overlay/ ships) plus the test host as a peer.
     -> {guest_if, guest_ip, listen_port, hub_ip, hub_port} for image.txt."""
     path = os.path.join(tree, DEFAULT_CONFIG)
-    old = os.path.join(tree, "etc", "config", "wgedge")  # TEMPORARY until h-fwdev is merged
-    if not os.path.exists(path) and os.path.exists(old):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        shutil.copy2(old, path)
     if not os.path.exists(path):
         raise BuildError("the image has no /%s (rootfs_overlay/ ships it)" % DEFAULT_CONFIG)
     with open(path) as f:
