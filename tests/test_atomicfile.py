@@ -251,3 +251,14 @@ def test_sigkill_at_random_moments_never_leaves_a_part(tmp_path):
         proc.wait()
         proc.stdout.close()
         assert path.read_bytes() in versions
+
+
+def test_makedirs_syncs_each_parent_a_new_directory_went_into(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    spy = Spy(monkeypatch)
+    atomicfile.makedirs(str(tmp_path / "data" / "etc" / "config"))
+    assert (tmp_path / "data" / "etc" / "config").is_dir()
+    assert spy.events == [("fsync", "dir", (tmp_path / "data").stat().st_ino),
+                          ("fsync", "dir", (tmp_path / "data" / "etc").stat().st_ino)]
+    atomicfile.makedirs(str(tmp_path / "data" / "etc" / "config"))  # there: nothing to do
+    assert len(spy.events) == 2

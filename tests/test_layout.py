@@ -271,7 +271,8 @@ def file_writes(tree):
                 call = _call_name(child.func)
                 writes = False
                 if call in ("open", "os.fdopen", "io.open"):
-                    mode = _mode_argument(child, 1)
+                    method = call == "open" and isinstance(child.func, ast.Attribute)
+                    mode = _mode_argument(child, 0 if method else 1)  # Path.open(mode)
                     writes = mode is not None and not (isinstance(mode, ast.Constant)
                                                        and not WRITE_MODE.search(mode.value))
                 elif call == "os.open":
@@ -315,6 +316,7 @@ def test_every_file_write_goes_through_the_atomic_helper():
     ("import os\ndef f(a, b):\n    os.replace(a, b)\n", "os.replace"),
     ("import os\ndef f(a, b):\n    os.rename(a, b)\n", "os.rename"),
     ("def f(p):\n    p.write_text('x')\n", "write_text"),
+    ("def f(p):\n    p.open('ab')\n", "open"),
     ("import shutil\ndef f(a, b):\n    shutil.copy(a, b)\n", "shutil.copy"),
     ("import tempfile\ndef f():\n    tempfile.mkstemp()\n", "tempfile.mkstemp"),
     ("import logging\ndef f(p):\n    logging.FileHandler(p)\n", "FileHandler"),
@@ -324,6 +326,6 @@ def test_the_writer_check_finds(source, call):
 
 
 def test_the_writer_check_passes_reads():
-    source = ("import os\ndef f(p):\n    open(p)\n    open(p, 'rb')\n"
+    source = ("import os\ndef f(p):\n    open(p)\n    open(p, 'rb')\n    p.open()\n"
               "    os.open(p, os.O_RDONLY | os.O_DIRECTORY)\n")
     assert file_writes(ast.parse(source)) == []

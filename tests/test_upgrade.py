@@ -418,3 +418,68 @@ def test_bad_arguments_exit_2_without_a_traceback(board, args):
     assert res.returncode == 2, res
     assert res.stderr.startswith("usage: wgedge-upgrade") and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines()[-1].startswith("wgedge-upgrade: error: ")
+
+
+@pytest.mark.root
+def test_upgrade_onto_a_block_device(tmp_path):
+    """Slot b a loop device: its size comes from its end (stat says 0), the write goes through
+    the block layer, the read-back comes from the device after the page cache is dropped."""
+    board = Board(tmp_path)
+    backing = tmp_path / "slot_b.img"
+    backing.write_bytes(b"b" * SLOT_SIZE)
+    made = subprocess.run(["losetup", "--find", "--show", str(backing)], capture_output=True,
+                          text=True)
+    if made.returncode != 0:
+        pytest.skip("no loop device: %s" % made.stderr.strip())
+    loop = made.stdout.strip()
+    data = payload(600 * 512 - upgradefile.TRAILER.size)  # a whole number of sectors
+    image = mkupgrade(tmp_path, data)
+    image_loop = subprocess.run(["losetup", "--find", "--show", "--read-only", str(image)],
+                                capture_output=True, text=True).stdout.strip()
+    try:
+        assert image_loop, "no second loop device"
+        board.cmdline.write_text("wgedge.slot_a=%s wgedge.slot_b=%s\n" % (board.slots["a"], loop))
+        assert upgrade.device_size(loop) == SLOT_SIZE and os.stat(loop).st_size == 0
+        res = board.run(image_loop, "--no-reboot")  # the file handed over as a disk, too
+        assert res.returncode == 0, res.stderr
+        too_big = board.run(str(mkupgrade(tmp_path, payload(SLOT_SIZE + 1), name="big")))
+        assert too_big.returncode == 1 and "larger than the slot (1048576 bytes)" in too_big.stderr
+    finally:
+        for dev in (loop, image_loop):
+            if dev:
+                subprocess.run(["losetup", "--detach", dev], check=True)
+    assert backing.read_bytes()[:len(data)] == data
+    assert board.markers() == {"try": "b\n"}
+
+
+def preinit(board):
+    """The preinit's slot choice (the shared contract of issue 16), on the board's files."""
+    markers = board.boot_dir
+    if (markers / "try").exists():
+        slot, trying = (markers / "try").read_text().strip(), 1
+        (markers / "try").rename(markers / "trying")
+    else:
+        if (markers / "trying").exists():
+            (markers / "trying").unlink()
+        slot = (markers / "slot").read_text().strip() if (markers / "slot").exists() else "a"
+        trying = 0
+    board.boot_file.write_text("slot=%s\ndevice=%s\ntrying=%d\n"
+                               % (slot, board.slots[slot], trying))
+    return slot
+
+
+def test_two_upgrades_and_one_that_never_confirms(tmp_path, board):
+    first, second, third = payload(seed=b"1"), payload(seed=b"2"), payload(seed=b"3")
+    assert board.run(str(mkupgrade(tmp_path, first, name="1"))).returncode == 0
+    assert preinit(board) == "b"
+    assert board.run("--status").stdout.splitlines()[0].endswith(", on trial")
+    assert board.run("--confirm").returncode == 0
+    assert preinit(board) == "b" and board.markers() == {"slot": "b\n"}
+    assert board.run(str(mkupgrade(tmp_path, second, name="2"))).returncode == 0
+    assert board.slots["a"].read_bytes()[:len(second)] == second
+    assert preinit(board) == "a"  # ... and it never reaches S99wgedge-confirm
+    assert preinit(board) == "b" and board.markers() == {"slot": "b\n"}
+    assert board.run(str(mkupgrade(tmp_path, third, name="3"))).returncode == 0
+    assert board.slots["a"].read_bytes()[:len(third)] == third
+    assert board.slots["b"].read_bytes()[:len(first)] == first
+    assert board.reboot_count() == 3

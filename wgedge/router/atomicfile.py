@@ -5,6 +5,7 @@
     Staged.discard()          remove it; path is untouched
     write(path, data, mode)   stage + commit
     remove(path)              unlink path and fsync the directory (a marker that must stay gone)
+    makedirs(directory, mode) the missing directories, each synced into its parent
 
 Rules kept here (tests/test_atomicfile.py checks each; tests/test_layout.py fails on any
 other writer in wgedge/):
@@ -95,6 +96,21 @@ def remove(path):
         return False
     sync_directory(os.path.dirname(path))
     return True
+
+
+def makedirs(directory, mode=0o755):
+    """Create `directory` and its missing parents, fsyncing each parent a new name went into
+    (a file later written inside must not vanish with its directory at a power cut)."""
+    directory = os.path.abspath(directory)
+    if os.path.isdir(directory):
+        return
+    parent = os.path.dirname(directory)
+    makedirs(parent, mode)
+    try:
+        os.mkdir(directory, mode)
+    except FileExistsError:
+        return
+    sync_directory(parent)
 
 
 def sync_directory(directory):

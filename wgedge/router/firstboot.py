@@ -40,7 +40,7 @@ def install_default(config, default):
         raise FirstBootError("no %s and no default to install: cannot read %s: %s"
                              % (config, default, exc.strerror or exc)) from None
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(config)), mode=0o755, exist_ok=True)
+        atomicfile.makedirs(os.path.dirname(os.path.abspath(config)))
         atomicfile.write(config, data, 0o600)
     except OSError as exc:
         raise FirstBootError("cannot install the default config as %s: %s"

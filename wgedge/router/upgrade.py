@@ -109,7 +109,7 @@ def read_marker(paths, name):
 
 
 def write_marker(paths, name, slot):
-    os.makedirs(paths.boot_dir, mode=0o755, exist_ok=True)
+    atomicfile.makedirs(paths.boot_dir)
     atomicfile.write(os.path.join(paths.boot_dir, name), slot + "\n", 0o644)
 
 
@@ -138,7 +138,7 @@ def verify(image, board, capacity):
     except OSError as exc:
         raise UpgradeError("cannot read %s: %s" % (image, exc.strerror)) from None
     try:
-        trailer = read_trailer(f, os.fstat(f.fileno()).st_size)
+        trailer = read_trailer(f, f.seek(0, os.SEEK_END))  # a block device too (stat: 0)
         if trailer.board != board:
             raise UpgradeFileError("made for board %s, this board is %s" % (trailer.board, board))
         if trailer.length > capacity:
