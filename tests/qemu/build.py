@@ -1,20 +1,28 @@
-"""Build the offline QEMU test image for ARM from Debian's packages.
+"""Build the offline QEMU test image for ARM from Debian's packages, laid out like router flash.
 
     python -m tests.qemu.build arm64|armhf      (make qemu-image ARCH=...)
 
-writes .cache/qemu/ARCH/{vmlinuz,initrd.gz,image.txt}: Debian's kernel for the architecture
-and one gzip cpio initramfs holding Debian's python3, python3-pyroute2, busybox-static, iproute2
-and wireguard-tools, the `cryptography` the firmware image ships (PyPI wheels for the guest's
+writes .cache/qemu/ARCH/: vmlinuz (Debian's kernel), preinit.cpio.gz (board/common/mkpreinit:
+the preinit script, BusyBox, e2fsck and the kernel modules it loads), disk.img (genimage with
+board/qemu/genimage.cfg: a squashfs root in slot a, an empty slot b, an empty ext4 data
+partition), rootfs.squashfs and rootfs2.squashfs (release 1 and 2, differing in
+/etc/wgedge-image) with their upgrade files (board/common/mkupgrade), hub.key (the test host's
+key, named as the hub in the image's default config) and image.txt.
+
+The root holds Debian's python3, python3-pyroute2, busybox-static, iproute2, wireguard-tools and
+e2fsprogs, the `cryptography` the firmware image ships (PyPI wheels for the guest's
 architecture, pinned with their SHA-256 in tests/qemu/wheels-ARCH.txt, in place of Debian 12's
 python3-cryptography 38, which takes wgedge's slow path), the wgedge package from this checkout,
-the repository's rootfs_overlay/ (S50wgedge, /etc/config/wgedge, sysctl settings) and
-tests/qemu/overlay/ (a /init and BusyBox init scripts, as a Buildroot image has them).
+the repository's rootfs_overlay/, board/common/rootfs_overlay/, the QEMU board's overlay
+(/etc/wgedge-board) and tests/qemu/overlay/ (BusyBox init scripts, as a Buildroot image has
+them). build(..., disk=False) packs the same root into one initramfs instead (initrd.gz, with
+tests/qemu/overlay/init as PID 1): the benchmark guest (tests/bench/arm) boots that.
 
 Nothing runs inside the target tree (mmdebstrap --variant=extract), so no emulation is needed
 to build it. Downloaded packages are kept in .cache/qemu/debs-ARCH and wheels in
-.cache/qemu/wheels-ARCH, and reused; a wheel is unpacked only when its SHA-256 is the pinned one. The guest's
-Python tree is byte-compiled here, by this host's Python when it is the guest's version.
-"""
+.cache/qemu/wheels-ARCH, and reused; a wheel is unpacked only when its SHA-256 is the pinned one.
+The guest's Python tree is byte-compiled here, by this host's Python when it is the guest's
+version."""
 
 import hashlib
 import os

@@ -17,8 +17,6 @@ import subprocess
 import threading
 import time
 
-from tests.qemu import cpio
-
 MACHINES = {
     # Debian's arm64 kernel on a Cortex-A53, the core of many ARM routers.
     "arm64": ("qemu-system-aarch64", ["-M", "virt", "-cpu", "cortex-a53"]),
@@ -29,24 +27,6 @@ MACHINES = {
 
 class GuestError(AssertionError):
     pass
-
-
-def append_files(image_initrd, out_path, files):
-    """Write image_initrd + a cpio archive of `files` {path: (bytes, mode)} to out_path."""
-    extra = out_path + ".extra"
-    arc = cpio.Archive(extra)
-    for name, (data, mode) in sorted(files.items()):
-        arc.add_file(name.lstrip("/"), data, mode)
-    arc.close()
-    with open(out_path, "wb") as out:
-        for part in (image_initrd, extra):
-            with open(part, "rb") as f:
-                while True:
-                    chunk = f.read(1 << 20)
-                    if not chunk:
-                        break
-                    out.write(chunk)
-    os.unlink(extra)
 
 
 # The disk layout of board/qemu/genimage.cfg, as the QEMU boards' command lines name it.
