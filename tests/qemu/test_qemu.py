@@ -383,14 +383,25 @@ def test_router_life(rig, tmp_path):
     for n in range(POWER_CUTS):
         kind = kinds[n % len(kinds)]
         expect = power_cut(rig, kind, rng, tmp_path)
-        rig.boot()
+        log = rig.boot()
         hs = rig.come_up()
         handshakes.append(hs)
         rig.check_config()
+        digest = rig.config_digest()
         if expect is not None:
-            assert rig.config_digest() in expect, "config after a cut is neither old nor new"
+            assert digest in expect, "config after a cut is neither old nor new"
         if kind != "keygen":
             assert rig.guest_key == key, "the key changed after a %s cut" % kind
+        # What the cut left, for the record: the preinit's check, which version, which slot.
+        fsck = re.search(r"e2fsck /dev/vda3: ([^\r\n]*)", log)
+        if kind == "keygen":
+            found = "same key" if rig.guest_key == key else "new key"
+        elif kind == "reload":
+            found = "version " + "AB"[expect.index(digest)]
+        else:
+            found = "slot %s%s" % (rig.boot_state()["slot"],
+                                   " (a try)" if "trying slot" in log else "")
+        print("      e2fsck: %s; %s" % (fsck.group(1) if fsck else "?", found), flush=True)
         key = rig.guest_key
         t = phase(times, "power cut %d (%s) -> tunnel up, config whole" % (n + 1, kind), t)
 
@@ -411,7 +422,8 @@ def test_router_life(rig, tmp_path):
 
 def power_cut(rig, kind, rng, tmp_path):
     """Start writes of `kind` in a loop on the guest, cut the power at a random moment
-    -> the config digests the next boot may find (None: any whole config)."""
+    -> the config digests the next boot may find (None: any whole config; for a reload cut
+    the old version, A, then the new, B)."""
     if kind == "keygen":
         # Key generation again and again: the config removed, the default installed, a key
         # generated and written, the interface started.
@@ -426,7 +438,7 @@ def power_cut(rig, kind, rng, tmp_path):
         rig.append("/tmp/B", PEER_SECTION.format(ifname=rig.ifname, name="cut", public=pub,
                                                  net="10.77.2.0/24"))
         _, digests = rig.run("sha256sum /tmp/A /tmp/B")
-        expect = {line.split()[0] for line in digests.splitlines() if line.strip()}
+        expect = [line.split()[0] for line in digests.splitlines() if line.strip()]  # A, B
         loop = ("for f in /tmp/B /tmp/A; do cp $f /etc/config/.wgedge.edit && sync && "
                 "mv /etc/config/.wgedge.edit {c} && sync && wgedge reload {c}; done"
                 .format(c=CONFIG))
@@ -434,7 +446,7 @@ def power_cut(rig, kind, rng, tmp_path):
     else:
         # An upgrade written into the other slot (and its try marker), again and again.
         path = rig.download("rootfs2.upgrade")
-        expect = {rig.config_digest()}
+        expect = [rig.config_digest()]
         loop = "wgedge-upgrade --no-reboot %s" % path
         delay = rng.uniform(0.5, 15.0)
     rig.background("while :; do %s; done" % loop)
