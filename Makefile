@@ -173,16 +173,18 @@ $(BRCHECK_VENV)/.stamp:
 	touch $@
 
 # ---- QEMU image test: offline, from Debian's ARM packages, software emulation (docs/qemu.md) ----
-#   make qemu-image ARCH=arm64|armhf   .cache/qemu/ARCH/{vmlinuz,initrd.gz}
-#   make qemu-test                     builds what changed, boots each guest, runs tests/qemu
+#   make qemu-image ARCH=arm64|armhf   .cache/qemu/ARCH/: vmlinuz, preinit.cpio.gz, disk.img
+#                                      (router flash: squashfs slots a/b, ext4 data), upgrades
+#   make qemu-test                     builds what changed, runs each guest through first
+#                                      boot, reboot, upgrades and power cuts (tests/qemu)
 #   make bench-arm ARCH=arm64|armhf    wgedge against wireguard-go in one ARM guest, with
 #                                      instructions per packet; docs/benchmarks-arm.md
 ARCH ?= arm64
 QEMU_ARCHES ?= arm64 armhf
-QEMU_APT_PACKAGES := qemu-system-arm mmdebstrap iputils-ping
+QEMU_APT_PACKAGES := qemu-system-arm qemu-utils mmdebstrap iputils-ping genimage squashfs-tools
 QEMU_IMAGE_INPUTS := $(shell find wgedge rootfs_overlay tests/qemu/overlay tests/qemu/build.py \
 	tests/qemu/wheels-*.txt \
-	tests/qemu/cpio.py board/common -type f \
+	tests/qemu/cpio.py board/common board/qemu/genimage.cfg board/qemu/*/rootfs_overlay -type f \
 	-not -name '*.pyc' 2>/dev/null)
 
 .PHONY: qemu-image qemu-test qemu-apt bench-arm
@@ -196,10 +198,10 @@ endif
 qemu-image: qemu-apt venv
 	$(PY) -m tests.qemu.build $(ARCH)
 
-$(CACHE)/qemu/%/initrd.gz: $(QEMU_IMAGE_INPUTS) | qemu-apt venv
+$(CACHE)/qemu/%/disk.img: $(QEMU_IMAGE_INPUTS) | qemu-apt venv
 	$(PY) -m tests.qemu.build $*
 
-qemu-test: setup qemu-apt $(foreach a,$(QEMU_ARCHES),$(CACHE)/qemu/$(a)/initrd.gz)
+qemu-test: setup qemu-apt $(foreach a,$(QEMU_ARCHES),$(CACHE)/qemu/$(a)/disk.img)
 	WGEDGE_QEMU_ARCHES="$(QEMU_ARCHES)" $(PY) -m pytest -q -s -p no:cacheprovider tests/qemu
 
 qemu-apt:

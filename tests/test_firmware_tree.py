@@ -21,6 +21,7 @@ from tests.brcheck import (
     parse_config,
     resolve,
 )
+from tests.qemu.guest import DISK_CMDLINE
 
 PACKAGE_DIR = os.path.join(ROOT, "package", "python-wgedge")
 DEFCONFIGS = defconfigs()
@@ -170,7 +171,21 @@ def test_defconfig_builds_a_wgedge_image(path):
     assert any(re.match(r"BR2_TOOLCHAIN_EXTERNAL_BOOTLIN_\w+_GLIBC_STABLE$", k) and v == "y"
                for k, v in c.items())
     assert c.get("BR2_LINUX_KERNEL") == "y"
-    assert c.get("BR2_TARGET_ROOTFS_EXT2_4") == "y"
+    # Router flash (docs/firmware.md): a squashfs root, e2fsck for the data partition, no
+    # remount of the root read-write, genimage and mke2fs on the host for the disk image.
+    for symbol in ("BR2_TARGET_ROOTFS_SQUASHFS", "BR2_TARGET_ROOTFS_SQUASHFS4_ZSTD",
+                   "BR2_PACKAGE_E2FSPROGS", "BR2_PACKAGE_HOST_GENIMAGE",
+                   "BR2_PACKAGE_HOST_E2FSPROGS"):
+        assert c.get(symbol) == "y", symbol
+    assert c.get("BR2_TARGET_GENERIC_REMOUNT_ROOTFS_RW") == "n"
+    assert "BR2_TARGET_ROOTFS_EXT2" not in c
+    overlays = c["BR2_ROOTFS_OVERLAY"].split()
+    assert EXTERNAL_VAR + "/board/common/rootfs_overlay" in overlays
+    boards = [resolve(o) for o in overlays
+              if os.path.isfile(os.path.join(resolve(o), "etc", "wgedge-board"))]
+    assert len(boards) == 1  # the board's own overlay names it for wgedge-upgrade
+    assert c["BR2_ROOTFS_POST_IMAGE_SCRIPT"].split()[0] == (EXTERNAL_VAR +
+                                                           "/board/common/post-image.sh")
 
 
 @pytest.mark.parametrize("path", DEFCONFIGS, ids=defconfig_id)
@@ -244,8 +259,11 @@ def test_qemu_board_writes_start_qemu_from_its_readme(name, tmp_path):
     board, qemu, kernel = QEMU_BOARDS[name]
     c = config_of(os.path.join(ROOT, "configs", name))
     board_dir = os.path.join(ROOT, "board", "qemu", board)
-    assert c["BR2_ROOTFS_POST_IMAGE_SCRIPT"] == EXTERNAL_VAR + "/board/qemu/post-image.sh"
+    assert c["BR2_ROOTFS_POST_IMAGE_SCRIPT"].split() == [
+        EXTERNAL_VAR + "/board/common/post-image.sh", EXTERNAL_VAR + "/board/qemu/post-image.sh"]
     assert resolve(c["BR2_ROOTFS_POST_IMAGE_SCRIPT_ARGS"]) == board_dir
+    board_name = read("board", "qemu", board, "rootfs_overlay", "etc", "wgedge-board").strip()
+    assert board_name == "qemu-" + board
 
     readme = read("board", "qemu", board, "readme.txt")
     commands = [line.strip() for line in readme.splitlines()
@@ -254,7 +272,9 @@ def test_qemu_board_writes_start_qemu_from_its_readme(name, tmp_path):
     command = commands[0]
     assert command.startswith(qemu + " -M virt")
     assert "-kernel %s " % kernel in command
-    assert "file=rootfs.ext4," in command and "root=/dev/vda" in command
+    # The disk from board/qemu/genimage.cfg and the preinit, named as the QEMU test names them.
+    assert "file=disk.img," in command and "-initrd preinit.cpio.gz " in command
+    assert DISK_CMDLINE in command and "root=" not in command
     assert "-device virtio-net-device" in command  # the PCI variant's boot ROM may be absent
     assert "hostfwd=udp:127.0.0.1:51820-:51820" in command
     assert "make image BOARD=%s" % name[:-len("_defconfig")] in readme
@@ -284,23 +304,50 @@ def test_arm_board_is_built_without_neon():
     assert "neon=off" in read("board", "qemu", "arm-virt", "readme.txt")
 
 
+def genimage_partitions(text, image):
+    """[(partition name, its image or None)] of `image` in a genimage.cfg, in order."""
+    body = re.search(r"^image %s \{(.*?)^\}" % re.escape(image), text, re.S | re.M).group(1)
+    return [(name, (re.search(r'image = "([^"]+)"', part) or [None, None])[1])
+            for name, part in re.findall(r"partition ([\w-]+) \{(.*?)\}", body, re.S)]
+
+
+def test_qemu_disk_layout_is_the_one_the_command_lines_name():
+    text = read("board", "qemu", "genimage.cfg")
+    assert genimage_partitions(text, "disk.img") == [
+        ("slot-a", "rootfs.squashfs"), ("slot-b", None), ("data", "data.ext4")]
+    assert 'label = "wgdata"' in text and "empty = true" in text
+    # vda1, vda2, vda3 in that order
+    assert DISK_CMDLINE == ("wgedge.slot_a=/dev/vda1 wgedge.slot_b=/dev/vda2 "
+                            "wgedge.data=/dev/vda3")
+
+
 def test_raspberrypi4_sdcard_image():
     c = config_of(os.path.join(ROOT, "configs", "wgedge_raspberrypi4_64_defconfig"))
     cfg = os.path.join(ROOT, "board", "raspberrypi4-64", "genimage.cfg")
-    assert c["BR2_ROOTFS_POST_IMAGE_SCRIPT"] == "support/scripts/genimage.sh"
-    assert c["BR2_ROOTFS_POST_IMAGE_SCRIPT_ARGS"].split() == [
-        "-c", EXTERNAL_VAR + "/board/raspberrypi4-64/genimage.cfg"]
+    assert c["BR2_ROOTFS_POST_IMAGE_SCRIPT"] == EXTERNAL_VAR + "/board/common/post-image.sh"
+    assert c["BR2_ROOTFS_POST_IMAGE_SCRIPT_ARGS"] == EXTERNAL_VAR + "/board/raspberrypi4-64"
     genimage = open(cfg).read()
     files = re.findall(r'"([^"]+)"', re.search(r"files = \{(.*?)\}", genimage, re.S).group(1))
     dtbs = [n.rsplit("/", 1)[1] + ".dtb" for n in c["BR2_LINUX_KERNEL_INTREE_DTS_NAME"].split()]
     assert sorted(f for f in files if f.endswith(".dtb")) == sorted(dtbs)
     assert {"Image", "rpi-firmware/start4.elf", "rpi-firmware/fixup4.dat",
-            "rpi-firmware/config.txt", "rpi-firmware/cmdline.txt"} <= set(files)
-    assert 'image = "rootfs.ext4"' in genimage and "image sdcard.img" in genimage
+            "rpi-firmware/config.txt", "rpi-firmware/cmdline.txt",
+            "preinit.cpio.gz"} <= set(files)
+    # p1 boot, p2 slot a, p3 slot b, p4 data: what cmdline.txt names
+    assert genimage_partitions(genimage, "sdcard.img") == [
+        ("boot", "boot.vfat"), ("slot-a", "rootfs.squashfs"), ("slot-b", None),
+        ("data", "data.ext4")]
+    assert 'label = "wgdata"' in genimage
     assert c.get("BR2_PACKAGE_RPI_FIRMWARE_VARIANT_PI4") == "y"
     config_txt = read("board", "raspberrypi4-64", "config.txt").splitlines()
     assert "kernel=Image" in config_txt and "arm_64bit=1" in config_txt
-    assert "root=/dev/mmcblk0p2" in read("board", "raspberrypi4-64", "cmdline.txt")
+    assert "initramfs preinit.cpio.gz followkernel" in config_txt
+    cmdline = read("board", "raspberrypi4-64", "cmdline.txt")
+    assert len(cmdline.splitlines()) == 1 and "root=" not in cmdline  # the preinit mounts it
+    assert ("wgedge.slot_a=/dev/mmcblk0p2 wgedge.slot_b=/dev/mmcblk0p3 "
+            "wgedge.data=/dev/mmcblk0p4") in cmdline
+    assert read("board", "raspberrypi4-64", "rootfs_overlay", "etc",
+                "wgedge-board") == "raspberrypi4-64\n"
     readme = read("board", "raspberrypi4-64", "readme.txt")
     assert "make image BOARD=wgedge_raspberrypi4_64" in readme
     assert re.search(r"dd if=\S+/images/sdcard\.img of=/dev/sdX", readme)
@@ -330,16 +377,25 @@ def test_script_is_executable_and_passes_shellcheck(path):
     shellcheck(path)
 
 
-def test_common_post_build_makes_the_key_file_root_only(tmp_path):
-    conf = tmp_path / "etc" / "config" / "wgedge"
-    conf.parent.mkdir(parents=True)
-    conf.write_text(read("rootfs_overlay", "usr", "share", "wgedge", "default-config"))
-    conf.chmod(0o644)
+def test_common_post_build_makes_the_mount_points_and_the_default_root_only(tmp_path):
+    default = tmp_path / "usr" / "share" / "wgedge" / "default-config"
+    default.parent.mkdir(parents=True)
+    default.write_text(read("rootfs_overlay", "usr", "share", "wgedge", "default-config"))
+    default.chmod(0o644)
     script = os.path.join(ROOT, "board", "common", "post-build.sh")
     # Buildroot passes BR2_ROOTFS_POST_SCRIPT_ARGS after the target directory.
     subprocess.run([script, str(tmp_path), "extra", "args"], check=True)
-    assert conf.stat().st_mode & 0o777 == 0o600
-    subprocess.run([script, str(tmp_path / "empty")], check=True)  # no config: nothing to do
+    assert default.stat().st_mode & 0o777 == 0o600
+    assert os.listdir(tmp_path / "etc" / "config") == [] and (tmp_path / "data").is_dir()
+    subprocess.run([script, str(tmp_path / "empty")], check=True)  # no default: mount points
+
+
+def test_common_post_build_refuses_a_config_the_data_partition_would_hide(tmp_path):
+    (tmp_path / "etc" / "config").mkdir(parents=True)
+    (tmp_path / "etc" / "config" / "wgedge").write_text("config interface 'wg0'\n")
+    script = os.path.join(ROOT, "board", "common", "post-build.sh")
+    res = subprocess.run([script, str(tmp_path)], capture_output=True, text=True)
+    assert res.returncode == 1 and "/usr/share/wgedge/default-config" in res.stderr
 
 
 def test_raspberrypi4_post_build_adds_one_hdmi_login(tmp_path):

@@ -344,6 +344,21 @@ def test_confirm_keeps_a_slot_on_trial(tmp_path):
     assert board.run("--confirm").returncode == 0 and board.markers() == {"slot": "b\n"}
 
 
+def test_a_confirmed_trial_boot_can_be_upgraded_again(tmp_path):
+    """/run/wgedge-boot still says trying=1 after --confirm (it describes the boot), but the
+    booted slot is now the confirmed one: a second upgrade without a reboot between writes
+    the other slot (make qemu-test found the refusal)."""
+    board = Board(tmp_path, booted="b", trying=True)
+    (board.boot_dir / "slot").write_text("a\n")
+    (board.boot_dir / "trying").write_text("b\n")
+    assert board.run("--confirm").returncode == 0
+    data = payload()
+    res = board.run(str(mkupgrade(tmp_path, data)), "--no-reboot")
+    assert res.returncode == 0, res.stderr
+    assert board.slots["a"].read_bytes()[:len(data)] == data
+    assert board.markers() == {"slot": "b\n", "try": "a\n"}
+
+
 def test_confirm_does_nothing_on_a_confirmed_slot_or_without_the_preinit(tmp_path, board):
     (board.boot_dir / "slot").write_text("a\n")
     before = board.snapshot()

@@ -1,20 +1,28 @@
-"""Build the offline QEMU test image for ARM from Debian's packages.
+"""Build the offline QEMU test image for ARM from Debian's packages, laid out like router flash.
 
     python -m tests.qemu.build arm64|armhf      (make qemu-image ARCH=...)
 
-writes .cache/qemu/ARCH/{vmlinuz,initrd.gz,image.txt}: Debian's kernel for the architecture
-and one gzip cpio initramfs holding Debian's python3, python3-pyroute2, busybox-static, iproute2
-and wireguard-tools, the `cryptography` the firmware image ships (PyPI wheels for the guest's
+writes .cache/qemu/ARCH/: vmlinuz (Debian's kernel), preinit.cpio.gz (board/common/mkpreinit:
+the preinit script, BusyBox, e2fsck and the kernel modules it loads), disk.img (genimage with
+board/qemu/genimage.cfg: a squashfs root in slot a, an empty slot b, an empty ext4 data
+partition), rootfs.squashfs and rootfs2.squashfs (release 1 and 2, differing in
+/etc/wgedge-image) with their upgrade files (board/common/mkupgrade), hub.key (the test host's
+key, named as the hub in the image's default config) and image.txt.
+
+The root holds Debian's python3, python3-pyroute2, busybox-static, iproute2, wireguard-tools and
+e2fsprogs, the `cryptography` the firmware image ships (PyPI wheels for the guest's
 architecture, pinned with their SHA-256 in tests/qemu/wheels-ARCH.txt, in place of Debian 12's
 python3-cryptography 38, which takes wgedge's slow path), the wgedge package from this checkout,
-the repository's rootfs_overlay/ (S50wgedge, /etc/config/wgedge, sysctl settings) and
-tests/qemu/overlay/ (a /init and BusyBox init scripts, as a Buildroot image has them).
+the repository's rootfs_overlay/, board/common/rootfs_overlay/, the QEMU board's overlay
+(/etc/wgedge-board) and tests/qemu/overlay/ (BusyBox init scripts, as a Buildroot image has
+them). build(..., disk=False) packs the same root into one initramfs instead (initrd.gz, with
+tests/qemu/overlay/init as PID 1): the benchmark guest (tests/bench/arm) boots that.
 
 Nothing runs inside the target tree (mmdebstrap --variant=extract), so no emulation is needed
 to build it. Downloaded packages are kept in .cache/qemu/debs-ARCH and wheels in
-.cache/qemu/wheels-ARCH, and reused; a wheel is unpacked only when its SHA-256 is the pinned one. The guest's
-Python tree is byte-compiled here, by this host's Python when it is the guest's version.
-"""
+.cache/qemu/wheels-ARCH, and reused; a wheel is unpacked only when its SHA-256 is the pinned one.
+The guest's Python tree is byte-compiled here, by this host's Python when it is the guest's
+version."""
 
 import hashlib
 import os
@@ -31,17 +39,29 @@ CACHE = os.path.join(ROOT, ".cache", "qemu")
 OVERLAY = os.path.join(ROOT, "tests", "qemu", "overlay")
 SUITE = os.environ.get("WGEDGE_QEMU_SUITE", "bookworm")
 MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
-PACKAGES = ["python3", "python3-pyroute2", "busybox-static", "iproute2", "wireguard-tools"]
+PACKAGES = ["python3", "python3-pyroute2", "busybox-static", "iproute2", "wireguard-tools",
+            "e2fsprogs"]
 # PyPI has no armv7l wheel of cffi: there Debian's _cffi_backend serves cryptography's wheel.
 ARCH_PACKAGES = {"arm64": [], "armhf": ["python3-cffi-backend"]}
 KERNELS = {"arm64": "linux-image-arm64", "armhf": "linux-image-armmp"}
+# The Buildroot board each test image stands in for: its board/qemu/DIR/rootfs_overlay gives
+# /etc/wgedge-board, and its genimage.cfg the disk layout.
+QEMU_BOARDS = {"arm64": "aarch64-virt", "armhf": "arm-virt"}
+COMMON_OVERLAY = os.path.join(ROOT, "board", "common", "rootfs_overlay")
+GENIMAGE_CFG = os.path.join(ROOT, "board", "qemu", "genimage.cfg")
+PREINIT = os.path.join(ROOT, "board", "common", "preinit", "init")
+MKPREINIT = os.path.join(ROOT, "board", "common", "mkpreinit")
+MKUPGRADE = os.path.join(ROOT, "board", "common", "mkupgrade")
 # Wheels: tests/qemu/wheels-ARCH.txt, `name==version --hash=sha256:HEX` per line. The guest's
 # glibc (Debian 12: 2.36) runs any manylinux_2_X wheel with X <= 36.
 WHEEL_PINS = os.path.join(ROOT, "tests", "qemu", "wheels-%s.txt")
 WHEEL_MACHINES = {"arm64": "aarch64", "armhf": "armv7l"}
 GUEST_GLIBC_MINOR = 36
-# Built as modules by Debian's kernels; loaded by /init in this order (dependencies first).
-MODULES = ["virtio_mmio", "virtio-rng", "virtio_net", "tun"]
+# Built as modules by Debian's kernels; loaded by the preinit (or the initramfs image's /init)
+# in this order, dependencies first. ext4 wants crc32c through the crypto API (a soft
+# dependency, not in its depends= list): crc32c_generic is named before it.
+MODULES = ["virtio_mmio", "virtio_blk", "squashfs", "crc32c_generic", "ext4", "virtio-rng",
+           "virtio_net", "tun"]
 # Parts of the Debian tree a router image does not carry (the image is an initramfs in RAM).
 PRUNE = ["boot", "usr/share", "var/cache", "var/lib/apt", "usr/lib/firmware", "lib/firmware"]
 PRUNE_GLOBS = [re.compile(r"usr/lib/python3\.\d+/(test|idlelib|tkinter|turtledemo|ensurepip|"
@@ -365,20 +385,186 @@ def pack(tree, out):
     return initrd, arc.count
 
 
-def build(arch, out=None, extra_packages=(), extra_modules=()):
-    """-> the output directory (image_dir(arch) unless `out`). The extras are for images built
-    on top of this one (tests/bench/arm adds wireguard-go, iperf3 and veth)."""
+def busybox_applets(path):
+    """The applet names compiled into a BusyBox binary: its `applet_names` table is one run of
+    NUL-terminated names from "[" and "[[" on, ended by an empty name. Read from the file
+    because the target's BusyBox cannot run on the build host."""
+    with open(path, "rb") as f:
+        data = f.read()
+    start = data.find(b"\0[\0[[\0")
+    if start < 0:
+        raise BuildError("no applet table in %s" % path)
+    names = data[start + 1:data.index(b"\0\0", start + 1)].decode().split("\0")
+    if "sh" not in names or "init" not in names or "switch_root" not in names:
+        raise BuildError("%s: applet table without sh, init or switch_root" % path)
+    return names
+
+
+def busybox_links(tree):
+    """What `busybox --install -s` does at boot, done here: the root is a read-only squashfs.
+    Each applet gets a link beside the BusyBox binary unless a package ships that command
+    (coreutils' cat, iproute2's ip, e2fsprogs' tools, ...); /sbin/init is BusyBox init."""
+    bindir = os.path.join(tree, "bin")
+    names = busybox_applets(os.path.join(bindir, "busybox"))
+    made = 0
+    for name in names:
+        if any(os.path.lexists(os.path.join(tree, d, name))
+               for d in ("usr/bin", "usr/sbin", "bin", "sbin")):
+            continue
+        os.symlink("busybox", os.path.join(bindir, name))
+        made += 1
+    init = os.path.join(tree, "sbin", "init")
+    if os.path.lexists(init):
+        os.unlink(init)
+    os.symlink("../bin/busybox", init)
+    return made
+
+
+def hub_key(out):
+    """The test host's key pair, made once per image directory: the image's default config
+    names its public key as the hub (the host end every test guest connects to)."""
+    path = os.path.join(out, "hub.key")
+    if not os.path.exists(path):
+        priv = subprocess.run(["wg", "genkey"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(priv + "\n")
+        os.replace(path + ".tmp", path)
+    with open(path) as f:
+        priv = f.read().strip()
+    pub = subprocess.run(["wg", "pubkey"], input=priv + "\n", capture_output=True, text=True,
+                         check=True).stdout.strip()
+    return pub
+
+
+DEFAULT_CONFIG = os.path.join("usr", "share", "wgedge", "default-config")
+HUB_SECTION = """
+# Added by the QEMU test image build (tests/qemu/build.py): the test host as this device's
+# hub, so that a device booted from this image reaches it with no action on the device.
+config wireguard_{ifname} 'hub'
+	option description 'the QEMU test host'
+	option public_key '{hub_public}'
+	list allowed_ips '{hub_ip}/32'
+	option endpoint_host '10.0.2.2'
+	option endpoint_port '{hub_port}'
+	option persistent_keepalive '25'
+"""
+HUB_PORT = 51900
+
+
+def test_default_config(tree, out):
+    """The image's default config (the one rootfs_overlay/ ships) plus the test host as a peer.
+    -> {guest_if, guest_ip, listen_port, hub_ip, hub_port} for image.txt."""
+    path = os.path.join(tree, DEFAULT_CONFIG)
+    if not os.path.exists(path):
+        raise BuildError("the image has no /%s (rootfs_overlay/ ships it)" % DEFAULT_CONFIG)
+    with open(path) as f:
+        text = f.read()
+    ifname = re.search(r"^config interface '(\w+)'", text, re.M)
+    address = re.search(r"^\s*list addresses '(\d+\.\d+\.\d+)\.(\d+)/\d+'", text, re.M)
+    port = re.search(r"^\s*option listen_port '(\d+)'", text, re.M)
+    if not (ifname and address and port) or "'generate'" not in text:
+        raise BuildError("/%s: expected an interface with private_key 'generate', a "
+                         "listen_port and an IPv4 address" % DEFAULT_CONFIG)
+    guest_ip = "%s.%s" % address.groups()
+    hub_ip = "%s.%d" % (address.group(1), 2 if address.group(2) != "2" else 1)
+    hub_public = hub_key(out)
+    with open(path, "a") as f:
+        f.write(HUB_SECTION.format(ifname=ifname.group(1), hub_public=hub_public,
+                                   hub_ip=hub_ip, hub_port=HUB_PORT))
+    return {"guest_if": ifname.group(1), "guest_ip": guest_ip, "listen_port": port.group(1),
+            "hub_ip": hub_ip, "hub_port": HUB_PORT, "hub_public": hub_public}
+
+
+def read_only_root(tree):
+    """Mount points and links a squashfs root needs: /data and an empty /etc/config (the
+    preinit mounts the data partition and binds its etc/config there), /var/log in the /tmp
+    tmpfs as on Buildroot, and no /init (the preinit is the initramfs)."""
+    os.makedirs(os.path.join(tree, "data"), exist_ok=True)
+    config = os.path.join(tree, "etc", "config")
+    if os.path.isdir(config):
+        shutil.rmtree(config)
+    os.makedirs(config)
+    log = os.path.join(tree, "var", "log")
+    if os.path.isdir(log) and not os.path.islink(log):
+        shutil.rmtree(log)
+    if not os.path.lexists(log):
+        os.symlink("../tmp", log)
+    if os.path.exists(os.path.join(tree, "init")):
+        os.unlink(os.path.join(tree, "init"))
+
+
+def squashfs(tree, path):
+    """mksquashfs with the compression the Buildroot defconfigs choose (zstd: quick to
+    unpack on a slow CPU), every file owned by root."""
+    res = subprocess.run(["mksquashfs", tree, path + ".tmp", "-noappend", "-all-root",
+                          "-comp", "zstd", "-no-progress", "-quiet"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if res.returncode != 0:
+        raise BuildError("mksquashfs failed (%d):\n%s" % (res.returncode, res.stdout[-2000:]))
+    os.replace(path + ".tmp", path)
+
+
+def genimage(out):
+    """The disk image from board/qemu/genimage.cfg (the QEMU boards' own), with this build's
+    rootfs.squashfs in slot a -> the path of disk.img."""
+    tmp = os.path.join(out, "genimage.tmp")
+    empty_root = os.path.join(out, "genimage.root")
+    for d in (tmp, empty_root):
+        if os.path.exists(d):
+            shutil.rmtree(d)
+    os.makedirs(empty_root)
+    res = subprocess.run(["genimage", "--config", GENIMAGE_CFG, "--inputpath", out,
+                          "--outputpath", out, "--rootpath", empty_root, "--tmppath", tmp],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    shutil.rmtree(empty_root)
+    shutil.rmtree(tmp, ignore_errors=True)
+    if res.returncode != 0:
+        raise BuildError("genimage failed (%d):\n%s" % (res.returncode, res.stdout[-3000:]))
+    return os.path.join(out, "disk.img")
+
+
+def mkupgrade(board, squashfs_path, out_path):
+    if not os.path.exists(MKUPGRADE):
+        print("    no %s yet: no upgrade file" % os.path.relpath(MKUPGRADE, ROOT), flush=True)
+        return
+    res = subprocess.run([sys.executable, MKUPGRADE, "--board", board, squashfs_path,
+                          out_path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    if res.returncode != 0:
+        raise BuildError("mkupgrade failed (%d):\n%s" % (res.returncode, res.stdout[-2000:]))
+
+
+def write_info(out, info):
+    with open(os.path.join(out, "image.txt"), "w") as f:
+        f.write("".join("%s=%s\n" % kv for kv in info.items()))
+
+
+def read_info(out):
+    """image.txt of a built image -> {key: value}."""
+    with open(os.path.join(out, "image.txt")) as f:
+        return dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
+
+
+def build(arch, out=None, extra_packages=(), extra_modules=(), disk=True):
+    """-> the output directory (image_dir(arch) unless `out`). `disk`: the router-flash disk
+    image (disk.img, preinit.cpio.gz, two upgrade files); otherwise one initramfs holding the
+    whole system (initrd.gz), which the benchmark guest boots (tests/bench/arm adds
+    wireguard-go, iperf3 and veth through the extras)."""
     if arch not in KERNELS:
         raise BuildError("ARCH must be one of %s, not %r" % (", ".join(KERNELS), arch))
-    if shutil.which("mmdebstrap") is None:
-        raise BuildError("mmdebstrap is not installed (make qemu-image installs it)")
+    needed = ["mmdebstrap"] + (["mksquashfs", "genimage", "wg"] if disk else [])
+    for tool in needed:
+        if shutil.which(tool) is None:
+            raise BuildError("%s is not installed (make qemu-apt installs it)" % tool)
     out = out or image_dir(arch)
     tree = os.path.join(out, "rootfs")
     if os.path.exists(tree):
         shutil.rmtree(tree)
     os.makedirs(out, exist_ok=True)
     t0 = time.monotonic()
-    total = 7
+    total = 9 if disk else 7
     step(1, total, "Debian packages for %s (mmdebstrap --variant=extract)" % arch)
     debootstrap(arch, tree, extra_packages)
     version = guest_python(tree)
@@ -395,28 +581,61 @@ def build(arch, out=None, extra_packages=(), extra_modules=()):
     before = du(tree)
     prune(tree)
     print("    %.0f MB -> %.0f MB" % (before / 1e6, du(tree) / 1e6), flush=True)
-    step(5, total, "wgedge, rootfs_overlay/ and tests/qemu/overlay/")
+    step(5, total, "wgedge, rootfs_overlay/, board overlays and tests/qemu/overlay/")
     install_wgedge(tree)
     skeleton(tree)
-    copy_overlay(os.path.join(ROOT, "rootfs_overlay"), tree)
-    copy_overlay(OVERLAY, tree)
+    for overlay in (os.path.join(ROOT, "rootfs_overlay"), COMMON_OVERLAY,
+                    os.path.join(ROOT, "board", "qemu", QEMU_BOARDS[arch], "rootfs_overlay"),
+                    OVERLAY):
+        copy_overlay(overlay, tree)
     subprocess.run(["sh", os.path.join(ROOT, "board", "common", "post-build.sh"), tree],
                    check=True)
+    with open(os.path.join(tree, "etc", "wgedge-board")) as f:
+        board = f.read().strip()
+    info = {"arch": arch, "suite": SUITE, "kernel": kver, "python": version,
+            "wheels": " ".join(os.path.basename(w) for w in wheels), "board": board}
+    if disk:
+        info.update(test_default_config(tree, out))
+        read_only_root(tree)
+        print("    %d BusyBox applet links; /etc/wgedge-board %s; hub %s:%s"
+              % (busybox_links(tree), board, info["hub_ip"], info["hub_port"]), flush=True)
     step(6, total, "byte-compile the guest's Python %s tree" % version)
     byte_compile(tree, version)
-    step(7, total, "pack the initramfs")
-    initrd, count = pack(tree, out)
-    size = os.path.getsize(initrd)
-    with open(os.path.join(out, "image.txt"), "w") as f:
-        f.write("arch=%s\nsuite=%s\nkernel=%s\npython=%s\nwheels=%s\nfiles=%d\n"
-                "initrd_bytes=%d\n" % (arch, SUITE, kver, version,
-                                       " ".join(os.path.basename(w) for w in wheels), count,
-                                       size))
+    if not disk:
+        step(7, total, "pack the initramfs")
+        initrd, count = pack(tree, out)
+        info.update(files=count, initrd_bytes=os.path.getsize(initrd))
+        write_info(out, info)
+        shutil.rmtree(tree)
+        print("    %s: %d entries, %.1f MB; %s in %.0f s" % (
+            os.path.relpath(initrd, ROOT), count, info["initrd_bytes"] / 1e6,
+            os.path.relpath(os.path.join(out, "vmlinuz"), ROOT), time.monotonic() - t0),
+            flush=True)
+        return out
+    step(7, total, "preinit initramfs (board/common/mkpreinit)")
+    modules = os.path.join(tree, "lib", "modules", "wgedge-test")
+    preinit = os.path.join(out, "preinit.cpio.gz")
+    subprocess.run([sys.executable, MKPREINIT, "--root", tree, "--init", PREINIT,
+                    "--binary", "/bin/busybox", "--binary", "/sbin/e2fsck",
+                    "--modules", modules, preinit], check=True)
+    shutil.rmtree(modules)  # loaded by the preinit: the root needs none
+    step(8, total, "two squashfs roots (release 1 and 2) and their upgrade files")
+    for release, name in ((1, "rootfs"), (2, "rootfs2")):
+        with open(os.path.join(tree, "etc", "wgedge-image"), "w") as f:
+            f.write("wgedge QEMU test image, release %d\n" % release)
+        squashfs(tree, os.path.join(out, name + ".squashfs"))
+        mkupgrade(board, os.path.join(out, name + ".squashfs"),
+                  os.path.join(out, name + ".upgrade"))
+        info[name + "_bytes"] = os.path.getsize(os.path.join(out, name + ".squashfs"))
+        print("    %s.squashfs %.1f MB" % (name, info[name + "_bytes"] / 1e6), flush=True)
+    step(9, total, "disk image (genimage, %s)" % os.path.relpath(GENIMAGE_CFG, ROOT))
+    image = genimage(out)
+    info["disk_bytes"] = os.path.getsize(image)
+    write_info(out, info)
     shutil.rmtree(tree)
-    print("    %s: %d entries, %.1f MB; %s in %.0f s" % (
-        os.path.relpath(initrd, ROOT), count, size / 1e6,
-        os.path.relpath(os.path.join(out, "vmlinuz"), ROOT), time.monotonic() - t0),
-        flush=True)
+    print("    %s: %d MB (sparse); %s in %.0f s" % (
+        os.path.relpath(image, ROOT), info["disk_bytes"] // 2**20,
+        os.path.relpath(preinit, ROOT), time.monotonic() - t0), flush=True)
     return out
 
 

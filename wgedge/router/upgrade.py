@@ -190,7 +190,9 @@ def write_slot(device, f, trailer):
 
 def upgrade(image, paths, reboot):
     boot = read_boot(paths)
-    if boot.trying:
+    # /run/wgedge-boot says how this boot began; once --confirm has run, `slot` names the
+    # booted slot and the other one may be written.
+    if boot.trying and read_marker(paths, "slot") != boot.slot:
         raise UpgradeError("slot %s runs on trial (not confirmed): writing slot %s would "
                            "overwrite the only confirmed system; run `wgedge-upgrade --confirm` "
                            "first, or reboot to go back" % (boot.slot, boot.other))

@@ -4,7 +4,7 @@
 
 writes .cache/qemu/bench-ARCH/{vmlinuz,initrd.gz,image.txt}. Everything else about the image
 (Debian's packages, the kernel, wgedge from this checkout, the cryptography the firmware
-ships) is the test image's, built by the same code: the benchmark measures what the QEMU test
+ships) is the test image's, built by the same code (as one initramfs, not the test's disk image): the benchmark measures what the QEMU test
 tests. On top: wireguard-go and iperf3 (Debian's arm packages), ethtool (NAPI GRO on the veths,
 as `make bench` does), iputils ping (sub-second intervals) and the veth module.
 """
@@ -24,7 +24,7 @@ def image_dir(arch):
 
 def build_image(arch):
     return build.build(arch, out=image_dir(arch), extra_packages=EXTRA_PACKAGES,
-                       extra_modules=EXTRA_MODULES)
+                       extra_modules=EXTRA_MODULES, disk=False)
 
 
 def main(argv=None):
