@@ -1,7 +1,6 @@
 """The TUN device against the real kernel, inside a throwaway namespace: merged UDP writes
 (GSO_UDP_L4) arrive as the datagrams they were made of, and a kernel that refuses them gets
-the datagrams one by one, with merging off from then on. Then, without a device, the policy
-that decides whether a batch is merged at all (MergePolicy).
+the datagrams one by one, with merging off from then on.
 
 Local delivery does not check the checksums of a GSO packet's datagrams (the kernel
 computes them from the seed it is given), so the seed itself is checked against a
@@ -9,14 +8,10 @@ reference in tests/test_offload.py."""
 
 import json
 import os
-import struct
 import subprocess
 import sys
 
 from tests.netns import ROOT
-from tests.test_offload import flat
-from wgedge.io import offload
-from wgedge.io import tun as tunmod
 
 SCRIPT = r'''
 import errno, json, os, socket, sys
@@ -100,81 +95,3 @@ def test_merged_udp_writes_arrive_whole_and_fallback_is_clean(nets):
     assert r["merged_ok"] == [True, True]
     assert r["after_refusal"] == {"udp_gro": False, "offloads": ["gro-write"], "drops": 0}
     assert r["refused_ok"] == [True, True]
-
-
-# --- MergePolicy: when the writes to TUN merge (no device needed) -----------------------------
-
-def _segments(n, ts_every, seq=1000, ts=1):
-    """`n` in-order TCP segments of one flow; the timestamp option changes every `ts_every`
-    segments (what makes Linux GRO, and coalesce, stop merging)."""
-    from tests.test_offload import tcp4
-
-    out = []
-    for i in range(n):
-        opts = struct.pack("!BBBBII", 1, 1, 8, 10, ts + i // ts_every, 7)
-        out.append(tcp4(b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", seq + i * 100, b"x" * 100,
-                        options=opts))
-    return out
-
-
-def test_merge_policy_keeps_merging_where_segments_merge():
-    policy = tunmod.MergePolicy()
-    segs = _segments(16, ts_every=1000)
-    for _ in range(3 * tunmod.MERGE_PAUSE):
-        assert policy.wants(len(segs))
-        policy.judge(len(segs), len(offload.coalesce(segs)))  # 1 write
-    assert policy.paused == 0
-
-
-def test_merge_policy_pauses_after_poor_windows_then_tries_again():
-    policy = tunmod.MergePolicy()
-    poor = len(offload.coalesce(_segments(16, ts_every=2)))  # 8 writes for 16 packets
-    for i in range(tunmod.MERGE_WINDOW):
-        assert policy.wants(16), i  # one poor batch does not pause it, a window does
-        policy.judge(16, poor)
-    for _ in range(tunmod.MERGE_PAUSE):
-        assert not policy.wants(16)  # paused: packet by packet
-        assert not policy.wants(1)  # a single packet never merges, and counts for nothing
-    assert policy.wants(16)  # merging again
-
-
-def test_merge_policy_judges_only_batches_that_could_show_it():
-    policy = tunmod.MergePolicy()
-    n = tunmod.MERGE_JUDGE_MIN - 1
-    for _ in range(4 * tunmod.MERGE_WINDOW):
-        assert policy.wants(n)
-        policy.judge(n, n)  # nothing merged, but too few to say
-    assert policy.paused == 0
-
-
-def test_write_batch_merges_or_writes_packet_by_packet_as_the_policy_says():
-    """Tun.write_batch on a SOCK_SEQPACKET pair instead of a TUN device: one message per
-    write, so the writes can be read back as they were made."""
-    import socket
-
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
-    theirs.setblocking(False)
-    t = tunmod.Tun.__new__(tunmod.Tun)
-    t.fd, t.vnet_hdr, t.udp_gro, t.write_drops = ours.fileno(), True, False, 0
-    t.merging = tunmod.MergePolicy()
-
-    def written(packets):
-        t.write_batch(packets)
-        out = []
-        while True:
-            try:
-                out.append(theirs.recv(1 << 17))
-            except BlockingIOError:
-                return out
-
-    good, poor = _segments(16, ts_every=1000), _segments(16, ts_every=2)
-    assert written(good) == [flat(w) for w in offload.coalesce(good)]
-    assert len(written(good)) == 1
-    t.merging = tunmod.MergePolicy()  # a window of poor batches only
-    for _ in range(tunmod.MERGE_WINDOW):
-        assert written(poor) == [flat(w) for w in offload.coalesce(poor)]
-    assert written(good) == [offload.PLAIN_HDR + p for p in good]  # paused
-    assert written(good[:1]) == [offload.PLAIN_HDR + good[0]]
-    ours.close()
-    theirs.close()

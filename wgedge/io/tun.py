@@ -12,11 +12,6 @@ without any of them.
 
 A full TUN queue drops rather than blocks: `write_batch` counts what the kernel refused.
 
-Merging pays only when segments do merge (MergePolicy): when the writes of MERGE_WINDOW
-batches held fewer than MERGE_MIN_PER_WRITE packets each, merging pauses for the next
-MERGE_PAUSE batches, which are written packet by packet (exactly what coalesce writes for
-packets it cannot merge); a single packet is always written as it is.
-
 A new interface gets MTU 1420 (DEFAULT_MTU), as the kernel's WireGuard and wireguard-go give
 theirs: 1500 minus the largest overhead (IPv6 40 + UDP 8 + WireGuard 32), so a full-sized
 packet still fits in one 1500-byte datagram. `wgedge up` then sets the configured MTU.
@@ -46,52 +41,6 @@ SIOCGIFMTU = 0x8921
 SIOCSIFMTU = 0x8922
 MAX_PACKET = 65535
 MAX_BATCH_PACKETS = 512  # segments from one read_batch call, whatever the reads held
-# A write the kernel refused for this packet alone (full queue, bad packet): counted, not raised.
-_WRITE_DROPPED = (errno.ENOBUFS, errno.ENOMEM, errno.EINVAL, errno.EMSGSIZE)
-
-
-# Merging a group costs about 23k instructions of Python and each packet that joins one
-# about 8k (arm64 benchmark guest), against the kernel's TCP receive it saves per merged
-# packet. In that guest packets arrive slowly enough that the TCP timestamp option ticks
-# every couple of segments (Linux GRO, and so coalesce, merges only equal options): writes
-# held 2.2 packets, and a wgedge pair counted 125k instructions per packet (100k user + 25k
-# kernel) with merging against 113k (82k + 31k) writing packet by packet. Where packets come
-# fast (x86: 1.9 Gbit/s, dozens per write) merging stays on.
-MERGE_MIN_PER_WRITE = 4  # packets per write merging must reach to go on
-MERGE_JUDGE_MIN = 8  # smaller batches say little about it: not counted
-MERGE_WINDOW = 4  # batches judged together (one poor batch, a loss, pauses nothing)
-MERGE_PAUSE = 64  # batches (of 2 or more packets) written plainly after a poor window
-
-
-class MergePolicy:
-    """Whether a batch of packets written to TUN is merged (offload.coalesce) or written
-    packet by packet: `wants(n)` before a batch of n packets, `judge(n, writes)` after a
-    merged one."""
-
-    __slots__ = ("paused", "judged", "packets", "writes")
-
-    def __init__(self):
-        self.paused = 0  # batches still to write plainly
-        self.judged = self.packets = self.writes = 0  # the window so far
-
-    def wants(self, n):
-        if n < 2:
-            return False  # nothing to merge with: written as it is
-        if self.paused:
-            self.paused -= 1
-            return False
-        return True
-
-    def judge(self, n, writes):
-        if n < MERGE_JUDGE_MIN:
-            return
-        self.judged += 1
-        self.packets += n
-        self.writes += writes
-        if self.judged == MERGE_WINDOW:
-            if self.packets < MERGE_MIN_PER_WRITE * self.writes:
-                self.paused = MERGE_PAUSE
-            self.judged = self.packets = self.writes = 0
 
 
 class TunError(Exception):
@@ -156,7 +105,6 @@ class Tun:
         except OSError:
             self.ifindex = 0
         self.write_drops = 0
-        self.merging = MergePolicy()
         self.vnet_hdr = offloads
         self.offloads = []
         self.udp_gro = False  # merged UDP writes (GSO_UDP_L4) accepted by this kernel
@@ -260,12 +208,7 @@ class Tun:
         write = os.write
         fd = self.fd
         if self.vnet_hdr:
-            n = len(packets)
-            if not self.merging.wants(n):
-                self._write_plain(packets)
-                return
             packets = offload.coalesce(packets, self.udp_gro)
-            self.merging.judge(n, len(packets))
         for p in packets:
             try:
                 cls = p.__class__
@@ -278,24 +221,7 @@ class Tun:
             except BlockingIOError:
                 self.write_drops += 1
             except OSError as exc:
-                if exc.errno in _WRITE_DROPPED:
-                    self.write_drops += 1
-                else:
-                    raise
-
-    def _write_plain(self, packets):
-        """Each packet in a write of its own, behind a virtio header that asks for nothing
-        (what coalesce makes of a packet it cannot merge)."""
-        write = os.write
-        fd = self.fd
-        plain = offload.PLAIN_HDR
-        for p in packets:
-            try:
-                write(fd, plain + p)
-            except BlockingIOError:
-                self.write_drops += 1
-            except OSError as exc:
-                if exc.errno in _WRITE_DROPPED:
+                if exc.errno in (errno.ENOBUFS, errno.ENOMEM, errno.EINVAL, errno.EMSGSIZE):
                     self.write_drops += 1
                 else:
                     raise
