@@ -19,7 +19,7 @@ end (the hub the image's default config names: wgedge on arm64, wireguard-go on 
     a loop) or writes an upgrade into the other slot; every cut is followed by a boot that
     must bring the tunnel up with an intact config (the next cut happens in that boot);
  5. S50wgedge stop.
-WGEDGE_QEMU_POWER_CUTS (default 10 per architecture: 20 for make qemu-test) and
+WGEDGE_QEMU_POWER_CUTS (default 20 per architecture, 40 in make qemu-test) and
 WGEDGE_QEMU_SEED (printed) set the cuts.
 """
 
@@ -43,7 +43,7 @@ FWD_PORT = 51901  # the namespace's 127.0.0.1:FWD_PORT reaches the guest's liste
 HTTP_PORT = 8000  # the namespace's 127.0.0.1:HTTP_PORT is 10.0.2.2:HTTP_PORT to the guest
 HOST_IF = "wgqh0"
 BOOT_TIMEOUT = int(os.environ.get("WGEDGE_QEMU_BOOT_TIMEOUT", "300"))
-POWER_CUTS = int(os.environ.get("WGEDGE_QEMU_POWER_CUTS", "10"))
+POWER_CUTS = int(os.environ.get("WGEDGE_QEMU_POWER_CUTS", "20"))
 SEED = int(os.environ.get("WGEDGE_QEMU_SEED", str(int(time.time()))))
 BLOB = 2 * 1024 * 1024
 CONFIG = "/etc/config/wgedge"
