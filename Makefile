@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CACHE := .cache
 MPY_DIR := $(CACHE)/micropython
-APT_PACKAGES := nodejs npm wireguard-go wireguard-tools iperf3 iproute2 iputils-ping shellcheck
+APT_PACKAGES := nodejs npm wireguard-go wireguard-tools iperf3 iproute2 iputils-ping shellcheck binutils e2fsprogs
 PYTEST_ARGS ?=
 
 .PHONY: test setup venv venv-min apt micropython lint demo bench clean flood fuzz soak
