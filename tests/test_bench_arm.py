@@ -57,10 +57,10 @@ def test_host_window_counts_only_what_ran_outside_qemu(monkeypatch):
 
 
 def _results(arch, quiet=True):
-    cand = {"tcp1": 10.0, "tcp4": 12.0, "udp64": 900.0, "busy": 0.9}
+    cand = {"tcp1": 10.0, "tcp1_whole": 8.0, "tcp4": 12.0, "udp64": 900.0, "busy": 0.9}
     tunnel = dict(cand, rtt_idle=3.0, rtt_loaded=40.0, tcp1_hog=6.0, rss_kb=[20000, 21000])
     rnd = {"attempt": 0, "at": "10:00:00", "order": report.CANDIDATES,
-           "veth": cand, "wgedge": tunnel, "wireguard-go": dict(tunnel, tcp1=5.0),
+           "veth": cand, "wgedge": tunnel, "wireguard-go": dict(tunnel, tcp1=5.0, tcp1_whole=2.0),
            "core": {"send_us": 30.0, "recv_us": 35.0, "recv_gro_us": 34.0,
                     "handshakes_per_s": 100.0},
            "load": {"others": 0.05 if quiet else 0.5, "qemu_cores": 1.9, "loadavg": [1, 2],
@@ -89,8 +89,11 @@ def test_a_run_replaces_only_its_own_section(tmp_path, monkeypatch):
     assert "2026-12-01 09:00 UTC" in text and "2026-11-30 10:00 UTC" in text
     assert text.count("<!-- bench-arm arm64 -->") == 1
     assert text.index("<!-- bench-arm arm64 -->") < text.index("<!-- bench-arm armhf -->")
-    # The ratio row: wgedge 10 Mbit/s against wireguard-go's 5.
-    assert "| TCP 1 stream, Mbit/s | 10.0 | 5.0 | 2.00 |" in text
+    # The ratio rows: wgedge 10 Mbit/s against wireguard-go's 5 after the slow start, 8
+    # against 2 over the whole run.
+    assert "| TCP 1 stream, Mbit/s (after the slow start) | 10.0 | 5.0 | 2.00 |" in text
+    assert ("| TCP 1 stream, Mbit/s over the whole run (slow start included) | 8.0 | 2.0 | "
+            "4.00 |" in text)
 
 
 def test_a_round_on_a_busy_host_reports_no_figures(tmp_path, monkeypatch):
@@ -100,4 +103,4 @@ def test_a_round_on_a_busy_host_reports_no_figures(tmp_path, monkeypatch):
     text = open(doc).read()
     assert "refused: busy host" in text
     assert "no round ran on a quiet host" in text
-    assert "| TCP 1 stream, Mbit/s |" not in text
+    assert "| TCP 1 stream, Mbit/s (after" not in text

@@ -42,15 +42,22 @@ def _setup(nets, impl_a, impl_b, tmp):
 
 
 def iperf(ns_client, ns_server, addr, seconds, streams=1):
+    res = iperf_json(ns_client, ns_server, addr, seconds, streams)
+    return 0.0 if res is None else res["end"]["sum_received"]["bits_per_second"] / 1e6
+
+
+def iperf_json(ns_client, ns_server, addr, seconds, streams=1, omit=0):
+    """iperf3's JSON answer for a TCP test of `seconds` after `omit` seconds that it leaves
+    out of its end sums (`-O`: the TCP slow start), or None when iperf3 failed."""
     server = subprocess.Popen(["ip", "netns", "exec", ns_server, "iperf3", "-s", "-1", "-B",
                                addr], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.3)
-        res = sh("iperf3", "-c", addr, "-t", str(seconds), "-P", str(streams), "-J",
-                 ns=ns_client, timeout=seconds + 30, check=False)
+        res = sh("iperf3", "-c", addr, "-t", str(seconds), "-O", str(omit), "-P", str(streams),
+                 "-J", ns=ns_client, timeout=seconds + omit + 30, check=False)
         if res.returncode != 0:
-            return 0.0
-        return json.loads(res.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
+            return None
+        return json.loads(res.stdout)
     finally:
         server.kill()
         server.wait()
