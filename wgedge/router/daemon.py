@@ -31,8 +31,9 @@ FALLBACK_LOG = "/var/log/wgedge-%s.log"  # when no syslog daemon listens on SYSL
 WATCHDOG_ENV = "WGEDGE_WATCHDOG_PID"  # set by the watchdog for the daemon it starts
 GC_YOUNG_THRESHOLD = 10000  # CPython's default is 700 allocations
 # glibc's heap: a block this large is mmapped, and the heap keeps up to twice this free at its
-# top (see keep_heap below).
-HEAP_KEEP = 512 * 1024
+# top (see keep_heap below). Under 512 KiB, the most that 32-bit glibc raises its threshold to
+# (with 512 KiB less 256 bytes nothing changed in the armhf guest; 64-bit allows 32 MiB).
+HEAP_KEEP = 448 * 1024
 LEVELS = {"error": logging.ERROR, "silent": logging.CRITICAL + 1, "info": logging.INFO,
           "verbose": logging.DEBUG, "debug": logging.DEBUG}
 
@@ -151,8 +152,8 @@ def keep_heap():
     A batch allocates and frees several hundred kB (64 KiB UDP receive buffers, merged TUN
     writes, the datagrams of a send). glibc returns free memory at the top of its heap once
     more than M_TRIM_THRESHOLD (128 KiB at start) is free, so each batch grew the heap, took
-    fresh zeroed pages in by page faults, and gave them back: about 600 faults a second per
-    daemon in the arm64 benchmark guest. On a board that is a system call and a page fault
+    fresh zeroed pages in by page faults, and gave them back: 400-1100 faults a second per
+    receiving daemon in the arm64 and armhf benchmark guests. On a board that is a system call and a page fault
     every few packets; under QEMU's multi-threaded TCG each range given back is a broadcast
     TLB invalidation that stops every vCPU, and single-stream TCP fell by a quarter or more.
 
@@ -162,7 +163,7 @@ def keep_heap():
     so this costs no memory. Other C libraries ignore it. The peak stays what it was; the heap
     keeps up to 2 * HEAP_KEEP free between batches instead of returning it.
     """
-    bytes(HEAP_KEEP - 256)  # with its header still within one HEAP_KEEP mapping
+    bytes(HEAP_KEEP)
 
 
 def serve(ifname, crypto, ready=None):
