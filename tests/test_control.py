@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import tracemalloc
 
 import pytest
@@ -575,6 +576,38 @@ def test_a_bug_in_the_handler_closes_that_connection_and_logs_no_value(tmp_path,
             assert form not in caplog.text
     finally:
         server.shutdown()
+
+
+def _deep_bug(value, depth):
+    if depth:
+        return _deep_bug(value, depth - 1)
+    return {}[value]
+
+
+def test_where_it_failed_names_what_traceback_names_innermost_first():
+    """The traceback module is the reference (the daemon does without it): file, line and
+    function of each frame, innermost first, and the type, never the message."""
+    try:
+        try:
+            _deep_bug("private_key=" + CANARY, 2)
+        except KeyError:
+            raise ValueError(CANARY) from None
+    except ValueError as exc:
+        bug = exc
+    try:
+        _deep_bug("private_key=" + CANARY, 2)
+    except KeyError as exc:
+        deep = exc
+    for exc in (bug, deep, ValueError("never raised")):
+        frames = traceback.extract_tb(exc.__traceback__)
+        want = " < ".join("%s:%d in %s" % (os.path.basename(f.filename), f.lineno, f.name)
+                          for f in reversed(frames))
+        assert control.where_it_failed(exc) == "%s at %s" % (type(exc).__name__, want or "?")
+    assert control.where_it_failed(deep).startswith(
+        "KeyError at test_control.py:%d in _deep_bug < " % (_deep_bug.__code__.co_firstlineno + 3))
+    assert control.where_it_failed(deep).count("in _deep_bug") == 3
+    for form in CANARY_FORMS:
+        assert form not in control.where_it_failed(bug) + control.where_it_failed(deep)
 
 
 def test_malformed_control_lines_log_no_key_material(caplog):
