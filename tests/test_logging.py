@@ -2,7 +2,6 @@
 else a file; never nowhere (Python 3.11's SysLogHandler no longer fails without a listener,
 it drops every message)."""
 
-import logging
 import os
 import socket
 import subprocess
@@ -13,6 +12,7 @@ import pytest
 
 from tests.netns import ROOT, genkey, sh, write_key
 from wgedge.io import events
+from wgedge.io.logger import INFO, log
 from wgedge.router import daemon
 
 
@@ -20,14 +20,14 @@ def _log_one(monkeypatch, tmp_path, message):
     monkeypatch.setattr(daemon, "SYSLOG_SOCKET", str(tmp_path / "log.sock"))
     monkeypatch.setattr(daemon, "FALLBACK_LOG", str(tmp_path / "wgedge-%s.log"))
     monkeypatch.delenv("WGEDGE_SYSLOG", raising=False)
-    daemon.setup_logging("wgt0", logging.INFO, foreground=False, logfile=None)
-    log = logging.getLogger("wgedge")
+    saved = log.level, log.sinks
+    daemon.setup_logging("wgt0", INFO, foreground=False, logfile=None)
     try:
         log.info(message)
     finally:
-        for handler in log.handlers:
-            handler.close()
-        log.handlers[:] = []
+        for sink in log.sinks:
+            sink.close()
+        log.level, log.sinks = saved
 
 
 def test_without_a_syslog_daemon_the_log_goes_to_the_fallback_file(monkeypatch, tmp_path):

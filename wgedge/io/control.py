@@ -48,14 +48,13 @@ The server watches its listener and connections with its own epoll, whose descri
 
 import errno
 import fcntl
-import logging
 import os
 import select
 import socket
 import struct
 import termios
 
-log = logging.getLogger("wgedge")
+from wgedge.io.logger import log
 
 SOCKET_DIR = "/var/run/wireguard"
 MAX_CONNECTIONS = 16
