@@ -10,7 +10,7 @@ import pytest
 from wgedge.io import logger as L
 from wgedge.router import daemon
 
-CREATED = 1764512135.25  # exact in binary: the same milliseconds for both clocks
+CREATED_NS = 1764512135250000000  # .25 s: the same milliseconds as a float and as ns
 MESSAGES = [("interface %s is up; control socket %s", ("wg0", "/var/run/wireguard/wg0.sock")),
             ("peer 2Qx: handshake completed \u00e9", ()),
             ("%d more like this suppressed in %d s: %s%s", (40, 60.0, "dropped", " [x]")),
@@ -20,8 +20,8 @@ MESSAGES = [("interface %s is up; control socket %s", ("wg0", "/var/run/wireguar
 def _theirs(fmt, level, msg, args, monkeypatch):
     """The line `logging` made of it, the daemon's old setup: a Formatter of `fmt` and a
     Filter that set record.ifname."""
-    monkeypatch.setattr(time, "time", lambda: CREATED)
-    monkeypatch.setattr(time, "time_ns", lambda: int(CREATED * 1e9))
+    monkeypatch.setattr(time, "time", lambda: 1764512135.25)  # logging until 3.12
+    monkeypatch.setattr(time, "time_ns", lambda: CREATED_NS)  # logging since 3.13
     record = logging.LogRecord("wgedge", level, __file__, 1, msg, args, None)
     monkeypatch.undo()
     record.ifname = "wg0"
@@ -33,7 +33,7 @@ def _theirs(fmt, level, msg, args, monkeypatch):
 @pytest.mark.parametrize("level", [L.DEBUG, L.INFO, L.WARNING, L.ERROR, L.CRITICAL, 25])
 def test_each_destination_gets_the_line_logging_wrote(fmt, level, monkeypatch):
     for msg, args in MESSAGES:
-        ours = L.Sink(fmt, "wg0").format(L.Record(level, L._message(msg, args), CREATED))
+        ours = L.Sink(fmt, "wg0").format(L.Record(level, L._message(msg, args), CREATED_NS))
         assert ours == _theirs(fmt, level, msg, args, monkeypatch)
 
 
@@ -105,3 +105,19 @@ def test_a_destination_that_fails_counts_the_line_and_never_raises():
     stream.close()
     log.error("lost")
     assert sink.dropped == 1
+
+
+def test_asctime_rows(monkeypatch):
+    """(nanoseconds, the timestamp a file line starts with), in UTC."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        rows = [(0, "1970-01-01 00:00:00,000"),
+                (CREATED_NS, "2025-11-30 14:15:35,250"),
+                (CREATED_NS + 749999999, "2025-11-30 14:15:35,999"),  # truncated, not rounded
+                (CREATED_NS + 750000000, "2025-11-30 14:15:36,000")]
+        for i, (ns, want) in enumerate(rows, 1):
+            assert L.asctime(ns) == want, "row %d" % i
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -22,7 +22,7 @@ def _server(path):
 
 
 def _record(level, msg):
-    return Record(level, msg, time.time())
+    return Record(level, msg, time.time_ns())
 
 
 @pytest.mark.parametrize("level", [DEBUG, INFO, WARNING, ERROR, CRITICAL, 25, 5])

@@ -38,10 +38,12 @@ def level_name(levelno):
     return LEVEL_NAMES.get(levelno) or "Level %s" % levelno
 
 
-def asctime(created):
-    """`logging`'s default %(asctime)s: local time, comma, milliseconds."""
-    return "%s,%03d" % (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created)),
-                        int((created - int(created)) * 1000))
+def asctime(created_ns):
+    """`logging`'s default %(asctime)s of a time in nanoseconds: local time, comma,
+    milliseconds (truncated, as logging does since Python 3.13, which reads time_ns too)."""
+    seconds, ns = divmod(created_ns, 1000000000)
+    return "%s,%03d" % (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds)),
+                        ns // 1000000)
 
 
 def _message(msg, args):
@@ -54,7 +56,8 @@ def _message(msg, args):
 
 
 class Record:
-    """One line to write: its level, its message (formatted) and when it was made."""
+    """One line to write: its level, its message (formatted) and when it was made
+    (time.time_ns())."""
 
     __slots__ = ("levelno", "message", "created")
 
@@ -134,7 +137,7 @@ class Logger:
     def log(self, level, msg, *args):
         if level < self.level:
             return
-        record = Record(level, _message(msg, args), time.time())
+        record = Record(level, _message(msg, args), time.time_ns())
         if not self.sinks:
             if level >= WARNING:
                 try:
