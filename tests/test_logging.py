@@ -49,6 +49,20 @@ def test_with_a_syslog_daemon_the_log_goes_to_syslog(monkeypatch, tmp_path):
 
 
 # --- in namespaces: what a running daemon logs (root) -------------------------------------------
+@pytest.mark.root
+@pytest.mark.parametrize("foreground", [True, False])
+def test_a_log_file_that_cannot_be_opened_is_one_line_not_a_traceback(nets, foreground):
+    ns = nets.ns("n")
+    ifname = "wgn" + nets.tag
+    res = sh(sys.executable, "-m", "wgedge", *(["-f"] if foreground else []), "--log",
+             "/nonexistent/dir/x.log", ifname, ns=ns, check=False,
+             env=dict(os.environ, PYTHONPATH=ROOT))
+    assert res.returncode == 1
+    assert res.stderr == "wgedge: [Errno 2] No such file or directory: " \
+        "'/nonexistent/dir/x.log'\n", res.stderr
+    assert ifname not in sh("ip", "link", ns=ns).stdout  # nothing was made
+
+
 def _wait_for(path, predicate, seconds=15):
     deadline = time.time() + seconds
     text = ""

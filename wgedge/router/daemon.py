@@ -178,7 +178,11 @@ def run(ifname, foreground, verbose=False, logfile=None):
         print("wgedge: %s" % exc, file=sys.stderr)
         return 1
     if foreground:
-        setup_logging(ifname, level, True, logfile)
+        try:
+            setup_logging(ifname, level, True, logfile)
+        except OSError as exc:  # --log FILE cannot be opened: said as the background says it
+            print("wgedge: %s" % exc, file=sys.stderr)
+            return 1
         try:
             serve(ifname, crypto)
         except Exception as exc:  # noqa: BLE001 - a start-up failure the operator must see
