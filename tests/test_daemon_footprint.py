@@ -38,8 +38,8 @@ NOT_IN_THE_DAEMON = {
 }
 
 
-def _start(ns, ifname, code=None, extra=(), stderr=subprocess.PIPE):
-    env = dict(os.environ, PYTHONPATH=ROOT)
+def _start(ns, ifname, code=None, extra=(), stderr=subprocess.PIPE, env=None):
+    env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
     env.pop("WGEDGE_SYSLOG", None)
     head = [sys.executable, "-X", "importtime"]
     head += ["-c", code] if code else ["-m", "wgedge"]
@@ -50,10 +50,10 @@ def _start(ns, ifname, code=None, extra=(), stderr=subprocess.PIPE):
 class _Daemon:
     """A foreground daemon whose stderr (its log lines and -X importtime's) goes to a file."""
 
-    def __init__(self, ns, ifname, path):
+    def __init__(self, ns, ifname, path, env=None):
         self.ifname, self.path = ifname, path
         with open(path, "w") as err:
-            self.proc = _start(ns, ifname, stderr=err)
+            self.proc = _start(ns, ifname, stderr=err, env=env)
 
     def stderr(self):
         with open(self.path) as f:
@@ -85,14 +85,18 @@ def _imported(stderr):
 def test_the_daemon_loads_none_of_what_it_does_not_need(nets, tmp_path):
     """Two daemons, configured through their control sockets, a handshake and pings through
     the tunnel between them, then `wg show`: neither imported anything in NOT_IN_THE_DAEMON,
-    at start-up or since."""
+    at start-up or since. ctypes is for privileges.drop alone (prctl and capset have no
+    other way in): the first daemon keeps its privileges (WGEDGE_KEEP_PRIVILEGES=1) and must
+    not load it, though its UDP sockets are steered by a BPF program (udp.py once used ctypes
+    for that); the second drops them and does load it, which shows the check sees it."""
     ns_a, ns_b = nets.ns("fpa"), nets.ns("fpb")
     nets.link(ns_a, ns_b, "10.213.0.1", "10.213.0.2")
     sites = [(ns_a, "wgfa" + nets.tag[:4], "10.89.0.1", 2, 40021),
              (ns_b, "wgfb" + nets.tag[:4], "10.89.0.2", 1, 40022)]
     keys = [genkey(), genkey()]
-    daemons = [_Daemon(ns, ifname, str(tmp_path / (ifname + ".err")))
-               for ns, ifname, _, _, _ in sites]
+    daemons = [_Daemon(ns, ifname, str(tmp_path / (ifname + ".err")), env)
+               for (ns, ifname, _, _, _), env in zip(sites, ({"WGEDGE_KEEP_PRIVILEGES": "1"},
+                                                             {}), strict=True)]
     try:
         for d in daemons:
             d.wait_up()
@@ -116,6 +120,10 @@ def test_the_daemon_loads_none_of_what_it_does_not_need(nets, tmp_path):
         assert not loaded, loaded
         # This venv's cryptography is a fast one: no warning at start-up.
         assert "takes the slow path" not in err
+    kept, dropped = errs
+    assert "privileges: dropped" not in kept and "privileges: dropped" in dropped
+    assert "ctypes" not in _imported(kept) and "_ctypes" not in _imported(kept)
+    assert "ctypes" in _imported(dropped)
 
 
 FAKE_VERSION = ("import sys, cryptography; cryptography.__version__ = '38.0.4'; "
