@@ -94,3 +94,35 @@ def udp():
         yield u
     finally:
         u.close()
+
+
+@pytest.fixture
+def daemon_log():
+    """What the daemon's logger (wgedge/io/logger.py) writes during the test, from DEBUG up:
+    `.records`, [(level, message)], and `.text`, every line as "LEVEL: message". The logger's
+    level and sinks are put back afterwards."""
+    from wgedge.io.logger import DEBUG, Sink, log
+
+    class Recorder(Sink):
+        def __init__(self):
+            Sink.__init__(self, "%(levelname)s: %(message)s")
+            self.records, self.lines = [], []
+
+        def emit(self, record):
+            self.records.append((record.levelno, record.message))
+            Sink.emit(self, record)
+
+        def write(self, levelno, line):
+            self.lines.append(line)
+
+        @property
+        def text(self):
+            return "".join(line + "\n" for line in self.lines)
+
+    saved = log.level, log.sinks
+    recorder = Recorder()
+    log.level, log.sinks = DEBUG, [recorder]
+    try:
+        yield recorder
+    finally:
+        log.level, log.sinks = saved

@@ -8,7 +8,6 @@ stop half-way, and control lines carrying a key where none belongs.
 """
 
 import base64
-import logging
 import os
 import re
 import select
@@ -18,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import tracemalloc
 
 import pytest
@@ -550,7 +550,7 @@ def test_a_10k_peer_set_then_a_get_at_once(tmp_path):
 
 
 @unit
-def test_a_bug_in_the_handler_closes_that_connection_and_logs_no_value(tmp_path, caplog):
+def test_a_bug_in_the_handler_closes_that_connection_and_logs_no_value(tmp_path, daemon_log):
     def buggy(op, lines):
         if op == "set=1":
             raise ValueError("private_key=" + CANARY)
@@ -561,7 +561,6 @@ def test_a_bug_in_the_handler_closes_that_connection_and_logs_no_value(tmp_path,
         return pieces(), True
 
     server = serve(tmp_path, buggy)
-    caplog.set_level(logging.DEBUG, logger="wgedge")
     try:
         a, b = connect(server), connect(server)
         a.sendall(b"set=1\nx=1\n\n")
@@ -570,18 +569,50 @@ def test_a_bug_in_the_handler_closes_that_connection_and_logs_no_value(tmp_path,
             server.service(T0)
         assert closed_by_server(a)
         assert not whole(drain(b)) and closed_by_server(b)
-        assert "ValueError at" in caplog.text and "KeyError at" in caplog.text
+        assert "ERROR: control: internal error" in daemon_log.text
+        assert "ValueError at" in daemon_log.text and "KeyError at" in daemon_log.text
         for form in CANARY_FORMS:
-            assert form not in caplog.text
+            assert form not in daemon_log.text
     finally:
         server.shutdown()
 
 
-def test_malformed_control_lines_log_no_key_material(caplog):
+def _deep_bug(value, depth):
+    if depth:
+        return _deep_bug(value, depth - 1)
+    return {}[value]
+
+
+def test_where_it_failed_names_what_traceback_names_innermost_first():
+    """The traceback module is the reference (the daemon does without it): file, line and
+    function of each frame, innermost first, and the type, never the message."""
+    try:
+        try:
+            _deep_bug("private_key=" + CANARY, 2)
+        except KeyError:
+            raise ValueError(CANARY) from None
+    except ValueError as exc:
+        bug = exc
+    try:
+        _deep_bug("private_key=" + CANARY, 2)
+    except KeyError as exc:
+        deep = exc
+    for exc in (bug, deep, ValueError("never raised")):
+        frames = traceback.extract_tb(exc.__traceback__)
+        want = " < ".join("%s:%d in %s" % (os.path.basename(f.filename), f.lineno, f.name)
+                          for f in reversed(frames))
+        assert control.where_it_failed(exc) == "%s at %s" % (type(exc).__name__, want or "?")
+    assert control.where_it_failed(deep).startswith(
+        "KeyError at test_control.py:%d in _deep_bug < " % (_deep_bug.__code__.co_firstlineno + 3))
+    assert control.where_it_failed(deep).count("in _deep_bug") == 3
+    for form in CANARY_FORMS:
+        assert form not in control.where_it_failed(bug) + control.where_it_failed(deep)
+
+
+def test_malformed_control_lines_log_no_key_material(daemon_log):
     """The daemon's handler logs what was wrong with a request, never a value from it."""
     dev = _device_with_peers(1)
     begin = _daemon_begin(dev)
-    caplog.set_level(logging.DEBUG, logger="wgedge")
     hexkey = CANARY_RAW.hex()
     for op, lines in (
             ("set=1", ["private_key=%s garbage" % CANARY]),
@@ -599,10 +630,10 @@ def test_malformed_control_lines_log_no_key_material(caplog):
         request.feed(lines)
         reply, _ = request.finish()
         assert re.match(rb"errno=-\d+\n\n$", reply)
-    assert caplog.text.count("refused set") == 8
-    assert caplog.text.count("unknown operation") == 2
+    assert daemon_log.text.count("ERROR: control: refused set") == 8
+    assert daemon_log.text.count("ERROR: control: unknown operation") == 2
     for form in CANARY_FORMS:
-        assert form not in caplog.text, caplog.text
+        assert form not in daemon_log.text, daemon_log.text
 
 
 # --- the daemon in namespaces ------------------------------------------------------------------

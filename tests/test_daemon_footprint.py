@@ -1,5 +1,7 @@
 """What a running `wgedge IFNAME` daemon loads (its RSS on a router) and what it says at start-up
-about the cryptography it found. Real daemons in namespaces (root)."""
+about the cryptography it found. Real daemons in namespaces (root): what each imported is read
+from `-X importtime` on its stderr, which lists every import of the process as it happens,
+those made after start-up too."""
 
 import os
 import subprocess
@@ -8,7 +10,7 @@ import time
 
 import pytest
 
-from tests.netns import ROOT
+from tests.netns import ROOT, genkey, sh, write_key
 
 pytestmark = [pytest.mark.root]
 
@@ -31,33 +33,44 @@ NOT_IN_THE_DAEMON = {
                                               "from the Rust bindings",
     "cryptography.hazmat.primitives.asymmetric.x25519": "X25519 keys load through the Rust "
                                                         "bindings",
+    "logging": "the daemon logs through wgedge.io.logger",
+    "traceback": "control.where_it_failed reads the frames itself",
 }
 
 
-def _start(ns, ifname, code=None, extra=()):
-    env = dict(os.environ, PYTHONPATH=ROOT)
+def _start(ns, ifname, code=None, extra=(), stderr=subprocess.PIPE, env=None):
+    env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
     env.pop("WGEDGE_SYSLOG", None)
     head = [sys.executable, "-X", "importtime"]
     head += ["-c", code] if code else ["-m", "wgedge"]
     return subprocess.Popen(["ip", "netns", "exec", ns] + head + list(extra) + ["-f", ifname],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+                            env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
 
 
-def _run_until_up(ns, ifname, code=None, extra=()):
-    """Start a foreground daemon, wait for its control socket, stop it -> its stderr."""
-    proc = _start(ns, ifname, code, extra)
-    sock = "/var/run/wireguard/%s.sock" % ifname
-    deadline = time.monotonic() + 60
-    try:
-        while not os.path.exists(sock):
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "no control socket after 60 s"
+class _Daemon:
+    """A foreground daemon whose stderr (its log lines and -X importtime's) goes to a file."""
+
+    def __init__(self, ns, ifname, path, env=None):
+        self.ifname, self.path = ifname, path
+        with open(path, "w") as err:
+            self.proc = _start(ns, ifname, stderr=err, env=env)
+
+    def stderr(self):
+        with open(self.path) as f:
+            return f.read()
+
+    def wait_up(self):
+        """Until its last start-up line: privileges are dropped, the loop about to run."""
+        deadline = time.monotonic() + 60
+        while "interface %s is up" % self.ifname not in self.stderr():
+            assert self.proc.poll() is None, self.stderr()[-3000:]
+            assert time.monotonic() < deadline, "not up after 60 s"
             time.sleep(0.1)
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=30)
-    return err
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        return self.stderr()
 
 
 def _imported(stderr):
@@ -69,16 +82,48 @@ def _imported(stderr):
     return names
 
 
-def test_the_daemon_loads_none_of_what_it_does_not_need(nets):
-    ns = nets.ns("fp")
-    ifname = "wgfp" + nets.tag[:4]
-    err = _run_until_up(ns, ifname)
-    names = _imported(err)
-    assert "wgedge.io.loop" in names and "wgedge.crypto.fast" in names, err[-2000:]
-    loaded = {m: why for m, why in NOT_IN_THE_DAEMON.items() if m in names}
-    assert not loaded, loaded
-    # This venv's cryptography is a fast one: no warning at start-up.
-    assert "takes the slow path" not in err
+def test_the_daemon_loads_none_of_what_it_does_not_need(nets, tmp_path):
+    """Two daemons, configured through their control sockets, a handshake and pings through
+    the tunnel between them, then `wg show`: neither imported anything in NOT_IN_THE_DAEMON,
+    at start-up or since. ctypes is for privileges.drop alone (prctl and capset have no
+    other way in): the first daemon keeps its privileges (WGEDGE_KEEP_PRIVILEGES=1) and must
+    not load it, though its UDP sockets are steered by a BPF program (udp.py once used ctypes
+    for that); the second drops them and does load it, which shows the check sees it."""
+    ns_a, ns_b = nets.ns("fpa"), nets.ns("fpb")
+    nets.link(ns_a, ns_b, "10.213.0.1", "10.213.0.2")
+    sites = [(ns_a, "wgfa" + nets.tag[:4], "10.89.0.1", 2, 40021),
+             (ns_b, "wgfb" + nets.tag[:4], "10.89.0.2", 1, 40022)]
+    keys = [genkey(), genkey()]
+    daemons = [_Daemon(ns, ifname, str(tmp_path / (ifname + ".err")), env)
+               for (ns, ifname, _, _, _), env in zip(sites, ({"WGEDGE_KEEP_PRIVILEGES": "1"},
+                                                             {}), strict=True)]
+    try:
+        for d in daemons:
+            d.wait_up()
+        for i, (ns, ifname, addr, peer_host, port) in enumerate(sites):
+            other = 1 - i
+            sh("wg", "set", ifname, "private-key", write_key(tmp_path, ifname, keys[i][0]),
+               "listen-port", str(port), "peer", keys[other][1], "allowed-ips",
+               sites[other][2] + "/32", "endpoint",
+               "10.213.0.%d:%d" % (peer_host, sites[other][4]), ns=ns)
+            sh("ip", "addr", "add", addr + "/24", "dev", ifname, ns=ns)
+            sh("ip", "link", "set", ifname, "up", ns=ns)
+        sh("ping", "-c", "3", "-W", "5", "10.89.0.2", ns=ns_a, timeout=60)
+        shown = sh("wg", "show", sites[0][1], ns=ns_a).stdout
+        assert "latest handshake" in shown, shown
+    finally:
+        errs = [d.stop() for d in daemons]
+    for err in errs:
+        names = _imported(err)
+        assert "wgedge.io.loop" in names and "wgedge.crypto.fast" in names, err[-2000:]
+        loaded = {m: why for m, why in NOT_IN_THE_DAEMON.items() if m in names}
+        assert not loaded, loaded
+        # This venv's cryptography is a fast one: no warning at start-up.
+        assert "takes the slow path" not in err
+    kept, dropped = errs
+    assert "privileges: dropped" not in kept and "privileges: dropped" in dropped
+    assert "ctypes" not in _imported(kept) and "_ctypes" not in _imported(kept)
+    assert "ctypes" in _imported(dropped)
 
 
 FAKE_VERSION = ("import sys, cryptography; cryptography.__version__ = '38.0.4'; "

@@ -3,12 +3,11 @@ and what the watchdog's log says about each resolution (watchdog.HostLog). In th
 no name resolves and no query is sent (tests/conftest.py); the namespace tests of the same
 behaviour are in tests/test_reload.py."""
 
-import logging
-
 from wgedge import cli
+from wgedge.io import logger
 from wgedge.router.watchdog import DNS_LOG_EVERY, HostLog
 
-WARN, INFO, DEBUG = logging.WARNING, logging.INFO, logging.DEBUG
+WARN, INFO, DEBUG = logger.WARNING, logger.INFO, logger.DEBUG
 
 
 def levels(lines):

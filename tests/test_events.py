@@ -2,14 +2,12 @@
 and how io/events.py logs them: with the reason, rate-limited, with no key material."""
 
 import binascii
-import logging
-
-import pytest
 
 from tests.memnet import Net, ipv4_packet
 from wgedge.core import consts as C
 from wgedge.core.device import Output
 from wgedge.io import events as E
+from wgedge.io.logger import DEBUG, WARNING
 
 
 def failures(node):
@@ -131,18 +129,6 @@ class Clock:
         return self.t
 
 
-@pytest.fixture
-def logged(caplog):
-    logger = logging.getLogger("wgedge")
-    old = logger.level
-    logger.setLevel(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="wgedge")
-    try:
-        yield caplog
-    finally:
-        logger.setLevel(old)
-
-
 def _unknown_peer_flood(net, b, count):
     c = net.node("carol", "192.0.2.3")
     peer = c.peer_with(b, ["10.0.0.2/32"])
@@ -155,15 +141,15 @@ def _unknown_peer_flood(net, b, count):
     return c, outs
 
 
-def test_unknown_peer_is_logged_with_reason_short_id_and_no_key(logged):
+def test_unknown_peer_is_logged_with_reason_short_id_and_no_key(daemon_log):
     net = Net()
     a, b = net.pair()
     clock = Clock()
     elog = E.EventLog(b.device, clock=clock, wall=lambda: 1.7e9)
     c, outs = _unknown_peer_flood(net, b, 1)
     elog.handle(outs[0])
-    lines = [r.getMessage() for r in logged.records]
-    assert len(lines) == 1 and logged.records[0].levelno == logging.WARNING
+    lines = [message for _, message in daemon_log.records]
+    assert len(lines) == 1 and daemon_log.records[0][0] == WARNING
     short = binascii.b2a_base64(c.public).decode()[:8]
     assert "192.0.2.3:51820" in lines[0] and short in lines[0] and "unknown-peer" in lines[0]
     full = binascii.b2a_base64(c.public).decode().strip()
@@ -172,7 +158,7 @@ def test_unknown_peer_is_logged_with_reason_short_id_and_no_key(logged):
         assert secret not in lines[0]
 
 
-def test_a_flood_is_rate_limited_and_summarised(logged):
+def test_a_flood_is_rate_limited_and_summarised(daemon_log):
     net = Net()
     a, b = net.pair()
     clock = Clock()
@@ -180,19 +166,19 @@ def test_a_flood_is_rate_limited_and_summarised(logged):
     _, outs = _unknown_peer_flood(net, b, 300)
     for out in outs:
         elog.handle(out)
-    assert len(logged.records) == E.BURST
+    assert len(daemon_log.records) == E.BURST
     assert elog.next_deadline() == clock.t + E.INTERVAL
     elog.flush(clock.t + 1)
-    assert len(logged.records) == E.BURST  # the window is not over yet
+    assert len(daemon_log.records) == E.BURST  # the window is not over yet
     clock.t += E.INTERVAL
     elog.flush(clock.t)
-    summary = logged.records[-1].getMessage()
-    assert len(logged.records) == E.BURST + 1
+    summary = daemon_log.records[-1][1]
+    assert len(daemon_log.records) == E.BURST + 1
     assert summary.startswith("%d more like this suppressed in 60 s" % (300 - E.BURST))
     assert "unknown-peer" in summary and elog.next_deadline() is None
 
 
-def test_data_drops_are_debug_lines_and_flood_overload_a_warning(logged):
+def test_data_drops_are_debug_lines_and_flood_overload_a_warning(daemon_log):
     net = Net()
     a, b = net.pair()
     elog = E.EventLog(b.device, clock=Clock(), wall=lambda: 1.7e9)
@@ -201,9 +187,9 @@ def test_data_drops_are_debug_lines_and_flood_overload_a_warning(logged):
         out.drop(C.DROP_DECRYPT)
     out.drop(C.DROP_HANDSHAKE_OVERLOAD)
     elog.handle(out)
-    got = {r.getMessage(): r.levelno for r in logged.records}
-    assert got == {"dropped 5 datagram(s) or packet(s): decrypt-failed": logging.DEBUG,
-                   "dropped 1 datagram(s) or packet(s): handshake-overload": logging.WARNING}
+    got = {message: level for level, message in daemon_log.records}
+    assert got == {"dropped 5 datagram(s) or packet(s): decrypt-failed": DEBUG,
+                   "dropped 1 datagram(s) or packet(s): handshake-overload": WARNING}
 
 
 def test_status_lines_carry_drops_and_last_failures_of_configured_peers():

@@ -224,7 +224,7 @@ NOT_FILE_CONTENTS = {
     "the open file, so it is never replaced",
     ("wgedge/router/runlock.py", "claim", "os.ftruncate"): "the lock file's holder pid, a hint "
     "for a second starter (on tmpfs; an empty file reads as no pid)",
-    ("wgedge/router/daemon.py", "setup_logging", "FileHandler"): "a log: appended",
+    ("wgedge/io/logger.py", "__init__", "open"): "a log: appended (FileSink)",
     ("wgedge/router/daemon.py", "detach", "os.open"): "/dev/null as stdin, stdout, stderr",
     ("wgedge/cli/commands.py", "_log_file_writable", "open"): "a log: opened for append",
     ("wgedge/router/watchdog.py", "run", "open"): "the hardware watchdog device",

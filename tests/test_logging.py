@@ -2,7 +2,6 @@
 else a file; never nowhere (Python 3.11's SysLogHandler no longer fails without a listener,
 it drops every message)."""
 
-import logging
 import os
 import socket
 import subprocess
@@ -13,6 +12,7 @@ import pytest
 
 from tests.netns import ROOT, genkey, sh, write_key
 from wgedge.io import events
+from wgedge.io.logger import INFO, log
 from wgedge.router import daemon
 
 
@@ -20,14 +20,14 @@ def _log_one(monkeypatch, tmp_path, message):
     monkeypatch.setattr(daemon, "SYSLOG_SOCKET", str(tmp_path / "log.sock"))
     monkeypatch.setattr(daemon, "FALLBACK_LOG", str(tmp_path / "wgedge-%s.log"))
     monkeypatch.delenv("WGEDGE_SYSLOG", raising=False)
-    daemon.setup_logging("wgt0", logging.INFO, foreground=False, logfile=None)
-    log = logging.getLogger("wgedge")
+    saved = log.level, log.sinks
+    daemon.setup_logging("wgt0", INFO, foreground=False, logfile=None)
     try:
         log.info(message)
     finally:
-        for handler in log.handlers:
-            handler.close()
-        log.handlers[:] = []
+        for sink in log.sinks:
+            sink.close()
+        log.level, log.sinks = saved
 
 
 def test_without_a_syslog_daemon_the_log_goes_to_the_fallback_file(monkeypatch, tmp_path):
@@ -49,6 +49,20 @@ def test_with_a_syslog_daemon_the_log_goes_to_syslog(monkeypatch, tmp_path):
 
 
 # --- in namespaces: what a running daemon logs (root) -------------------------------------------
+@pytest.mark.root
+@pytest.mark.parametrize("foreground", [True, False])
+def test_a_log_file_that_cannot_be_opened_is_one_line_not_a_traceback(nets, foreground):
+    ns = nets.ns("n")
+    ifname = "wgn" + nets.tag
+    res = sh(sys.executable, "-m", "wgedge", *(["-f"] if foreground else []), "--log",
+             "/nonexistent/dir/x.log", ifname, ns=ns, check=False,
+             env=dict(os.environ, PYTHONPATH=ROOT))
+    assert res.returncode == 1
+    assert res.stderr == "wgedge: [Errno 2] No such file or directory: " \
+        "'/nonexistent/dir/x.log'\n", res.stderr
+    assert ifname not in sh("ip", "link", ns=ns).stdout  # nothing was made
+
+
 def _wait_for(path, predicate, seconds=15):
     deadline = time.time() + seconds
     text = ""

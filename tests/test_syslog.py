@@ -1,15 +1,17 @@
-"""wgedge/io/syslog.py: the bytes logging.handlers.SysLogHandler sends, never a blocked loop."""
+"""wgedge/io/syslog.py: the bytes logging.handlers.SysLogHandler sends (the reference here; the
+daemon no longer imports it), never a blocked loop."""
 
 import logging
 import logging.handlers
 import signal
 import socket
+import time
 
 import pytest
 
-from wgedge.io.syslog import SyslogHandler
-
-FORMAT = "wgedge[%(process)d]: %(message)s"
+from wgedge.io.logger import CRITICAL, DEBUG, ERROR, INFO, WARNING, Record
+from wgedge.io.syslog import SyslogSink
+from wgedge.router.daemon import SYSLOG_FORMAT as FORMAT
 
 
 def _server(path):
@@ -20,21 +22,25 @@ def _server(path):
 
 
 def _record(level, msg):
-    return logging.LogRecord("wgedge", level, __file__, 1, msg, None, None)
+    return Record(level, msg, time.time_ns())
 
 
-@pytest.mark.parametrize("level", [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR,
-                                   logging.CRITICAL, 25, 5])
+@pytest.mark.parametrize("level", [DEBUG, INFO, WARNING, ERROR, CRITICAL, 25, 5])
 def test_same_bytes_as_the_standard_library(tmp_path, level):
     server = _server(tmp_path / "log")
-    ours = SyslogHandler(str(tmp_path / "log"))
+    ours = SyslogSink(str(tmp_path / "log"), FORMAT, "wg0")
     theirs = logging.handlers.SysLogHandler(str(tmp_path / "log"),
                                             logging.handlers.SysLogHandler.LOG_DAEMON)
+    theirs.setFormatter(logging.Formatter(FORMAT))
+    message = "peer 2Qx: handshake completed \u00e9"
+    record = logging.LogRecord("wgedge", level, __file__, 1, message, None, None)
+    record.ifname = "wg0"  # what the daemon's logging.Filter added
     try:
-        for h in (ours, theirs):
-            h.setFormatter(logging.Formatter(FORMAT))
-            h.emit(_record(level, "peer 2Qx: handshake completed \u00e9"))
-        assert server.recv(4096) == server.recv(4096)
+        ours.emit(_record(level, message))
+        theirs.emit(record)
+        got = server.recv(4096)
+        assert got == server.recv(4096)
+        assert b": wg0: peer 2Qx" in got
     finally:
         ours.close()
         theirs.close()
@@ -47,12 +53,12 @@ def _alarm(*_):
 
 def test_a_full_syslog_queue_drops_instead_of_blocking(tmp_path):
     server = _server(tmp_path / "log")  # never reads
-    handler = SyslogHandler(str(tmp_path / "log"))
+    handler = SyslogSink(str(tmp_path / "log"), FORMAT)
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(30)  # a blocking send would hang here; fail instead
     try:
         for i in range(5000):
-            handler.emit(_record(logging.INFO, "message %d " % i + "x" * 200))
+            handler.emit(_record(INFO, "message %d " % i + "x" * 200))
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
@@ -64,16 +70,15 @@ def test_a_full_syslog_queue_drops_instead_of_blocking(tmp_path):
 def test_a_restarted_syslog_daemon_gets_the_next_message(tmp_path):
     path = tmp_path / "log"
     first = _server(path)
-    handler = SyslogHandler(str(path))
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler = SyslogSink(str(path), "%(message)s")
     try:
-        handler.emit(_record(logging.INFO, "one"))
+        handler.emit(_record(INFO, "one"))
         assert first.recv(4096) == b"<30>one\0"
         first.close()
         path.unlink()
         second = _server(path)
         try:
-            handler.emit(_record(logging.WARNING, "two"))
+            handler.emit(_record(WARNING, "two"))
             assert second.recv(4096) == b"<28>two\0"
         finally:
             second.close()
@@ -82,7 +87,7 @@ def test_a_restarted_syslog_daemon_gets_the_next_message(tmp_path):
 
 
 def test_no_syslog_daemon_counts_a_drop(tmp_path):
-    handler = SyslogHandler(str(tmp_path / "nobody"))
-    handler.emit(_record(logging.INFO, "lost"))
+    handler = SyslogSink(str(tmp_path / "nobody"), FORMAT)
+    handler.emit(_record(INFO, "lost"))
     assert handler.dropped == 1
     handler.close()

@@ -61,7 +61,7 @@ def test_handshake_messages_have_their_own_queue(udp):
     the same port: a flood of initiations fills only the latter's buffer."""
     if os.environ.get("WGEDGE_STEER") == "0":
         pytest.skip("steering turned off (WGEDGE_STEER=0)")
-    # Linux with ctypes (every machine these tests run on) must get the pair: a silent
+    # Linux (every machine these tests run on) must get the pair: a silent
     # fallback to one socket would otherwise pass unnoticed.
     assert len(udp.handshake_sockets) == len(udp.sockets) // 2
     rx = {s: [] for s in udp.sockets}

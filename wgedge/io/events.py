@@ -21,12 +21,10 @@ failure record per configured peer (records of removed peers are pruned).
 """
 
 import binascii
-import logging
 import time
 
 from wgedge.core import consts as C
-
-log = logging.getLogger("wgedge")
+from wgedge.io.logger import DEBUG, INFO, WARNING, log
 
 STATUS_OP = "wgedge-status=1"  # the control request answered by status_lines; `wg` never sends it
 BURST = 10  # lines per (event, reason) per INTERVAL
@@ -36,8 +34,6 @@ _SENT = C.EVENT_INITIATION_SENT
 _COMPLETED = C.EVENT_HANDSHAKE_COMPLETED
 _FAILED = C.EVENT_HANDSHAKE_FAILED
 _DROPPED = "dropped"  # a drop no event explained (limiter key only)
-
-DEBUG, INFO, WARNING = logging.DEBUG, logging.INFO, logging.WARNING
 
 # reason -> (level, words): how a refused handshake reads in the log
 FAILURE_TEXT = {
@@ -208,7 +204,7 @@ class EventLog:
     def _admit(self, key, level, now, n, burst=BURST):
         """True when a line of `key` (event, reason) may be written now: at most `burst` per
         INTERVAL; beyond that its `n` occurrences are counted for the summary instead."""
-        if not log.isEnabledFor(level):
+        if not log.enabled(level):
             return False
         st = self._limits.get(key)
         if st is None:

@@ -26,7 +26,6 @@ not by its message.
 """
 
 import errno
-import logging
 import os
 import select
 import signal
@@ -37,12 +36,11 @@ from wgedge.core import uapi, uapi_get
 from wgedge.core.device import Device, Output
 from wgedge.io.control import ControlServer, socket_path, where_it_failed
 from wgedge.io.events import STATUS_OP, EventLog
+from wgedge.io.logger import log
 from wgedge.io.route import RouteMonitor
 from wgedge.io.tun import Tun
 from wgedge.io.udp import Udp
 from wgedge.io.unreachable import Unreachable
-
-log = logging.getLogger("wgedge")
 
 BATCH = 192  # packets or datagrams taken from one fd per wake-up (docs/performance.md)
 # From a handshake socket (io/udp.py): what the core looks at per batch, so a flood costs

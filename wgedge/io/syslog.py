@@ -1,9 +1,10 @@
-"""Log records to the local syslog daemon (/dev/log), as the interface daemon sends them.
+"""Log lines to the local syslog daemon (/dev/log), as the interface daemon sends them.
 
 What logging.handlers.SysLogHandler does for a local socket, in the same bytes
-("<PRI>message\\0", PRI = facility * 8 + severity, RFC 3164 section 4.1.1), without importing
-logging.handlers: that module brings pickle, queue and the network handlers with it, 0.8 MB
-of the daemon's RSS (x86, docs/performance.md), for the one class the daemon uses.
+("<PRI>message\\0", PRI = facility * 8 + severity, RFC 3164 section 4.1.1), as a sink of
+the daemon's own logger (wgedge/io/logger.py): neither `logging` nor `logging.handlers`
+(pickle, queue and the network handlers, 0.8 MB of the daemon's RSS on x86,
+docs/performance.md) is imported for it.
 
 Rules kept here:
 - Sending never blocks the event loop: the socket is non-blocking, and a message the syslog
@@ -12,14 +13,14 @@ Rules kept here:
 - A datagram socket is preferred; a stream socket (some syslog daemons) gets the same bytes.
 """
 
-import logging
 import socket
 
+from wgedge.io.logger import CRITICAL, DEBUG, ERROR, INFO, WARNING, Sink
+
 LOG_DAEMON = 3  # facility (syslog.h)
-# logging level -> syslog severity (syslog.h), as SysLogHandler maps the level names: any
-# other level is sent as a warning.
-SEVERITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
-            logging.CRITICAL: 2}
+# log level -> syslog severity (syslog.h), as SysLogHandler maps the level names: any other
+# level is sent as a warning.
+SEVERITY = {DEBUG: 7, INFO: 6, WARNING: 4, ERROR: 3, CRITICAL: 2}
 OTHER_SEVERITY = 4
 
 
@@ -27,13 +28,12 @@ def severity(levelno):
     return SEVERITY.get(levelno, OTHER_SEVERITY)
 
 
-class SyslogHandler(logging.Handler):
-    def __init__(self, address, facility=LOG_DAEMON):
-        logging.Handler.__init__(self)
+class SyslogSink(Sink):
+    def __init__(self, address, fmt, ifname="", facility=LOG_DAEMON):
+        Sink.__init__(self, fmt, ifname)
         self.address = address
         self.facility = facility
-        self.sock = None
-        self.dropped = 0  # messages the syslog daemon had no room for, or could not take
+        self.sock = None  # Sink.dropped: what the syslog daemon had no room for, or refused
         self._connect()
 
     def _connect(self):
@@ -56,13 +56,9 @@ class SyslogHandler(logging.Handler):
             self.sock = None
             raise BlockingIOError
 
-    def emit(self, record):
-        try:
-            pri = self.facility * 8 + severity(record.levelno)
-            data = ("<%d>%s\0" % (pri, self.format(record))).encode("utf-8")
-        except Exception:  # noqa: BLE001 - logging's own convention for a broken record
-            self.handleError(record)
-            return
+    def write(self, levelno, line):
+        data = ("<%d>%s\0" % (self.facility * 8 + severity(levelno), line)).encode(
+            "utf-8", "backslashreplace")
         for _ in (0, 1):
             if self.sock is None and not self._connect():
                 break
@@ -81,4 +77,3 @@ class SyslogHandler(logging.Handler):
         if self.sock is not None:
             self.sock.close()
             self.sock = None
-        logging.Handler.close(self)

@@ -17,15 +17,14 @@ tunnel and its sessions stay as they are. SIGTERM, SIGINT or the link's removal 
 """
 
 import gc
-import logging
 import os
 import signal
 import sys
 
+from wgedge.io.logger import CRITICAL, DEBUG, ERROR, INFO, FileSink, StreamSink, log
 from wgedge.router.runfiles import pid_path, write_pid_file
 from wgedge.router.sysinfo import describe_lines
 
-log = logging.getLogger("wgedge")
 SYSLOG_SOCKET = "/dev/log"
 FALLBACK_LOG = "/var/log/wgedge-%s.log"  # when no syslog daemon listens on SYSLOG_SOCKET
 WATCHDOG_ENV = "WGEDGE_WATCHDOG_PID"  # set by the watchdog for the daemon it starts
@@ -34,13 +33,17 @@ GC_YOUNG_THRESHOLD = 10000  # CPython's default is 700 allocations
 # top (see keep_heap below). Under 512 KiB, the most that 32-bit glibc raises its threshold to
 # (with 512 KiB less 256 bytes nothing changed in the armhf guest; 64-bit allows 32 MiB).
 HEAP_KEEP = 448 * 1024
-LEVELS = {"error": logging.ERROR, "silent": logging.CRITICAL + 1, "info": logging.INFO,
-          "verbose": logging.DEBUG, "debug": logging.DEBUG}
+LEVELS = {"error": ERROR, "silent": CRITICAL + 1, "info": INFO, "verbose": DEBUG,
+          "debug": DEBUG}
+# The lines of each destination (wgedge/io/logger.py has the fields).
+FILE_FORMAT = "%(asctime)s wgedge[%(process)d] %(ifname)s: %(levelname)s: %(message)s"
+STDERR_FORMAT = "%(levelname)s: (%(ifname)s) %(message)s"
+SYSLOG_FORMAT = "wgedge[%(process)d]: %(ifname)s: %(message)s"
 
 
 def log_level(verbose):
     if verbose:
-        return logging.DEBUG
+        return DEBUG
     name = os.environ.get("LOG_LEVEL", "info").strip().lower()
     if name not in LEVELS:
         raise ValueError("LOG_LEVEL must be one of %s, not %r" % (", ".join(LEVELS), name))
@@ -48,28 +51,19 @@ def log_level(verbose):
 
 
 def setup_logging(ifname, level, foreground, logfile):
-    root = logging.getLogger("wgedge")
-    root.handlers[:] = []
-    root.setLevel(level)
-    root.propagate = False
+    """Where this process logs (the daemon's or its watchdog's): --log FILE; stderr in the
+    foreground (unless WGEDGE_SYSLOG is set); else syslog, or FALLBACK_LOG without one."""
     if logfile:
-        handler = logging.FileHandler(logfile)
-        handler.setFormatter(logging.Formatter("%(asctime)s wgedge[%(process)d] %(ifname)s: "
-                                               "%(levelname)s: %(message)s"))
+        sink = FileSink(logfile, FILE_FORMAT, ifname)
     elif foreground and not os.environ.get("WGEDGE_SYSLOG"):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s: (%(ifname)s) %(message)s"))
+        sink = StreamSink(sys.stderr, STDERR_FORMAT, ifname)
     elif _syslog_listening(SYSLOG_SOCKET):
-        from wgedge.io.syslog import SyslogHandler  # not logging.handlers: 0.8 MB of RSS
+        from wgedge.io.syslog import SyslogSink
 
-        handler = SyslogHandler(SYSLOG_SOCKET)
-        handler.setFormatter(logging.Formatter("wgedge[%(process)d]: %(ifname)s: %(message)s"))
+        sink = SyslogSink(SYSLOG_SOCKET, SYSLOG_FORMAT, ifname)
     else:  # no syslog daemon: keep every message in a file instead
-        handler = logging.FileHandler(FALLBACK_LOG % ifname)
-        handler.setFormatter(logging.Formatter("%(asctime)s wgedge[%(process)d] "
-                                               "%(ifname)s: %(levelname)s: %(message)s"))
-    handler.addFilter(_IfnameFilter(ifname))
-    root.addHandler(handler)
+        sink = FileSink(FALLBACK_LOG % ifname, FILE_FORMAT, ifname)
+    log.configure(level, [sink])
 
 
 def _syslog_listening(address):
@@ -87,16 +81,6 @@ def _syslog_listening(address):
         finally:
             probe.close()
     return False
-
-
-class _IfnameFilter(logging.Filter):
-    def __init__(self, ifname):
-        logging.Filter.__init__(self)
-        self.ifname = ifname
-
-    def filter(self, record):
-        record.ifname = self.ifname
-        return True
 
 
 def _remove_pid(ifname):
@@ -219,7 +203,11 @@ def run(ifname, foreground, verbose=False, logfile=None):
         print("wgedge: %s" % exc, file=sys.stderr)
         return 1
     if foreground:
-        setup_logging(ifname, level, True, logfile)
+        try:
+            setup_logging(ifname, level, True, logfile)
+        except OSError as exc:  # --log FILE cannot be opened: said as the background says it
+            print("wgedge: %s" % exc, file=sys.stderr)
+            return 1
         try:
             serve(ifname, crypto)
         except Exception as exc:  # noqa: BLE001 - a start-up failure the operator must see

@@ -9,9 +9,7 @@ so it can remove its own root-owned socket and pid files on exit. Where ctypes o
 missing (some minimal images), the daemon says so in its log and runs on unchanged.
 """
 
-import logging
-
-log = logging.getLogger("wgedge")
+from wgedge.io.logger import log
 
 CAP_NET_BIND_SERVICE = 10
 CAP_NET_ADMIN = 12

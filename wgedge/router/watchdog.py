@@ -30,7 +30,6 @@ Decisions, each logged:
   afresh.
 """
 
-import logging
 import os
 import select
 import signal
@@ -40,10 +39,9 @@ import time
 
 from wgedge.config.loader import load
 from wgedge.config.schema import peer_label
+from wgedge.io.logger import DEBUG, INFO, WARNING, log
 from wgedge.router import control_client, daemon, manage, runfiles, runlock
 from wgedge.router.endpoints import is_literal, resolve
-
-log = logging.getLogger("wgedge")
 
 
 def exit_text(returncode):
@@ -83,22 +81,22 @@ class HostLog:
             self.failures += 1
             if self.failures == 1:
                 self.failing_since = self.warned_at = now
-                return [(logging.WARNING, "%s does not resolve; the peer keeps the endpoint "
+                return [(WARNING, "%s does not resolve; the peer keeps the endpoint "
                          "it has (if any), retrying at each check" % who)]
             if now - self.warned_at >= DNS_LOG_EVERY:
                 self.warned_at = now
-                return [(logging.WARNING, "%s still does not resolve (%d attempts in %d s)"
+                return [(WARNING, "%s still does not resolve (%d attempts in %d s)"
                          % (who, self.failures, now - self.failing_since))]
-            return [(logging.DEBUG, "%s does not resolve (attempt %d)" % (who, self.failures))]
+            return [(DEBUG, "%s does not resolve (attempt %d)" % (who, self.failures))]
         out = []
         if self.failures:
-            out.append((logging.INFO, "%s resolves again after %d failed attempts: %s"
+            out.append((INFO, "%s resolves again after %d failed attempts: %s"
                         % (who, self.failures, result)))
             self.failures = 0
         elif result != self.logged:
-            out.append((logging.INFO, "%s resolves to %s" % (who, result)))
+            out.append((INFO, "%s resolves to %s" % (who, result)))
         else:
-            out.append((logging.DEBUG, "%s resolves to %s (unchanged)" % (who, result)))
+            out.append((DEBUG, "%s resolves to %s (unchanged)" % (who, result)))
         self.logged = result
         return out
 

@@ -153,7 +153,6 @@ def start(n=3):
 # io.loop -> crypto): each step's cost is what it adds to everything before it.
 IMPORT_STEPS = [
     ("interpreter", ""),
-    ("logging", "import logging"),
     ("socket, select", "import socket, select"),
     ("wgedge.cli", "import wgedge.cli"),
     ("wgedge.router.daemon", "import wgedge.router.daemon"),
