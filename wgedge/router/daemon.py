@@ -136,10 +136,11 @@ def keep_heap():
     A batch allocates and frees several hundred kB (64 KiB UDP receive buffers, merged TUN
     writes, the datagrams of a send). glibc returns free memory at the top of its heap once
     more than M_TRIM_THRESHOLD (128 KiB at start) is free, so each batch grew the heap, took
-    fresh zeroed pages in by page faults, and gave them back: 400-1100 faults a second per
-    receiving daemon in the arm64 and armhf benchmark guests. On a board that is a system call and a page fault
-    every few packets; under QEMU's multi-threaded TCG each range given back is a broadcast
-    TLB invalidation that stops every vCPU, and single-stream TCP fell by a quarter or more.
+    fresh zeroed pages in by page faults, and gave them back: 400-1100 faults a second in the
+    receiving daemon of the arm64 and armhf benchmark guests. On a board that is a system
+    call and a page fault every few packets; under QEMU's multi-threaded TCG each range given
+    back is a broadcast TLB invalidation that stops every vCPU, and single-stream TCP fell by
+    a quarter or more.
 
     glibc raises both thresholds itself when a block it had to mmap is freed (mallopt(3),
     "dynamic mmap threshold"): the mmap threshold to that block's size, the trim threshold to
