@@ -133,7 +133,8 @@ def cmd_up(args):
     path = os.path.abspath(args.file)
     report = lifecycle.Report(_emit)
     for iface in loaded.interfaces:
-        lifecycle.up_one(path, iface, args.no_watchdog, report, logfile)
+        lifecycle.up_one(path, iface, args.no_watchdog, report, logfile,
+                         loaded.settings.nice)
     return report.code
 
 

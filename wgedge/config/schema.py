@@ -10,6 +10,7 @@ wgedge/config/uci.py): key text never, other values only through `shown`.
 from wgedge.config import uci
 from wgedge.config.uci import key_like, shown
 from wgedge.core.ipaddr import parse_cidr, parse_ip
+from wgedge.io import priority
 
 GENERATE = "generate"
 
@@ -40,7 +41,7 @@ PEER_OPTIONS = ("public_key", "preshared_key", "preshared_key_file", "allowed_ip
 
 
 WGEDGE_OPTIONS = ("watchdog_device", "watchdog_interval", "check_interval",
-                  "stale_handshake")
+                  "stale_handshake", "nice")
 
 
 OPENWRT_NETWORK_TYPES = ("globals", "device", "route", "route6", "rule", "rule6", "switch",
@@ -116,9 +117,10 @@ class InterfaceConfig:
 
 
 class Settings:
-    """The `config wgedge` section: watchdog behaviour."""
+    """The `config wgedge` section: watchdog behaviour, the daemons' priority."""
 
     def __init__(self):
+        self.nice = priority.DEFAULT  # each daemon's nice value (wgedge/io/priority.py)
         self.watchdog_device = None
         self.watchdog_interval = 10
         self.check_interval = 10

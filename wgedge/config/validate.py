@@ -49,6 +49,7 @@ from wgedge.config.schema import (
 )
 from wgedge.config.uci import ConfigError, option_name, shown
 from wgedge.core.ipaddr import format_cidr, mask
+from wgedge.io import priority
 
 
 def _read_key_file(name, config_path):
@@ -475,6 +476,11 @@ def _settings(s, c):
                 setattr(settings, opt, parse_int(s.get(opt), low, high))
             except ValueError as exc:
                 c.err(s.line_of(opt), str(exc), opt)
+    if s.get("nice") is not None:
+        try:
+            settings.nice = priority.parse(s.get("nice"))
+        except ValueError as exc:
+            c.err(s.line_of("nice"), str(exc), "nice")
 
 
 def _check_duplicates(iface, c):

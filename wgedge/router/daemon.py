@@ -14,6 +14,8 @@ SIGHUP never stops the daemon: from its watchdog's child it is passed on to the 
 which reloads the interface from its file (`kill -HUP` of the pid in IFNAME.pid is what an
 admin tries first); a daemon without a watchdog logs that it ignores it. Either way the
 tunnel and its sessions stay as they are. SIGTERM, SIGINT or the link's removal stop it.
+
+The daemon runs at nice -10, or at the value WGEDGE_NICE gives (wgedge/io/priority.py).
 """
 
 import gc
@@ -21,6 +23,7 @@ import os
 import signal
 import sys
 
+from wgedge.io import priority
 from wgedge.io.logger import CRITICAL, DEBUG, ERROR, INFO, FileSink, StreamSink, log
 from wgedge.router.runfiles import pid_path, write_pid_file
 from wgedge.router.sysinfo import describe_lines
@@ -151,23 +154,35 @@ def keep_heap():
     bytes(HEAP_KEEP)
 
 
-def serve(ifname, crypto, ready=None):
+def set_priority(nice):
+    """Run at nice value `nice` (wgedge/io/priority.py); a failure is logged, and the
+    daemon runs on at the priority it has."""
+    try:
+        priority.apply(0, nice)
+        log.info("priority: nice %d", nice)
+    except OSError as exc:
+        log.warning("priority: cannot set nice %d (%s); running at nice %d", nice,
+                    exc.strerror, priority.current())
+
+
+def serve(ifname, crypto, ready=None, nice=priority.DEFAULT):
     """Take the interface's lock, create the interface and run its loop until stopped."""
     from wgedge.router import runlock
 
     _handle_sighup(ifname)
     lock, owned = _take_lock(ifname)
     try:
-        _serve(ifname, crypto, ready)
+        _serve(ifname, crypto, ready, nice)
     finally:
         runlock.release(lock, ifname if owned else None)
 
 
-def _serve(ifname, crypto, ready):
+def _serve(ifname, crypto, ready, nice):
     from wgedge.io.loop import Interface
 
     iface = Interface(ifname, crypto)
     write_pid_file(pid_path(ifname))
+    set_priority(nice)  # before the privileges go: a nice value below 0 needs CAP_SYS_NICE
     if os.environ.get("WGEDGE_KEEP_PRIVILEGES") != "1":
         from wgedge.router import privileges
 
@@ -199,6 +214,7 @@ def run(ifname, foreground, verbose=False, logfile=None):
     try:
         validate_ifname(ifname)
         level = log_level(verbose)
+        nice = priority.from_env()
         crypto = crypto_mod.load()
     except (TunError, ValueError) as exc:
         print("wgedge: %s" % exc, file=sys.stderr)
@@ -210,18 +226,18 @@ def run(ifname, foreground, verbose=False, logfile=None):
             print("wgedge: %s" % exc, file=sys.stderr)
             return 1
         try:
-            serve(ifname, crypto)
+            serve(ifname, crypto, nice=nice)
         except Exception as exc:  # noqa: BLE001 - a start-up failure the operator must see
             print("wgedge: %s" % exc, file=sys.stderr)
             return 1
         return 0
-    return _daemonize(ifname, crypto, level, logfile)
+    return _daemonize(ifname, crypto, level, logfile, nice)
 
 
-def _daemonize(ifname, crypto, level, logfile):
+def _daemonize(ifname, crypto, level, logfile, nice):
     def body(ready):
         setup_logging(ifname, level, False, logfile)
-        serve(ifname, crypto, ready)
+        serve(ifname, crypto, ready, nice)
 
     return detach(body)
 

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 
+from wgedge.io import priority
 from wgedge.io.control import socket_path
 from wgedge.router import manage, runlock
 from wgedge.router.manage import ManageError
@@ -64,15 +65,17 @@ class Report:
 RELOAD_WAIT = 120.0  # a watchdog may first sit out a restart backoff (60 s at most)
 
 
-def start_daemon(ifname, lock=None, logfile=None):
+def start_daemon(ifname, lock=None, logfile=None, nice=None):
     """Start the interface daemon detached (as `wgedge IFNAME` does) and wait for it. `lock`
     (runlock) is handed down to it, so the daemon holds the interface for as long as it runs.
-    `logfile`: its --log."""
-    env = None
+    `logfile`: its --log; `nice`: its nice value (WGEDGE_NICE, or the daemon's default)."""
+    env = dict(os.environ)
     pass_fds = ()
     if lock is not None:
-        env = dict(os.environ, **{runlock.ENV: str(lock)})
+        env[runlock.ENV] = str(lock)
         pass_fds = (lock,)
+    if nice is not None:
+        env[priority.ENV] = str(nice)
     log_args = ["--log", logfile] if logfile else []
     res = subprocess.run([sys.executable, "-m", "wgedge"] + log_args + [ifname],
                          capture_output=True, text=True, timeout=30, env=env,
@@ -180,9 +183,10 @@ class ReloadPlan:
 
 
 # --- the commands -----------------------------------------------------------------------------
-def up_one(path, iface, no_watchdog, report, logfile=None):
+def up_one(path, iface, no_watchdog, report, logfile=None, nice=None):
     """Bring up one interface of the file at `path` (absolute: the watchdog runs from / and
-    reads the file again after each restart)."""
+    reads the file again after each restart). `nice`: the file's `option nice` for a daemon
+    without a watchdog (a watchdog reads it from the file itself)."""
     # The interface's lock first: of two `up` at once exactly one gets past this line,
     # and a loser changes nothing (wgedge/router/runlock.py).
     try:
@@ -197,14 +201,14 @@ def up_one(path, iface, no_watchdog, report, logfile=None):
         report.fail("wgedge: %s is already up (use reload)" % iface.name)
         return
     if no_watchdog:
-        _start_without_watchdog(iface, lock, report, logfile)
+        _start_without_watchdog(iface, lock, report, logfile, nice)
     else:
         _start_watchdog(path, iface.name, lock, report, logfile)
 
 
-def _start_without_watchdog(iface, lock, report, logfile):
+def _start_without_watchdog(iface, lock, report, logfile, nice):
     try:
-        start_daemon(iface.name, lock, logfile)
+        start_daemon(iface.name, lock, logfile, nice)
         manage.configure(iface, first=True)
     except Exception as exc:  # noqa: BLE001 - reported, and the half-made link removed
         report.fail("wgedge: %s: %s" % (iface.name, exc))
@@ -306,7 +310,7 @@ def reload(loaded, only, no_watchdog, report, logfile=None):
                        % iface.name)
             plan.add.append(iface)
             continue
-        ok, message = _reload_one(iface)
+        ok, message = _reload_one(iface, loaded.settings.nice)
         if ok:
             report.say("%s reloaded" % iface.name)
         else:
@@ -316,12 +320,33 @@ def reload(loaded, only, no_watchdog, report, logfile=None):
         report.fail("wgedge: %s runs from %s, left as it is: reload that file, or down it and "
                     "reload this one" % (iface.name, other))
     for iface in plan.add:  # the watchdog re-reads the file from another directory
-        up_one(os.path.abspath(path), iface, no_watchdog, report, logfile)
+        up_one(os.path.abspath(path), iface, no_watchdog, report, logfile,
+               loaded.settings.nice)
 
 
-def _reload_one(iface):
+def daemon_pid(ifname):
+    """The pid in IFNAME.pid if that process is a wgedge daemon for `ifname` (its command
+    line ends in the name), else None: a stale file's pid may now be anything else's."""
+    pid = read_pid(pid_path(ifname))
+    if pid is None:
+        return None
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return None
+    if args and not args[-1]:
+        args.pop()
+    if args[-1:] == [ifname.encode()] and any(
+            os.path.basename(a) == b"wgedge" for a in args[:-1]):
+        return pid
+    return None
+
+
+def _reload_one(iface, nice):
     """-> (ok, message). Under a watchdog the watchdog does it (its copy of the configuration
-    must stay the one that runs); otherwise manage.configure, all or nothing either way."""
+    must stay the one that runs); otherwise manage.configure and the daemon's nice value, all
+    or nothing either way."""
     wd = read_pid(watchdog_pid_path(iface.name))
     if wd is not None:
         running = (read_state(iface.name) or {}).get("config")
@@ -329,8 +354,19 @@ def _reload_one(iface):
             return False, ("it runs from %s under its watchdog: reload that file, or down "
                            "and up this one" % running)
         return reload_through_watchdog(iface.name, wd)
+    pid = daemon_pid(iface.name)
+    old = None
     try:
+        if pid is not None:  # first: of the two, it is the one that can be undone for sure
+            old = priority.current(pid)
+            if old != nice:
+                priority.apply(pid, nice)
         manage.configure(iface, first=False)
     except Exception as exc:  # noqa: BLE001 - reported; configure changed nothing
+        if old is not None and old != nice:
+            try:
+                priority.apply(pid, old)
+            except OSError:
+                pass  # the daemon is gone
         return False, str(exc)
     return True, ""

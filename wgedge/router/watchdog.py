@@ -39,6 +39,7 @@ import time
 
 from wgedge.config.loader import load
 from wgedge.config.schema import peer_label
+from wgedge.io import priority
 from wgedge.io.logger import DEBUG, INFO, WARNING, log
 from wgedge.router import control_client, daemon, manage, runfiles, runlock
 from wgedge.router.endpoints import is_literal, resolve
@@ -151,7 +152,8 @@ class Watchdog:
         raise error
 
     def _spawn(self):
-        env = dict(os.environ, WGEDGE_SYSLOG="1", **{daemon.WATCHDOG_ENV: str(os.getpid())})
+        env = dict(os.environ, WGEDGE_SYSLOG="1", **{daemon.WATCHDOG_ENV: str(os.getpid()),
+                                                     priority.ENV: str(self.settings.nice)})
         pass_fds = ()
         if self.lock is not None:
             env[runlock.ENV] = str(self.lock)
@@ -279,12 +281,22 @@ class Watchdog:
             log.error("%s: reload refused, keeping the running configuration:\n%s",
                       self.ifname, exc)
             return False, str(exc)
+        renice = settings.nice != self.settings.nice and self.child is not None
         try:
+            if renice:  # first: of the two, it is the one that can be undone for sure
+                priority.apply(self.child.pid, settings.nice)
             manage.configure(iface, first=False)
         except Exception as exc:  # noqa: BLE001 - reported; configure changed nothing
+            if renice:
+                try:
+                    priority.apply(self.child.pid, self.settings.nice)
+                except OSError:
+                    pass  # the daemon is gone: the next one starts with the old value
             log.error("%s: reload failed, the running configuration is unchanged: %s",
                       self.ifname, exc)
             return False, str(exc)
+        if renice:
+            log.info("%s: daemon now at nice %d", self.ifname, settings.nice)
         self.iface, self.settings = iface, settings
         log.info("%s: configuration reloaded", self.ifname)
         return True, ""

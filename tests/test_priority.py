@@ -1,0 +1,184 @@
+"""The daemon's nice value (wgedge/io/priority.py): parsed strictly, given to every
+thread, set by `wgedge IFNAME` from WGEDGE_NICE and by `up` and the watchdog from `option
+nice`, changed by reload on the running daemon (same pid, all or nothing), refused with a
+clear error when bad."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.netns import ROOT
+from tests.private_run import PrivateRun
+from tests.test_reload import Pair
+from wgedge.config.loader import load
+from wgedge.io import priority
+
+
+def nice_of(tid):
+    """Field 19 of /proc/TID/stat: the nice value of that thread."""
+    with open("/proc/%d/stat" % tid) as f:
+        stat = f.read()
+    return int(stat[stat.rindex(")") + 2:].split()[16])
+
+
+def test_parse_takes_nice_values_and_refuses_the_rest():
+    for text, value in (("-10", -10), ("0", 0), ("+5", 5), ("19", 19), ("-20", -20),
+                        ("007", 7)):
+        assert priority.parse(text) == value
+    for text in ("20", "-21", "x", "", "-", "--1", "1.5", " 3", "1e1", "0x5", "1000"):
+        with pytest.raises(ValueError) as exc:
+            priority.parse(text)
+        assert "-20 to 19" in str(exc.value)
+
+
+def test_from_env(monkeypatch):
+    monkeypatch.delenv(priority.ENV, raising=False)
+    assert priority.from_env() == priority.DEFAULT == -10
+    monkeypatch.setenv(priority.ENV, " ")
+    assert priority.from_env() == -10
+    monkeypatch.setenv(priority.ENV, "3")
+    assert priority.from_env() == 3
+    monkeypatch.setenv(priority.ENV, "high")
+    with pytest.raises(ValueError) as exc:
+        priority.from_env()
+    assert str(exc.value).startswith("WGEDGE_NICE: ")
+
+
+def test_apply_reaches_every_thread_and_fails_for_a_gone_process():
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import threading, time, sys\n"
+                              "for _ in range(3):\n"
+                              "    threading.Thread(target=time.sleep, args=(60,),"
+                              " daemon=True).start()\n"
+                              "print('ready', flush=True); time.sleep(60)"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        tasks = [int(t) for t in os.listdir("/proc/%d/task" % child.pid)]
+        assert len(tasks) == 4
+        start = nice_of(child.pid)
+        target = min(start + 3, 19)  # raising the value needs no privilege
+        priority.apply(child.pid, target)
+        assert [nice_of(t) for t in tasks] == [target] * 4
+    finally:
+        child.kill()
+        child.wait()
+    with pytest.raises(ProcessLookupError):
+        priority.apply(child.pid, 5)
+
+
+def load_text(tmp_path, text):
+    path = tmp_path / "wgedge.uci"
+    path.write_text(text)
+    path.chmod(0o600)
+    return load(str(path))
+
+
+def test_option_nice_in_the_config(tmp_path):
+    base = "config interface 'wg0'\n\toption proto 'wireguard'\n\toption private_key '%s'\n" \
+        % ("A" * 43 + "=")
+    assert load_text(tmp_path, base).settings.nice == -10
+    loaded = load_text(tmp_path, base + "\nconfig wgedge 'settings'\n\toption nice '-5'\n")
+    assert not loaded.errors and loaded.settings.nice == -5
+    for bad in ("fast", "-25", "1.5"):
+        loaded = load_text(tmp_path, base + "\nconfig wgedge 'settings'\n\toption nice '%s'\n"
+                           % bad)
+        assert len(loaded.errors) == 1, loaded.errors
+        text = str(loaded.errors[0])
+        assert "nice" in text and "-20 to 19" in text and "wgedge.uci:6: option 'nice'" in text, text
+
+
+# --- the daemon, root only -------------------------------------------------------------------
+def daemon_pid(run, ifname):
+    with open(run.path("/var/run/wgedge/%s.pid" % ifname)) as f:
+        return int(f.read())
+
+
+def wait_pid(run, ifname, seconds=20):
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return daemon_pid(run, ifname)
+        except (OSError, ValueError):
+            assert time.monotonic() < deadline, "no pid file for %s" % ifname
+            time.sleep(0.1)
+
+
+@pytest.mark.root
+def test_the_daemon_runs_at_its_nice_value_and_refuses_a_bad_one(nets):
+    ns = nets.ns("n")
+    run = PrivateRun()
+    try:
+        for env, want in ((None, -10), ("4", 4), ("0", 0)):
+            ifname = "wn%s%d" % (nets.tag[:6], want + 10)
+            env_args = [] if env is None else ["WGEDGE_NICE=" + env]
+            proc = subprocess.Popen(run.cmd(["env", "PYTHONPATH=" + ROOT] + env_args
+                                            + [sys.executable, "-m", "wgedge", "-f", ifname],
+                                            ns), stderr=subprocess.PIPE, text=True)
+            try:
+                pid = wait_pid(run, ifname)
+                assert nice_of(pid) == want
+                tasks = os.listdir("/proc/%d/task" % pid)
+                assert all(nice_of(int(t)) == want for t in tasks)
+            finally:
+                proc.terminate()
+                err = proc.communicate(timeout=20)[1]
+            assert "priority: nice %d" % want in err, err
+        ifname = "wb" + nets.tag[:6]
+        res = subprocess.run(run.cmd(["env", "PYTHONPATH=" + ROOT, "WGEDGE_NICE=urgent",
+                                      sys.executable, "-m", "wgedge", ifname], ns),
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 1
+        assert res.stderr.strip().splitlines() == [
+            "wgedge: WGEDGE_NICE: expected a nice value from -20 to 19, got 'urgent'"]
+        links = subprocess.run(["ip", "netns", "exec", ns, "ip", "-o", "link"],
+                               capture_output=True, text=True).stdout
+        assert ifname not in links and run.files() == []
+    finally:
+        run.close()
+
+
+def settings_text(nice):
+    return "config wgedge 'settings'\n\toption nice '%s'\n" % nice
+
+
+@pytest.fixture
+def pair(nets, tmp_path):
+    p = Pair(nets, tmp_path)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("mode", ["watchdog", "no-watchdog"])
+def test_reload_changes_the_running_daemons_nice_value_all_or_nothing(pair, mode):
+    """`option nice` starts the daemon at that value; a reload that changes it renices the
+    same daemon; a reload that the kernel refuses (an IPv6 address where IPv6 is off) leaves
+    the value, like the rest, as it ran."""
+    flags = ["--no-watchdog"] if mode == "no-watchdog" else []
+    a = pair.ifname["a"]
+    pair.write("a", more=settings_text(-3))
+    pair.up("a", *flags)
+    pid = pair.pid(a)
+    assert nice_of(pid) == -3
+    pair.write("a", more=settings_text(5))
+    res = pair.wgedge("a", "reload", str(pair.conf["a"]))
+    assert "%s reloaded" % a in res.stdout, res.stdout
+    assert pair.pid(a) == pid and nice_of(pid) == 5
+
+    # IPv6 off in the namespace: an IPv6 address on the interface is refused by the kernel.
+    pair.run.sh("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", ns=pair.ns["a"])
+    pair.run.sh("sysctl", "-qw", "net.ipv6.conf.%s.disable_ipv6=1" % a, ns=pair.ns["a"])
+    text = pair.conf["a"].read_text().replace(
+        "\tlist addresses '10.60.0.1/24'\n",
+        "\tlist addresses '10.60.0.1/24'\n\tlist addresses 'fd00:60::1/64'\n")
+    pair.conf["a"].write_text(text.replace(settings_text(5), settings_text(9)))
+    res = pair.wgedge("a", "reload", str(pair.conf["a"]), check=False)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert pair.pid(a) == pid and nice_of(pid) == 5
+    pair.wgedge("a", "down", a)

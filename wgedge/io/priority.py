@@ -1,0 +1,66 @@
+"""The daemon's scheduling priority (its nice value).
+
+The kernel's WireGuard does its work in softirq context and in per-CPU kernel workers, so a
+busy process on the router slows it little. wgedge does the same work in one thread per
+interface; at the default priority a process that spins on the same CPU takes half of that
+CPU, and the tunnel's packets wait behind it: single-stream TCP through an arm64 guest fell
+to half while one such process ran, where wireguard-go (several threads) kept 92%. At nice
+-10 (the default here) the daemon keeps its throughput, and the other processes still get
+the CPU whenever it waits. 0 gives the daemon no more than any other process.
+
+The value comes from `option nice` in the `config wgedge` section (the watchdog passes it to
+each daemon it starts and applies a change on reload) or from WGEDGE_NICE for a daemon
+started directly (`wgedge IFNAME`, as wg-quick starts wireguard-go).
+"""
+
+import os
+
+ENV = "WGEDGE_NICE"
+DEFAULT = -10
+LOW, HIGH = -20, 19
+
+
+def parse(text):
+    """`text` ('-10', '0', '5') -> int in LOW..HIGH; ValueError with a message otherwise."""
+    body = text[1:] if text[:1] in ("-", "+") else text
+    if not body or len(body) > 3 or not all("0" <= ch <= "9" for ch in body):
+        raise ValueError("expected a nice value from %d to %d, got %r" % (LOW, HIGH, text))
+    value = int(text)
+    if not LOW <= value <= HIGH:
+        raise ValueError("must be from %d to %d, got %r" % (LOW, HIGH, text))
+    return value
+
+
+def from_env():
+    """The nice value WGEDGE_NICE names, DEFAULT when it is unset or empty; ValueError for a
+    value that is not one."""
+    text = os.environ.get(ENV, "").strip()
+    if not text:
+        return DEFAULT
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise ValueError("%s: %s" % (ENV, exc)) from None
+
+
+def current(pid=0):
+    """The nice value of process `pid` (0: this one)."""
+    return os.getpriority(os.PRIO_PROCESS, pid)
+
+
+def apply(pid, value):
+    """Give every thread of process `pid` (0: this one) the nice value `value`. Linux keeps a
+    nice value per thread, so setting the process's alone would miss the others. Raises
+    OSError (EACCES without CAP_SYS_NICE for a value below the current one; ESRCH once the
+    process is gone)."""
+    pid = pid or os.getpid()
+    try:
+        tasks = [int(t) for t in os.listdir("/proc/%d/task" % pid)]
+    except OSError:
+        tasks = [pid]  # no /proc: the process itself, which is all a single thread needs
+    for tid in tasks:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, value)
+        except ProcessLookupError:
+            if tid == pid:
+                raise  # the process is gone; a thread that ended meanwhile is no error
