@@ -60,7 +60,9 @@ def _results(arch, quiet=True):
     cand = {"tcp1": 10.0, "tcp1_whole": 8.0, "tcp4": 12.0, "udp64": 900.0, "busy": 0.9}
     tunnel = dict(cand, rtt_idle=3.0, rtt_loaded=40.0, tcp1_hog=6.0, rss_kb=[20000, 21000])
     rnd = {"attempt": 0, "at": "10:00:00", "order": report.CANDIDATES,
-           "veth": cand, "wgedge": tunnel, "wireguard-go": dict(tunnel, tcp1=5.0, tcp1_whole=2.0),
+           "veth": cand, "wgedge": dict(tunnel, nice=[-10]),
+           "wireguard-go": dict(tunnel, tcp1=5.0, tcp1_whole=2.0, nice=[0], tcp1_renice=5.0,
+                                tcp1_hog_renice=4.0),
            "core": {"send_us": 30.0, "recv_us": 35.0, "recv_gro_us": 34.0,
                     "handshakes_per_s": 100.0},
            "load": {"others": 0.05 if quiet else 0.5, "qemu_cores": 1.9, "loadavg": [1, 2],
@@ -94,6 +96,12 @@ def test_a_run_replaces_only_its_own_section(tmp_path, monkeypatch):
     assert "| TCP 1 stream, Mbit/s (after the slow start) | 10.0 | 5.0 | 2.00 |" in text
     assert ("| TCP 1 stream, Mbit/s over the whole run (slow start included) | 8.0 | 2.0 | "
             "4.00 |" in text)
+    # The hog: wgedge kept 6/10, wireguard-go 6/5 at its own nice value and 4/5 at wgedge's.
+    assert ("| fraction of quiet TCP 1 stream kept with the hog, each daemon at its own nice "
+            "value | 0.60 | 1.20 | 0.50 |" in text)
+    assert ("| the same, both daemons at nice -10 (wireguard-go reniced) | 0.60 | 0.80 | 0.75 "
+            "|" in text)
+    assert "| daemons' nice value | -10 | 0 | | |" in text
 
 
 def test_a_round_on_a_busy_host_reports_no_figures(tmp_path, monkeypatch):

@@ -34,6 +34,10 @@ Each TCP test runs iperf3 for 3 + 5 s and reports the last 5 (`-O 3`: TCP's slow
 out, as iperf3 offers for this); the figure over all 8 s, slow start included, is shown too.
 Counts are reported whatever the host's load, which is shown beside them: a busy host changes
 how fast the guest runs, not what it runs (only batch sizes follow the speed, a little).
+The CPU hog is one process spinning in the guest during a TCP 1 stream test. Each daemon runs
+at its own default priority: wgedge's at nice -10 (docs/configuration.md, `nice`),
+wireguard-go's at what it inherits, 0; wireguard-go is measured once more reniced to
+wgedge's value, quiet and with the hog, so the two compare at equal priority too.
 Absolute Mbit/s under emulation mean little; the ratios and the instructions per packet are
 what carry over to real boards (docs/performance.md estimates those).
 """
@@ -68,7 +72,8 @@ def medians(results):
         for r in rounds:
             keys.update(r[name])
         m[name] = {k: median([r[name].get(k) for r in rounds]) for k in keys
-                   if k not in ("rss_kb", "errors")}
+                   if k not in ("rss_kb", "errors", "nice")}
+        m[name]["nice"] = sorted({v for r in rounds for v in r[name].get("nice", [])})
         rss = [max(r[name]["rss_kb"]) for r in rounds if r[name].get("rss_kb")]
         m[name]["rss_max_kb"] = max(rss) if rss else None
         m[name]["rss_min_kb"] = min(min(r[name]["rss_kb"]) for r in rounds
@@ -77,6 +82,9 @@ def medians(results):
             kept = [r[name]["tcp1_hog"] / r[name]["tcp1"] for r in rounds
                     if r[name]["tcp1"] and r[name].get("tcp1_hog") is not None]
             m[name]["kept"] = median(kept)
+        kept = [r[name]["tcp1_hog_renice"] / r[name]["tcp1_renice"] for r in rounds
+                if r[name].get("tcp1_renice") and r[name].get("tcp1_hog_renice") is not None]
+        m[name]["kept_renice"] = median(kept) if kept else None
     return m
 
 
@@ -116,12 +124,20 @@ def summary(results, m):
                                  ("udp64", "UDP 64 B, packets/s", "%.0f"),
                                  ("tcp1_hog", "TCP 1 stream with a CPU hog in the guest, Mbit/s",
                                   "%.1f"),
-                                 ("kept", "fraction of quiet TCP 1 stream kept with the hog",
-                                  "%.2f"),
+                                 ("kept", "fraction of quiet TCP 1 stream kept with the hog, "
+                                  "each daemon at its own nice value", "%.2f"),
                                  ("rtt_loaded", "ping under load (TCP 1 stream), ms", "%.1f")):
             a, b, v = m["wgedge"].get(key), m["wireguard-go"].get(key), m["veth"].get(key)
             rows.append("| %s | %s | %s | %s | %s |" % (label, fmt(a, spec), fmt(b, spec),
                                                         ratio(a, b), fmt(v, spec)))
+        nice = m["wgedge"]["nice"]
+        if len(nice) == 1:  # wireguard-go again at wgedge's value, quiet and with the hog
+            a, b = m["wgedge"].get("kept"), m["wireguard-go"].get("kept_renice")
+            rows.append("| the same, both daemons at nice %d (wireguard-go reniced) | %s | %s "
+                        "| %s | n/a |" % (nice[0], fmt(a, "%.2f"), fmt(b, "%.2f"), ratio(a, b)))
+        rows.append("| daemons' nice value | %s | %s | | |" % tuple(
+            ", ".join("%d" % v for v in m[n]["nice"]) or "n/a"
+            for n in ("wgedge", "wireguard-go")))
         a, b = m["wgedge"]["rss_max_kb"], m["wireguard-go"]["rss_max_kb"]
         rows.append("| daemon peak RSS, MB (each end, all quiet rounds) | %s-%s | %s-%s | %s | |"
                     % (fmt(m["wgedge"]["rss_min_kb"] and m["wgedge"]["rss_min_kb"] / 1024),
