@@ -63,6 +63,7 @@ def test_apply_reaches_every_thread_and_fails_for_a_gone_process():
         target = min(start + 3, 19)  # raising the value needs no privilege
         priority.apply(child.pid, target)
         assert [nice_of(t) for t in tasks] == [target] * 4
+        assert [os.sched_getscheduler(t) for t in tasks] == [os.SCHED_BATCH] * 4
     finally:
         child.kill()
         child.wait()
@@ -123,10 +124,11 @@ def test_the_daemon_runs_at_its_nice_value_and_refuses_a_bad_one(nets):
                 assert nice_of(pid) == want
                 tasks = os.listdir("/proc/%d/task" % pid)
                 assert all(nice_of(int(t)) == want for t in tasks)
+                assert all(os.sched_getscheduler(int(t)) == os.SCHED_BATCH for t in tasks)
             finally:
                 proc.terminate()
                 err = proc.communicate(timeout=20)[1]
-            assert "priority: nice %d" % want in err, err
+            assert "priority: nice %d, SCHED_BATCH" % want in err, err
         ifname = "wb" + nets.tag[:6]
         res = subprocess.run(run.cmd(["env", "PYTHONPATH=" + ROOT, "WGEDGE_NICE=urgent",
                                       sys.executable, "-m", "wgedge", ifname], ns),
@@ -182,3 +184,33 @@ def test_reload_changes_the_running_daemons_nice_value_all_or_nothing(pair, mode
     assert res.returncode == 1, res.stdout + res.stderr
     assert pair.pid(a) == pid and nice_of(pid) == 5
     pair.wgedge("a", "down", a)
+
+
+@pytest.mark.root
+def test_a_stop_during_start_up_still_cleans_up(nets):
+    """SIGTERM while the daemon starts (its lock taken, the interface being made, the pid file
+    just written: an init script that stops it at once) stops it as one in its loop does:
+    exit 0, no link, no file left."""
+    ns = nets.ns("s")
+    run = PrivateRun()
+    try:
+        for i, wait_for in enumerate(("lock", "pid", "lock", "pid")):
+            ifname = "ws%s%d" % (nets.tag[:6], i)
+            proc = subprocess.Popen(run.cmd(["env", "PYTHONPATH=" + ROOT, sys.executable, "-m",
+                                             "wgedge", "-f", ifname], ns),
+                                    stderr=subprocess.PIPE, text=True)
+            path = run.path("/var/run/wgedge/%s.%s" % (ifname, wait_for))
+            deadline = time.monotonic() + 30
+            while not os.path.exists(path):
+                assert time.monotonic() < deadline and proc.poll() is None, path
+                time.sleep(0.001)
+            proc.terminate()
+            err = proc.communicate(timeout=30)[1]
+            assert proc.returncode == 0, err
+            assert "Traceback" not in err, err
+            links = subprocess.run(["ip", "netns", "exec", ns, "ip", "-o", "link"],
+                                   capture_output=True, text=True).stdout
+            assert ifname not in links
+            assert run.files() == [], (wait_for, run.files())
+    finally:
+        run.close()

@@ -123,6 +123,7 @@ class Interface:
             self.tun.close()
             raise
         self.running = False
+        self.stop_requested = False  # a stop() before run(): run returns at once
         self.epoll = None
         self._handlers = {}  # fd -> handler(mask, now), made once per fd (run, _watch_udp)
         self._udp_fds = []
@@ -267,6 +268,7 @@ class Interface:
 
     def stop(self, *_):
         self.running = False
+        self.stop_requested = True
         if self._wake_w >= 0:
             try:
                 os.write(self._wake_w, b"x")
@@ -288,7 +290,7 @@ class Interface:
             self._watch_udp()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self.stop)
-        self.running = True
+        self.running = not self.stop_requested
         if ready is not None:
             ready()
         device = self.device

@@ -15,7 +15,8 @@ which reloads the interface from its file (`kill -HUP` of the pid in IFNAME.pid 
 admin tries first); a daemon without a watchdog logs that it ignores it. Either way the
 tunnel and its sessions stay as they are. SIGTERM, SIGINT or the link's removal stop it.
 
-The daemon runs at nice -10, or at the value WGEDGE_NICE gives (wgedge/io/priority.py).
+The daemon runs under SCHED_BATCH at nice -10, or at the value WGEDGE_NICE gives
+(wgedge/io/priority.py).
 """
 
 import gc
@@ -155,11 +156,11 @@ def keep_heap():
 
 
 def set_priority(nice):
-    """Run at nice value `nice` (wgedge/io/priority.py); a failure is logged, and the
-    daemon runs on at the priority it has."""
+    """Run under SCHED_BATCH at nice value `nice` (wgedge/io/priority.py); a failure is
+    logged, and the daemon runs on at the priority it has."""
     try:
         priority.apply(0, nice)
-        log.info("priority: nice %d", nice)
+        log.info("priority: nice %d, SCHED_BATCH", nice)
     except OSError as exc:
         log.warning("priority: cannot set nice %d (%s); running at nice %d", nice,
                     exc.strerror, priority.current())
@@ -170,17 +171,26 @@ def serve(ifname, crypto, ready=None, nice=priority.DEFAULT):
     from wgedge.router import runlock
 
     _handle_sighup(ifname)
+    # SIGTERM or SIGINT during start-up (an init script stopping the daemon as soon as its
+    # pid file appears) must stop it as one in the loop does, cleaning up, not kill it.
+    early = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: early.append(True))
     lock, owned = _take_lock(ifname)
     try:
-        _serve(ifname, crypto, ready, nice)
+        _serve(ifname, crypto, ready, nice, early)
     finally:
         runlock.release(lock, ifname if owned else None)
 
 
-def _serve(ifname, crypto, ready, nice):
+def _serve(ifname, crypto, ready, nice, early=()):
     from wgedge.io.loop import Interface
 
     iface = Interface(ifname, crypto)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, iface.stop)
+    if early:
+        iface.stop()
     write_pid_file(pid_path(ifname))
     set_priority(nice)  # before the privileges go: a nice value below 0 needs CAP_SYS_NICE
     if os.environ.get("WGEDGE_KEEP_PRIVILEGES") != "1":
