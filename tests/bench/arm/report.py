@@ -35,9 +35,10 @@ out, as iperf3 offers for this); the figure over all 8 s, slow start included, i
 Counts are reported whatever the host's load, which is shown beside them: a busy host changes
 how fast the guest runs, not what it runs (only batch sizes follow the speed, a little).
 The CPU hog is one process spinning in the guest during a TCP 1 stream test. Each daemon runs
-at its own default priority: wgedge's at nice -10 (docs/configuration.md, `nice`),
-wireguard-go's at what it inherits, 0; wireguard-go is measured once more reniced to
-wgedge's value, quiet and with the hog, so the two compare at equal priority too.
+at its own default priority: wgedge's at nice -10 under SCHED_BATCH (docs/configuration.md,
+`nice`), wireguard-go's at what it inherits, nice 0; wireguard-go is measured once more with
+wgedge's nice value and policy, quiet and with the hog, so the two compare at equal priority
+too.
 Absolute Mbit/s under emulation mean little; the ratios and the instructions per packet are
 what carry over to real boards (docs/performance.md estimates those).
 """
@@ -130,11 +131,12 @@ def summary(results, m):
             a, b, v = m["wgedge"].get(key), m["wireguard-go"].get(key), m["veth"].get(key)
             rows.append("| %s | %s | %s | %s | %s |" % (label, fmt(a, spec), fmt(b, spec),
                                                         ratio(a, b), fmt(v, spec)))
-        nice = m["wgedge"]["nice"]
-        if len(nice) == 1:  # wireguard-go again at wgedge's value, quiet and with the hog
-            a, b = m["wgedge"].get("kept"), m["wireguard-go"].get("kept_renice")
-            rows.append("| the same, both daemons at nice %d (wireguard-go reniced) | %s | %s "
-                        "| %s | n/a |" % (nice[0], fmt(a, "%.2f"), fmt(b, "%.2f"), ratio(a, b)))
+            nice = m["wgedge"]["nice"]
+            if key == "kept" and len(nice) == 1:  # wireguard-go again at wgedge's value
+                a, b = m["wgedge"].get("kept"), m["wireguard-go"].get("kept_renice")
+                rows.append("| the same, both daemons at nice %d (wireguard-go reniced) | %s "
+                            "| %s | %s | n/a |" % (nice[0], fmt(a, "%.2f"), fmt(b, "%.2f"),
+                                                   ratio(a, b)))
         rows.append("| daemons' nice value | %s | %s | | |" % tuple(
             ", ".join("%d" % v for v in m[n]["nice"]) or "n/a"
             for n in ("wgedge", "wireguard-go")))
