@@ -12,7 +12,7 @@ import pytest
 
 from tests.netns import ROOT
 from tests.private_run import PrivateRun
-from tests.test_reload import Pair
+from tests.test_reload import pair  # noqa: F401 - the fixture, routers A and B
 from wgedge.config.loader import load
 from wgedge.io import priority
 
@@ -147,43 +147,35 @@ def settings_text(nice):
     return "config wgedge 'settings'\n\toption nice '%s'\n" % nice
 
 
-@pytest.fixture
-def pair(nets, tmp_path):
-    p = Pair(nets, tmp_path)
-    try:
-        yield p
-    finally:
-        p.close()
-
-
 @pytest.mark.root
 @pytest.mark.parametrize("mode", ["watchdog", "no-watchdog"])
-def test_reload_changes_the_running_daemons_nice_value_all_or_nothing(pair, mode):
+def test_reload_changes_the_running_daemons_nice_value_all_or_nothing(request, mode):
     """`option nice` starts the daemon at that value; a reload that changes it renices the
     same daemon; a reload that the kernel refuses (an IPv6 address where IPv6 is off) leaves
     the value, like the rest, as it ran."""
+    routers = request.getfixturevalue("pair")  # tests/test_reload.py's routers A and B
     flags = ["--no-watchdog"] if mode == "no-watchdog" else []
-    a = pair.ifname["a"]
-    pair.write("a", more=settings_text(-3))
-    pair.up("a", *flags)
-    pid = pair.pid(a)
+    a = routers.ifname["a"]
+    routers.write("a", more=settings_text(-3))
+    routers.up("a", *flags)
+    pid = routers.pid(a)
     assert nice_of(pid) == -3
-    pair.write("a", more=settings_text(5))
-    res = pair.wgedge("a", "reload", str(pair.conf["a"]))
+    routers.write("a", more=settings_text(5))
+    res = routers.wgedge("a", "reload", str(routers.conf["a"]))
     assert "%s reloaded" % a in res.stdout, res.stdout
-    assert pair.pid(a) == pid and nice_of(pid) == 5
+    assert routers.pid(a) == pid and nice_of(pid) == 5
 
     # IPv6 off in the namespace: an IPv6 address on the interface is refused by the kernel.
-    pair.run.sh("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", ns=pair.ns["a"])
-    pair.run.sh("sysctl", "-qw", "net.ipv6.conf.%s.disable_ipv6=1" % a, ns=pair.ns["a"])
-    text = pair.conf["a"].read_text().replace(
+    routers.run.sh("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", ns=routers.ns["a"])
+    routers.run.sh("sysctl", "-qw", "net.ipv6.conf.%s.disable_ipv6=1" % a, ns=routers.ns["a"])
+    text = routers.conf["a"].read_text().replace(
         "\tlist addresses '10.60.0.1/24'\n",
         "\tlist addresses '10.60.0.1/24'\n\tlist addresses 'fd00:60::1/64'\n")
-    pair.conf["a"].write_text(text.replace(settings_text(5), settings_text(9)))
-    res = pair.wgedge("a", "reload", str(pair.conf["a"]), check=False)
+    routers.conf["a"].write_text(text.replace(settings_text(5), settings_text(9)))
+    res = routers.wgedge("a", "reload", str(routers.conf["a"]), check=False)
     assert res.returncode == 1, res.stdout + res.stderr
-    assert pair.pid(a) == pid and nice_of(pid) == 5
-    pair.wgedge("a", "down", a)
+    assert routers.pid(a) == pid and nice_of(pid) == 5
+    routers.wgedge("a", "down", a)
 
 
 @pytest.mark.root
