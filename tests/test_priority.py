@@ -71,6 +71,59 @@ def test_apply_reaches_every_thread_and_fails_for_a_gone_process():
         priority.apply(child.pid, 5)
 
 
+def sleeper(*args):
+    """A process that sleeps, with `args` at the end of its command line, once that command
+    line reads back (right after exec it can read empty for a moment)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"] + list(args))
+    deadline = time.monotonic() + 10
+    while True:
+        with open("/proc/%d/cmdline" % proc.pid, "rb") as f:
+            if f.read():
+                return proc
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_change_with_reverts_the_priority_when_the_change_fails():
+    child = sleeper()
+    try:
+        start = nice_of(child.pid)
+        calls = []
+        priority.change_with(child.pid, start, start + 2, lambda: calls.append(1))
+        assert calls == [1] and nice_of(child.pid) == start + 2
+
+        def refused():
+            assert nice_of(child.pid) == start + 4  # reniced before the change ran
+            raise OSError("refused")
+
+        with pytest.raises(OSError, match="refused"):
+            priority.change_with(child.pid, start + 2, start + 4, refused)
+        assert nice_of(child.pid) == start + 2
+        priority.change_with(None, start, start + 6, lambda: calls.append(2))
+        assert calls == [1, 2] and nice_of(child.pid) == start + 2
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_daemon_pid_trusts_only_a_wgedge_daemon_for_that_interface(tmp_path, monkeypatch):
+    """A stale IFNAME.pid whose pid now belongs to another process is not that daemon: reload
+    must not renice it."""
+    from wgedge.router import lifecycle
+
+    other = sleeper()
+    named = sleeper("wgedge", "wt0")
+    try:
+        for pid, ifname, want in ((other.pid, "wt0", None), (named.pid, "wt0", named.pid),
+                                  (named.pid, "wt1", None), (None, "wt0", None)):
+            monkeypatch.setattr(lifecycle, "read_pid", lambda path, pid=pid: pid)
+            assert lifecycle.daemon_pid(ifname) == want
+    finally:
+        for p in (other, named):
+            p.kill()
+            p.wait()
+
+
 def load_text(tmp_path, text):
     path = tmp_path / "wgedge.uci"
     path.write_text(text)

@@ -75,3 +75,22 @@ def apply(pid, value):
         except ProcessLookupError:
             if tid == pid:
                 raise  # the process is gone; a thread that ended meanwhile is no error
+
+
+def change_with(pid, old, new, change):
+    """A reload's two changes, all or nothing: process `pid` to nice `new` (from `old`), then
+    change(); when change() raises, `pid` gets `old` back and the exception goes on. The
+    priority goes first because it is the one that can surely be undone. Nothing is reniced
+    when `pid` is None or `old` == `new`."""
+    renice = pid is not None and old != new
+    if renice:
+        apply(pid, new)
+    try:
+        change()
+    except BaseException:
+        if renice:
+            try:
+                apply(pid, old)
+            except OSError:
+                pass  # the process is gone: its next start reads the old value
+        raise

@@ -355,18 +355,9 @@ def _reload_one(iface, nice):
                            "and up this one" % running)
         return reload_through_watchdog(iface.name, wd)
     pid = daemon_pid(iface.name)
-    old = None
     try:
-        if pid is not None:  # first: of the two, it is the one that can be undone for sure
-            old = priority.current(pid)
-            if old != nice:
-                priority.apply(pid, nice)
-        manage.configure(iface, first=False)
-    except Exception as exc:  # noqa: BLE001 - reported; configure changed nothing
-        if old is not None and old != nice:
-            try:
-                priority.apply(pid, old)
-            except OSError:
-                pass  # the daemon is gone
+        old = priority.current(pid) if pid is not None else None
+        priority.change_with(pid, old, nice, lambda: manage.configure(iface, first=False))
+    except Exception as exc:  # noqa: BLE001 - reported; neither change stays
         return False, str(exc)
     return True, ""

@@ -281,21 +281,15 @@ class Watchdog:
             log.error("%s: reload refused, keeping the running configuration:\n%s",
                       self.ifname, exc)
             return False, str(exc)
-        renice = settings.nice != self.settings.nice and self.child is not None
+        pid = self.child.pid if self.child is not None else None
         try:
-            if renice:  # first: of the two, it is the one that can be undone for sure
-                priority.apply(self.child.pid, settings.nice)
-            manage.configure(iface, first=False)
-        except Exception as exc:  # noqa: BLE001 - reported; configure changed nothing
-            if renice:
-                try:
-                    priority.apply(self.child.pid, self.settings.nice)
-                except OSError:
-                    pass  # the daemon is gone: the next one starts with the old value
+            priority.change_with(pid, self.settings.nice, settings.nice,
+                                 lambda: manage.configure(iface, first=False))
+        except Exception as exc:  # noqa: BLE001 - reported; neither change stays
             log.error("%s: reload failed, the running configuration is unchanged: %s",
                       self.ifname, exc)
             return False, str(exc)
-        if renice:
+        if settings.nice != self.settings.nice:
             log.info("%s: daemon now at nice %d", self.ifname, settings.nice)
         self.iface, self.settings = iface, settings
         log.info("%s: configuration reloaded", self.ifname)
