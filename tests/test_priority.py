@@ -71,6 +71,29 @@ def test_apply_reaches_every_thread_and_fails_for_a_gone_process():
         priority.apply(child.pid, 5)
 
 
+def test_a_refused_nice_value_leaves_the_process_as_it_was():
+    """Without CAP_SYS_NICE a process cannot lower its nice value: apply() raises and leaves
+    the policy too as it was (it once switched to SCHED_BATCH first, so a daemon that logged
+    "cannot set nice" ran under a policy no line named)."""
+    code = ("import os, sys, threading, time\n"
+            "os.setgid(65534); os.setuid(65534)\n"
+            "threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+            "from wgedge.io import priority\n"
+            "before = [(os.getpriority(os.PRIO_PROCESS, int(t)), os.sched_getscheduler(int(t)))"
+            " for t in os.listdir('/proc/self/task')]\n"
+            "try:\n"
+            "    priority.apply(0, os.getpriority(os.PRIO_PROCESS, 0) - 5)\n"
+            "    print('applied')\n"
+            "except PermissionError:\n"
+            "    print('refused')\n"
+            "after = [(os.getpriority(os.PRIO_PROCESS, int(t)), os.sched_getscheduler(int(t)))"
+            " for t in os.listdir('/proc/self/task')]\n"
+            "print(before == after, len(after), after[0][1] == os.SCHED_OTHER)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert out.stdout.split() == ["refused", "True", "2", "True"], out.stderr
+
+
 def sleeper(*args):
     """A process that sleeps, with `args` at the end of its command line, once that command
     line reads back (right after exec it can read empty for a moment)."""

@@ -61,7 +61,9 @@ def apply(pid, value):
     """Put every thread of process `pid` (0: this one) under SCHED_BATCH at nice value
     `value`. Linux keeps both per thread, so setting the process's alone would miss the
     others. Raises OSError (EACCES without CAP_SYS_NICE for a value below the current one;
-    ESRCH once the process is gone)."""
+    ESRCH once the process is gone). The nice value is set first: it is the part that needs
+    a privilege, and the threads of a process share their credentials, so a refusal comes
+    at the first thread and leaves the process as it was, under the policy it had."""
     pid = pid or os.getpid()
     try:
         tasks = [int(t) for t in os.listdir("/proc/%d/task" % pid)]
@@ -69,9 +71,9 @@ def apply(pid, value):
         tasks = [pid]  # no /proc: the process itself, which is all a single thread needs
     for tid in tasks:
         try:
+            os.setpriority(os.PRIO_PROCESS, tid, value)
             if BATCH is not None:  # leaving SCHED_OTHER for SCHED_BATCH needs no privilege
                 os.sched_setscheduler(tid, BATCH, os.sched_param(0))
-            os.setpriority(os.PRIO_PROCESS, tid, value)
         except ProcessLookupError:
             if tid == pid:
                 raise  # the process is gone; a thread that ended meanwhile is no error
