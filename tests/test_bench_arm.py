@@ -112,3 +112,36 @@ def test_a_round_on_a_busy_host_reports_no_figures(tmp_path, monkeypatch):
     assert "refused: busy host" in text
     assert "no round ran on a quiet host" in text
     assert "| TCP 1 stream, Mbit/s (after" not in text
+
+
+def test_the_runtime_floor_is_reported_beside_the_daemons(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "plot", lambda results, m, path: False)
+    doc = str(tmp_path / "benchmarks-arm.md")
+    res = _results("armhf")
+    res["guest"]["memory_floor"] = [
+        {"name": "the interpreter alone", "hwm_kb": 5424, "rss_kb": 5424, "anon_kb": 1632,
+         "runs": [5428, 5424, 5412]},
+        {"name": "libcrypto through ctypes, one process", "error": "IndexError: list index"}]
+    report.write(res, doc)
+    text = open(doc).read()
+    assert "### The runtime floor" in text
+    assert "| the interpreter alone | 5.3 | 1.6 | 5.3, 5.3, 5.3 |" in text
+    assert "| libcrypto through ctypes, one process | failed: IndexError: list index | | |" in text
+    assert ("| wgedge's daemons (`wgedge IFNAME`: forked, detached), after the rounds' traffic "
+            "| 19.5-20.5 | | |" in text)
+    report.write(_results("arm64"), doc)  # a run without the floor has no such section
+    arm64 = open(doc).read().split("<!-- bench-arm arm64 -->")[1]
+    assert "### The runtime floor" not in arm64
+
+
+def test_the_floor_is_measured_in_fresh_interpreters_without_wgedge():
+    from tests.bench.arm import memory
+
+    floor = {r["name"]: r for r in memory.measure_floor(1)}
+    assert list(floor) == [name for name, _ in memory.FLOOR_VARIANTS]
+    bare = floor["the interpreter alone"]["hwm_kb"]
+    for name in ("cryptography, one process", "cryptography, forked after loading"):
+        assert floor[name]["hwm_kb"] > bare + 1024, floor  # cryptography's library and its use
+    # The measured code imports nothing of wgedge (it would not be a floor) and no json.
+    for _, body in memory.FLOOR_VARIANTS:
+        assert "wgedge" not in body and "json" not in body

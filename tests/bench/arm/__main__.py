@@ -40,7 +40,8 @@ MAX_ATTEMPTS = int(os.environ.get("BENCH_ARM_MAX_ATTEMPTS", str(2 * ROUNDS)))
 # What the guest needs beyond the image: the benchmark code (tests/), run from /opt/bench.
 GUEST_FILES = ["tests/netns.py", "tests/bench/__init__.py",
                "tests/bench/core_bench.py", "tests/bench/tunnel_bench.py",
-               "tests/bench/arm/__init__.py", "tests/bench/arm/guest_bench.py"]
+               "tests/bench/arm/__init__.py", "tests/bench/arm/guest_bench.py",
+               "tests/bench/arm/memory.py"]
 GUEST_PY = "cd /opt/bench && PYTHONPATH=/opt/bench python3 -m tests.bench.arm.guest_bench"
 BOOT_TIMEOUT = 300
 # vCPU counts of the counting boots: 1 first (the figure reported first), then 2.

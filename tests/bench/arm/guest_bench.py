@@ -1,7 +1,8 @@
 """The benchmark's guest side: runs inside the ARM guest, driven over the serial console by
 tests/bench/arm/__main__.py, and answers with one JSON line per command.
 
-    python3 -m tests.bench.arm.guest_bench info          what the guest is (crypto, kernel)
+    python3 -m tests.bench.arm.guest_bench info          what the guest is (crypto, kernel) and
+                                                         its runtime floor (memory.py floor)
     python3 -m tests.bench.arm.guest_bench round N       one round: every candidate once
     python3 -m tests.bench.arm.guest_bench count NAME    instructions per packet, with the host
 
@@ -24,6 +25,7 @@ import tempfile
 import time
 
 from tests.bench import core_bench, tunnel_bench
+from tests.bench.arm import memory
 from tests.netns import Namespaces
 from wgedge.io import priority
 
@@ -74,6 +76,7 @@ def info():
     out["wireguard_go"] = (res.stdout or res.stderr).strip().splitlines()[0]
     res = subprocess.run(["iperf3", "--version"], capture_output=True, text=True)
     out["iperf3"] = res.stdout.strip().splitlines()[0]
+    out["memory_floor"] = memory.measure_floor(3)
     emit("INFO", out)
 
 

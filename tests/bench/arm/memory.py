@@ -11,6 +11,12 @@
                                                  right after start-up, and the medians
     python3 -m tests.bench.arm.memory imports    RSS of a fresh interpreter after each step
                                                  of what the daemon imports, in its order
+    python3 -m tests.bench.arm.memory floor [N]  the least any daemon on this interpreter and
+                                                 cryptography could take: peak RSS of a
+                                                 process that loads them and runs what a
+                                                 daemon runs of them, with nothing of wgedge
+                                                 (and, for comparison, the same through
+                                                 OpenSSL's libcrypto called with ctypes)
 
 Each answers with one JSON line (`@@MEMORY {...}@@`), after a readable table. The tables
 add up smaps, which is exact; VmRSS and VmHWM (also shown) come from counters the kernel
@@ -188,6 +194,140 @@ def imports():
     sys.stdout.write("@@MEMORY %s@@\n" % json.dumps(steps))
 
 
+# The runtime floor: what a process holds that has only loaded the interpreter and the crypto
+# the daemon uses and run each operation of it once (an X25519 key and exchange, one
+# ChaCha20-Poly1305 encryption and one failed decryption, BLAKE2s, a UDP socket and epoll).
+# No wgedge module is imported, so no daemon written on these can be smaller.
+# The measured process imports nothing else (not even json, whose decoder loads `re`: 1.2 MB).
+_FLOOR_STATUS = """
+def status():
+    return ' '.join(line.split()[1] for line in open('/proc/self/status')
+                    if line.split(':')[0] in ('VmHWM', 'VmRSS', 'RssAnon'))
+"""
+_FLOOR_COMMON = "import os, socket, select, _blake2\n"
+# cryptography's Rust bindings, as wgedge/crypto/fast.py takes them (the public API before 42)
+_FLOOR_CRYPTOGRAPHY_LOAD = """
+try:
+    from cryptography.hazmat.bindings._rust import openssl as o
+    priv, pub, AEAD = (o.x25519.from_private_bytes, o.x25519.from_public_bytes,
+                       o.aead.ChaCha20Poly1305)
+except (ImportError, AttributeError):
+    from cryptography.hazmat.primitives.asymmetric.x25519 import (X25519PrivateKey,
+                                                                  X25519PublicKey)
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305 as AEAD
+    priv, pub = X25519PrivateKey.from_private_bytes, X25519PublicKey.from_public_bytes
+"""
+_FLOOR_CRYPTOGRAPHY_USE = """
+key = priv(os.urandom(32))
+theirs = key.public_key()
+if hasattr(theirs, 'public_bytes_raw'):  # cryptography 40 and later, as in the daemon
+    theirs = pub(theirs.public_bytes_raw())
+key.exchange(theirs)
+aead = AEAD(os.urandom(32))
+sealed = aead.encrypt(bytes(12), bytes(1420), None)
+try:
+    aead.decrypt(b'\\1' * 12, sealed, None)
+except Exception:
+    pass
+_blake2.blake2s(sealed).digest()
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+ep = select.epoll()
+ep.register(sock.fileno(), select.EPOLLIN)
+ep.poll(0)
+"""
+# The same operations on the interpreter's own OpenSSL (libcrypto.so.3) through ctypes: what
+# a different binding would start from.
+_FLOOR_LIBCRYPTO = """
+import ctypes, glob
+lib = ctypes.CDLL(sorted(glob.glob('/usr/lib/*/libcrypto.so.3') + glob.glob('/lib/*/libcrypto.so.3')
+                         + glob.glob('/usr/lib/libcrypto.so.3'))[0])
+P, B, N = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t
+for name, res, args in (('EVP_PKEY_new_raw_private_key', P, [ctypes.c_int, P, B, N]),
+                        ('EVP_PKEY_new_raw_public_key', P, [ctypes.c_int, P, B, N]),
+                        ('EVP_PKEY_get_raw_public_key', ctypes.c_int, [P, B, ctypes.POINTER(N)]),
+                        ('EVP_PKEY_CTX_new', P, [P, P]),
+                        ('EVP_PKEY_derive_init', ctypes.c_int, [P]),
+                        ('EVP_PKEY_derive_set_peer', ctypes.c_int, [P, P]),
+                        ('EVP_PKEY_derive', ctypes.c_int, [P, B, ctypes.POINTER(N)]),
+                        ('EVP_chacha20_poly1305', P, []),
+                        ('EVP_CIPHER_CTX_new', P, []),
+                        ('EVP_CipherInit_ex', ctypes.c_int, [P, P, P, B, B, ctypes.c_int]),
+                        ('EVP_CipherUpdate', ctypes.c_int,
+                         [P, B, ctypes.POINTER(ctypes.c_int), B, ctypes.c_int]),
+                        ('EVP_CipherFinal_ex', ctypes.c_int, [P, B, ctypes.POINTER(ctypes.c_int)])):
+    getattr(lib, name).restype = res
+    getattr(lib, name).argtypes = args
+X25519 = 1034  # NID_X25519
+key = lib.EVP_PKEY_new_raw_private_key(X25519, None, os.urandom(32), 32)
+raw, size = ctypes.create_string_buffer(32), N(32)
+lib.EVP_PKEY_get_raw_public_key(key, raw, ctypes.byref(size))
+ctx = lib.EVP_PKEY_CTX_new(key, None)
+lib.EVP_PKEY_derive_init(ctx)
+lib.EVP_PKEY_derive_set_peer(ctx, lib.EVP_PKEY_new_raw_public_key(X25519, None, raw.raw, 32))
+shared, size = ctypes.create_string_buffer(32), N(32)
+assert lib.EVP_PKEY_derive(ctx, shared, ctypes.byref(size)) == 1
+cipher = lib.EVP_CIPHER_CTX_new()
+lib.EVP_CipherInit_ex(cipher, lib.EVP_chacha20_poly1305(), None, os.urandom(32), bytes(12), 1)
+out, length = ctypes.create_string_buffer(1500), ctypes.c_int()
+lib.EVP_CipherUpdate(cipher, out, ctypes.byref(length), bytes(1420), 1420)
+assert lib.EVP_CipherFinal_ex(cipher, out, ctypes.byref(length)) == 1
+_blake2.blake2s(out.raw).digest()
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+ep = select.epoll()
+ep.register(sock.fileno(), select.EPOLLIN)
+ep.poll(0)
+"""
+FLOOR_VARIANTS = [
+    ("the interpreter alone", "print(status())"),
+    ("cryptography, one process",
+     _FLOOR_COMMON + _FLOOR_CRYPTOGRAPHY_LOAD + _FLOOR_CRYPTOGRAPHY_USE
+     + "print(status())"),
+    # As `wgedge IFNAME` runs: the command loads everything and forks the daemon, which maps
+    # the file pages its parent touched only as it touches them again.
+    ("cryptography, forked after loading",
+     _FLOOR_COMMON + _FLOOR_CRYPTOGRAPHY_LOAD + "pid = os.fork()\nif pid == 0:\n"
+     + "".join("    %s\n" % line for line in _FLOOR_CRYPTOGRAPHY_USE.strip().splitlines())
+     + "    print(status(), flush=True)\n    os._exit(0)\nos.waitpid(pid, 0)"),
+    ("libcrypto through ctypes, one process",
+     _FLOOR_COMMON + _FLOOR_LIBCRYPTO + "print(status())"),
+]
+
+
+def measure_floor(n=3):
+    """Each variant of FLOOR_VARIANTS run `n` times in a fresh interpreter -> [{"name",
+    "hwm_kb", "rss_kb", "anon_kb" (medians), "runs" (each VmHWM)} or {"name", "error"}]."""
+    results = []
+    for name, body in FLOOR_VARIANTS:
+        runs = []
+        for _ in range(n):
+            res = subprocess.run([sys.executable, "-c", _FLOOR_STATUS + body],
+                                 capture_output=True, text=True, timeout=120)
+            if res.returncode != 0 or len(res.stdout.split()) != 3:
+                runs = (res.stderr.strip().splitlines() or ["no output"])[-1]
+                break
+            hwm, rss, anon = (int(v) for v in res.stdout.split())  # /proc/PID/status's order
+            runs.append({"VmHWM": hwm, "VmRSS": rss, "RssAnon": anon})
+        if isinstance(runs, str):
+            results.append({"name": name, "error": runs})
+            continue
+        med = {k: sorted(r[k] for r in runs)[n // 2] for k in ("VmHWM", "VmRSS", "RssAnon")}
+        results.append({"name": name, "hwm_kb": med["VmHWM"], "rss_kb": med["VmRSS"],
+                        "anon_kb": med["RssAnon"], "runs": [r["VmHWM"] for r in runs]})
+    return results
+
+
+def floor(n=3):
+    results = measure_floor(n)
+    print("%-40s %9s %9s %9s" % ("runtime floor, median of %d" % n, "VmHWM kB", "VmRSS kB",
+                                 "anon kB"))
+    for r in results:
+        if "error" in r:
+            print("%-40s failed: %s" % (r["name"], r["error"]))
+        else:
+            print("%-40s %9d %9d %9d" % (r["name"], r["hwm_kb"], r["rss_kb"], r["anon_kb"]))
+    sys.stdout.write("@@MEMORY %s@@\n" % json.dumps(results, sort_keys=True))
+
+
 def main(argv):
     if argv[:1] == ["daemon"] and argv[1:] in ([], ["round"]):
         daemon(argv[1:] == ["round"])
@@ -195,8 +335,11 @@ def main(argv):
         start(int(argv[1]) if len(argv) == 2 else 3)
     elif argv == ["imports"]:
         imports()
+    elif argv[:1] == ["floor"] and len(argv) <= 2:
+        floor(int(argv[1]) if len(argv) == 2 else 3)
     else:
-        print("usage: python3 -m tests.bench.arm.memory daemon [round]|start [N]|imports", file=sys.stderr)
+        print("usage: python3 -m tests.bench.arm.memory daemon [round]|start [N]|imports|floor [N]",
+              file=sys.stderr)
         return 2
     return 0
 

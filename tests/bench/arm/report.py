@@ -152,6 +152,28 @@ def summary(results, m):
     return "\n".join(rows)
 
 
+def floor_table(results):
+    """The guest's runtime floor (tests/bench/arm/memory.py), beside the daemons' peak RSS."""
+    floor = results["guest"].get("memory_floor")
+    if not floor:
+        return None
+    rows = ["| process | peak RSS, MB | of it anonymous, MB | each run's peak, MB |",
+            "|---|---|---|---|"]
+    for r in floor:
+        if "error" in r:
+            rows.append("| %s | failed: %s | | |" % (r["name"], r["error"]))
+        else:
+            rows.append("| %s | %.1f | %.1f | %s |" % (
+                r["name"], r["hwm_kb"] / 1024, r["anon_kb"] / 1024,
+                ", ".join("%.1f" % (v / 1024) for v in r["runs"])))
+    m = medians(results)
+    if quiet_rounds(results) and m["wgedge"]["rss_max_kb"]:
+        rows.append("| wgedge's daemons (`wgedge IFNAME`: forked, detached), after the rounds' "
+                    "traffic | %s-%s | | |" % (fmt(m["wgedge"]["rss_min_kb"] / 1024),
+                                             fmt(m["wgedge"]["rss_max_kb"] / 1024)))
+    return "\n".join(rows)
+
+
 def detail(m):
     rows = ["| candidate | TCP 1 stream Mbit/s | TCP 4 streams Mbit/s | UDP 64 B pkt/s | "
             "ping idle ms | ping loaded ms | TCP 1 with hog Mbit/s | guest CPUs busy (TCP 1) |",
@@ -269,6 +291,18 @@ def section(results):
     ]
     if plotted:
         parts.append("![%s](%s)" % (arch, png))
+    floor = floor_table(results)
+    if floor:
+        parts.append("### The runtime floor\n\nPeak RSS of a process that only loads this "
+                     "guest's Python and the crypto the daemon uses and runs each operation "
+                     "once (an X25519 key and exchange, one ChaCha20-Poly1305 encryption and "
+                     "one failed decryption, BLAKE2s, a UDP socket and epoll), with no wgedge "
+                     "module: no daemon built on them can be smaller. Forked after loading is "
+                     "how `wgedge IFNAME` starts its daemon (the child maps the file pages its "
+                     "parent touched only as it touches them again); the watchdog runs its "
+                     "daemons in one process. The last is the same work on the interpreter's "
+                     "own OpenSSL library through ctypes, for comparison: a different binding. "
+                     "`python3 -m tests.bench.arm.memory floor`, medians of 3.\n\n" + floor)
     parts.append("### Instructions per packet, counted\n\nOne vCPU (`-smp 1`): the work per "
                  "packet, with no vCPU waiting for another.\n\n" + count_table(results))
     if results.get("counts_smp2"):
